@@ -1,0 +1,59 @@
+/**
+ * The admin listener, separate from the public ones and on 127.0.0.1 by default: `/metrics` for
+ * Prometheus, `/healthz` (the process is alive and serving) and `/readyz` (listeners are bound
+ * and the gateway is not draining: what a load balancer or Kubernetes should route on).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from '../observability/logger.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
+
+export interface AdminServerOptions {
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+  readonly isReady: () => boolean;
+}
+
+function reply(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  contentType = 'text/plain; charset=utf-8',
+): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Creates (but does not bind) the admin HTTP server. */
+export function createAdminServer(options: AdminServerOptions): Server {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      reply(res, 405, 'Method Not Allowed\n');
+      return;
+    }
+    switch (path) {
+      case '/metrics':
+        reply(res, 200, await options.metrics.render(), options.metrics.contentType);
+        return;
+      case '/healthz':
+        reply(res, 200, 'ok\n');
+        return;
+      case '/readyz':
+        if (options.isReady()) reply(res, 200, 'ready\n');
+        else reply(res, 503, 'not ready\n');
+        return;
+      default:
+        reply(res, 404, 'Not Found\n');
+    }
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      options.log.error({ err: error }, 'admin request failed');
+      if (!res.headersSent) reply(res, 500, 'Internal Server Error\n');
+      else res.destroy();
+    });
+  });
+  server.on('clientError', (_error, socket) => socket.destroy());
+  return server;
+}

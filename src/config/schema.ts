@@ -1,0 +1,247 @@
+/**
+ * The configuration schema: the single source of truth for what a wsgate YAML file may contain,
+ * its defaults and units, and the TypeScript types the rest of the gateway reads. Every object is
+ * strict (an unknown key is an error), durations and sizes are strings with units and come out as
+ * milliseconds and bytes, and PEM files are read here (relative to the config file) so that an
+ * unreadable certificate is reported at its line like any other mistake.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.ts';
+
+/** Where relative file paths in the config are resolved, and how files are read. */
+export interface SchemaContext {
+  readonly baseDir: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const nameKey = z.string().regex(NAME, 'names use letters, digits, "_", "-" and "." only');
+
+function duration(defaultValue: string) {
+  return z
+    .string()
+    .default(defaultValue)
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${text}" is not a duration (use e.g. "500ms", "30s", "5m", "1h")`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
+function size(defaultValue: string) {
+  return z
+    .string()
+    .default(defaultValue)
+    .transform((text, ctx) => {
+      const bytes = parseSize(text);
+      if (bytes === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${text}" is not a size (use e.g. "512B", "64KiB", "16MiB")`,
+        });
+        return z.NEVER;
+      }
+      return bytes;
+    });
+}
+
+const port = z.number().int().min(0).max(65535);
+const address = z.string().refine((text) => isIP(text) !== 0 || text === 'localhost', {
+  message: 'must be an IP address (e.g. 0.0.0.0, 127.0.0.1, ::) or localhost',
+});
+
+/** A PEM file, read at load time. */
+export interface PemFile {
+  readonly path: string;
+  readonly pem: Buffer;
+}
+
+function pemFile(context: SchemaContext) {
+  return z.string().transform((path, ctx): PemFile => {
+    const absolute = resolve(context.baseDir, path);
+    try {
+      return { path: absolute, pem: readFileSync(absolute) };
+    } catch (error) {
+      const reason = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
+      ctx.addIssue({ code: 'custom', message: `cannot read ${absolute} (${reason})` });
+      return z.NEVER;
+    }
+  });
+}
+
+function listenerTlsSchema(context: SchemaContext) {
+  return z.strictObject({
+    cert: pemFile(context).describe('PEM certificate chain file (relative to the config file).'),
+    key: pemFile(context).describe('PEM private key file.'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted.'),
+  });
+}
+
+function listenerSchema(context: SchemaContext) {
+  return z.strictObject({
+    address: address.default('0.0.0.0').describe('Address to bind.'),
+    port: port.describe('Port to bind; 0 picks a free port.'),
+    tls: listenerTlsSchema(context)
+      .optional()
+      .describe('Terminate TLS (wss:// and https://) on this listener.'),
+    handshakeTimeout: duration('10s').describe('Time a client has to send a complete request head.'),
+    requestTimeout: duration('60s').describe('Time a client has to send a complete plain HTTP request.'),
+    keepAliveTimeout: duration('5s').describe('Idle time before an HTTP keep-alive connection is closed.'),
+    maxHeaderSize: size('16KiB').describe('Largest request head accepted; larger heads get 431.'),
+  });
+}
+
+const routeSchema = z.strictObject({
+  hosts: z
+    .array(
+      z
+        .string()
+        .toLowerCase()
+        .regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, {
+          message: 'must be a host name like "chat.example.com" or a wildcard like "*.example.com"',
+        }),
+    )
+    .default([])
+    .describe('Host names this route serves (exact or "*.example.com"); empty or absent means any host.'),
+  path: z
+    .string()
+    .startsWith('/', 'must start with "/"')
+    .default('/')
+    .describe('Path prefix; the longest matching prefix wins.'),
+  pool: nameKey.describe('Name of the pool that serves this route.'),
+});
+
+const backendSchema = z
+  .union([
+    z.string().describe('Backend base URL, http:// or https:// (weight 1).'),
+    z.strictObject({
+      url: z.string().describe('Backend base URL, http:// or https://.'),
+      weight: z.number().int().min(1).max(1000).default(1).describe('Relative share of new connections.'),
+    }),
+  ])
+  .transform((entry) => (typeof entry === 'string' ? { url: entry, weight: 1 } : entry))
+  .transform((entry, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(entry.url);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `"${entry.url}" is not a URL` });
+      return z.NEVER;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', message: 'must be http: or https:' });
+      return z.NEVER;
+    }
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be scheme://host:port only (the request path is kept as is)',
+      });
+      return z.NEVER;
+    }
+    return { url: url.origin, weight: entry.weight };
+  });
+
+function poolTlsSchema(context: SchemaContext) {
+  return z.strictObject({
+    ca: pemFile(context)
+      .optional()
+      .describe('PEM CA bundle to verify https:// backends (default: system CAs).'),
+    serverName: z.string().optional().describe('SNI and certificate name to check (default: the URL host).'),
+    verify: z.boolean().default(true).describe('Verify backend certificates; turn off only for testing.'),
+  });
+}
+
+function poolSchema(context: SchemaContext) {
+  return z.strictObject({
+    backends: z
+      .array(backendSchema)
+      .min(1, 'a pool needs at least one backend')
+      .describe('Backends of this pool.'),
+    connectTimeout: duration('5s').describe('Time to establish a TCP (and TLS) connection to a backend.'),
+    handshakeTimeout: duration('10s').describe(
+      'Time a backend has to answer an upgrade request after connecting.',
+    ),
+    retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(2)
+      .describe('Further backends tried when connecting fails before any byte was sent.'),
+    preserveHost: z
+      .boolean()
+      .default(true)
+      .describe("Send the client's Host header to the backend (false: the backend URL's host)."),
+    tls: poolTlsSchema(context).prefault({}).describe('TLS settings for https:// backends.'),
+  });
+}
+
+const logSchema = z.strictObject({
+  level: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+    .default('info')
+    .describe('Lowest level written.'),
+  format: z
+    .enum(['json', 'pretty'])
+    .default('json')
+    .describe('json: one JSON object per line; pretty: for humans.'),
+});
+
+const adminSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('Serve /metrics, /healthz and /readyz.'),
+  address: address.default('127.0.0.1').describe('Address to bind; keep it private.'),
+  port: port.default(9090).describe('Port to bind; 0 picks a free port.'),
+});
+
+const forwardingSchema = z.strictObject({
+  trustedProxies: z
+    .array(z.string())
+    .default([])
+    .describe('Addresses or CIDR ranges whose X-Forwarded-* headers are kept and appended to.'),
+});
+
+const tunnelSchema = z.strictObject({
+  closeTimeout: duration('5s').describe('Time a side has to finish closing before its socket is destroyed.'),
+});
+
+const shutdownSchema = z.strictObject({
+  drainTimeout: duration('30s').describe('Longest time from SIGTERM to exit; leftovers are destroyed then.'),
+  closeSpread: duration('1s').describe('Close frames (1001) to live tunnels are spread over this window.'),
+});
+
+/** Builds the schema; PEM paths resolve against `context.baseDir`. */
+export function createConfigSchema(context: SchemaContext) {
+  return z.strictObject({
+    log: logSchema.prefault({}).describe('Logging.'),
+    admin: adminSchema.prefault({}).describe('The admin server: metrics and health checks.'),
+    listeners: z
+      .record(nameKey, listenerSchema(context))
+      .refine((map) => Object.keys(map).length > 0, 'at least one listener is needed')
+      .describe('Addresses the gateway accepts connections on, by name.'),
+    routes: z
+      .record(nameKey, routeSchema)
+      .refine((map) => Object.keys(map).length > 0, 'at least one route is needed')
+      .describe('Which requests go to which pool, by name.'),
+    pools: z.record(nameKey, poolSchema(context)).describe('Groups of backends, by name.'),
+    forwarding: forwardingSchema.prefault({}).describe('Handling of X-Forwarded-* headers.'),
+    tunnel: tunnelSchema.prefault({}).describe('Established WebSocket tunnels.'),
+    shutdown: shutdownSchema.prefault({}).describe('Graceful shutdown on SIGTERM.'),
+  });
+}
+
+export type ConfigSchema = ReturnType<typeof createConfigSchema>;
+/** The validated, normalized configuration (durations in ms, sizes in bytes, PEMs read). */
+export type Config = z.output<ConfigSchema>;
+export type ListenerConfig = Config['listeners'][string];
+export type RouteConfig = Config['routes'][string];
+export type PoolConfig = Config['pools'][string];
+export type BackendConfig = PoolConfig['backends'][number];

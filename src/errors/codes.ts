@@ -1,0 +1,216 @@
+/**
+ * The one table of outcome codes. Every way a handshake, an HTTP request or a tunnel can end
+ * that is not a plain success has a code here, with the phase it belongs to, what the client is
+ * told (an HTTP status before the 101, a WebSocket close code after it), who caused it and the log
+ * level it deserves. Metrics and access logs label with these codes, never with free text, and
+ * `docs/errors.md` lists every one of them (a test keeps the two in sync).
+ */
+
+/** `handshake`: answered with an HTTP status before any 101; `tunnel`: after the 101, with a close code. */
+export type Phase = 'handshake' | 'http' | 'tunnel';
+/** Who caused it: the client (downstream), a backend (upstream) or the gateway itself. */
+export type Source = 'downstream' | 'upstream' | 'gateway';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface CodeInfo {
+  readonly phase: Phase;
+  /** HTTP status sent to the client (handshake/http phases); 0 when nothing can be sent. */
+  readonly status: number;
+  /** Close code sent to the client (tunnel phase); 0 when no close frame can be sent. */
+  readonly closeCode: number;
+  readonly source: Source;
+  readonly level: LogLevel;
+  /** One line for docs/errors.md and operators. */
+  readonly description: string;
+}
+
+export const CODES = {
+  // Handshake, answered by the gateway before any backend is contacted.
+  HANDSHAKE_METHOD_NOT_ALLOWED: {
+    phase: 'handshake',
+    status: 405,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description: 'The upgrade request used a method other than GET (RFC 6455 §4.2.1 item 1).',
+  },
+  HANDSHAKE_MALFORMED: {
+    phase: 'handshake',
+    status: 400,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description:
+      'Upgrade, Connection, Sec-WebSocket-Key or Host missing or invalid, or HTTP/1.0 (RFC 6455 §4.2.1).',
+  },
+  HANDSHAKE_VERSION_UNSUPPORTED: {
+    phase: 'handshake',
+    status: 426,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description:
+      'Sec-WebSocket-Version is not 13; answered with `Sec-WebSocket-Version: 13` (RFC 6455 §4.4).',
+  },
+  ROUTE_NOT_FOUND: {
+    phase: 'handshake',
+    status: 404,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description: 'No route matches the request host and path (also used for plain HTTP requests).',
+  },
+  GATEWAY_DRAINING: {
+    phase: 'handshake',
+    status: 503,
+    closeCode: 0,
+    source: 'gateway',
+    level: 'info',
+    description: 'The gateway is shutting down and accepts no new upgrades or requests.',
+  },
+  CLIENT_GONE: {
+    phase: 'handshake',
+    status: 0,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description: 'The client disconnected before the handshake completed.',
+  },
+  // Handshake, decided by what the backend did.
+  UPSTREAM_CONNECT_FAILED: {
+    phase: 'handshake',
+    status: 502,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'warn',
+    description: 'Connecting to every candidate backend failed (refused, reset, DNS or TLS error).',
+  },
+  UPSTREAM_CONNECT_TIMEOUT: {
+    phase: 'handshake',
+    status: 504,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'warn',
+    description: 'The last candidate backend did not accept the connection within `connectTimeout`.',
+  },
+  UPSTREAM_HANDSHAKE_TIMEOUT: {
+    phase: 'handshake',
+    status: 504,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'warn',
+    description:
+      'The backend accepted the connection but did not answer the upgrade within `handshakeTimeout`.',
+  },
+  UPSTREAM_REJECTED: {
+    phase: 'handshake',
+    status: 0,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'info',
+    description:
+      'The backend answered the upgrade with a 4xx status; its status, headers and body are relayed.',
+  },
+  UPSTREAM_BAD_RESPONSE: {
+    phase: 'handshake',
+    status: 502,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'warn',
+    description:
+      'The backend answered the upgrade with neither 101 nor 4xx, or broke the connection before answering.',
+  },
+  INTERNAL_ERROR: {
+    phase: 'handshake',
+    status: 500,
+    closeCode: 1011,
+    source: 'gateway',
+    level: 'error',
+    description: 'A bug in the gateway; the stack is logged. After the 101 the client gets close code 1011.',
+  },
+  // Plain HTTP requests (long-polling, SSE, xhr-streaming fallbacks).
+  HTTP_UPSTREAM_FAILED: {
+    phase: 'http',
+    status: 502,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'warn',
+    description: 'A proxied HTTP request failed before the backend answered (connect error or reset).',
+  },
+  HTTP_UPSTREAM_TIMEOUT: {
+    phase: 'http',
+    status: 504,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'warn',
+    description: 'A proxied HTTP request could not connect to its backend within `connectTimeout`.',
+  },
+  HTTP_UPSTREAM_ABORTED: {
+    phase: 'http',
+    status: 0,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'info',
+    description:
+      'The backend broke a proxied HTTP response after its status line; the client connection is cut.',
+  },
+  // After the 101: why a tunnel ended other than by a close handshake between the peers.
+  CLIENT_PROTOCOL_ERROR: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 1002,
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The client broke RFC 6455 framing (unmasked frame, reserved bits or opcode, bad control frame); both sides get 1002.',
+  },
+  BACKEND_PROTOCOL_ERROR: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 1014,
+    source: 'upstream',
+    level: 'warn',
+    description: 'The backend broke RFC 6455 framing; the backend gets 1002, the client 1014.',
+  },
+  CLIENT_LOST: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description: 'The client connection ended or reset without a close frame; the backend gets 1001.',
+  },
+  BACKEND_LOST: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 1014,
+    source: 'upstream',
+    level: 'warn',
+    description:
+      'The backend connection ended or reset without a close frame; the client gets 1014 (or a TCP close if mid-frame).',
+  },
+  GATEWAY_SHUTDOWN: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 1001,
+    source: 'gateway',
+    level: 'info',
+    description: 'The gateway is shutting down; both sides get 1001 (going away).',
+  },
+  CLOSE_TIMEOUT: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 0,
+    source: 'gateway',
+    level: 'debug',
+    description:
+      'A side did not finish the closing handshake within `tunnel.closeTimeout`; its socket was destroyed.',
+  },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof CODES;
+
+/** Looks up a code's row; a typed accessor so callers never index the table with free text. */
+export function codeInfo(code: ErrorCode): CodeInfo {
+  return CODES[code];
+}

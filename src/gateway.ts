@@ -1,0 +1,196 @@
+/**
+ * The composition root: `createGateway(config, deps)` builds every part of one gateway from a
+ * validated configuration (pools, router, upgrade pipeline, HTTP pass, listeners, admin server,
+ * metrics) and returns start and shutdown. Nothing lives at module level, so any number of
+ * gateways can run in one process (the tests do exactly that).
+ *
+ * Shutdown (SIGTERM) follows the order that loses nothing: readiness fails; listeners stay open
+ * but answer new upgrades and requests with 503 and `Connection: close` (a clean answer a client
+ * retries elsewhere, rather than a refused connection while load balancers catch up); every live
+ * tunnel gets a 1001 close, spread over `closeSpread` so clients do not all reconnect in the same
+ * instant; in-flight HTTP requests finish. When nothing is left, or at `drainTimeout`, whatever
+ * remains is destroyed and the listeners close.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdminServer } from './admin/admin-server.ts';
+import type { Config } from './config/schema.ts';
+import { HttpPass } from './http/http-pass.ts';
+import { TrustedProxies } from './listener/client-address.ts';
+import { Listener } from './listener/listener.ts';
+import { ConnectionRegistry } from './listener/registry.ts';
+import type { Logger } from './observability/logger.ts';
+import { GatewayMetrics } from './observability/metrics.ts';
+import { Router } from './routing/router.ts';
+import type { UpgradeStage } from './upgrade/context.ts';
+import { handshakeStage } from './upgrade/stages/handshake.ts';
+import { createRouteStage } from './upgrade/stages/route.ts';
+import { UpgradeHandler } from './upgrade/upgrade-handler.ts';
+import { Pool } from './upstream/pool.ts';
+
+export interface GatewayDeps {
+  readonly log: Logger;
+  readonly version: string;
+}
+
+export interface Gateway {
+  readonly metrics: GatewayMetrics;
+  readonly registry: ConnectionRegistry;
+  /** Binds the listeners and the admin server. Rejects (and closes what was bound) on failure. */
+  start(): Promise<void>;
+  /** Graceful drain, then everything closed. Resolves when done; safe to call twice. */
+  shutdown(): Promise<void>;
+  /** Bound addresses by listener name (after start). */
+  addresses(): Readonly<Record<string, AddressInfo>>;
+  /** The admin server's address, if it is enabled and started. */
+  adminAddress(): AddressInfo | undefined;
+  isReady(): boolean;
+}
+
+export function createGateway(config: Config, deps: GatewayDeps): Gateway {
+  const log = deps.log;
+  const metrics = new GatewayMetrics(deps.version);
+  const registry = new ConnectionRegistry();
+  const pools = new Map(Object.entries(config.pools).map(([name, pool]) => [name, new Pool(name, pool)]));
+  const router = new Router(config.routes);
+  const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);
+  const bootId = randomBytes(3).toString('hex');
+  let sequence = 0;
+  let started = false;
+  let draining = false;
+  let shutdownPromise: Promise<void> | undefined;
+  const isDraining = (): boolean => draining;
+
+  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(router, pools)];
+  const upgrades = new UpgradeHandler({
+    stages,
+    registry,
+    metrics,
+    log,
+    trustedProxies,
+    closeTimeoutMs: config.tunnel.closeTimeout,
+    nextId: () => `${bootId}-${(++sequence).toString(36)}`,
+    isDraining,
+  });
+  const httpPass = new HttpPass({ router, pools, trustedProxies, metrics, registry, log, isDraining });
+  const listeners = Object.entries(config.listeners).map(
+    ([name, listenerConfig]) =>
+      new Listener(
+        name,
+        listenerConfig,
+        {
+          request: (req, res, info) => httpPass.handle(req, res, info),
+          upgrade: (req, socket, head, info) => upgrades.handle(req, socket, head, info),
+        },
+        log,
+      ),
+  );
+  const bound: Record<string, AddressInfo> = {};
+  let admin: Server | undefined;
+
+  const isReady = (): boolean => started && !draining;
+
+  async function start(): Promise<void> {
+    try {
+      for (const listener of listeners) {
+        bound[listener.name] = await listener.listen();
+        const address = bound[listener.name];
+        log.info(
+          {
+            listener: listener.name,
+            address: address?.address,
+            port: address?.port,
+            tls: !!listener.config.tls,
+          },
+          'listening',
+        );
+      }
+      if (config.admin.enabled) {
+        const server = createAdminServer({ metrics, log, isReady });
+        admin = server;
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: config.admin.address, port: config.admin.port }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        const address = server.address() as AddressInfo;
+        log.info({ address: address.address, port: address.port }, 'admin listening');
+      }
+      started = true;
+    } catch (error) {
+      await closeEverything();
+      throw error;
+    }
+  }
+
+  async function closeEverything(): Promise<void> {
+    registry.destroyAll();
+    for (const listener of listeners) listener.closeAllConnections();
+    // Destroyed sockets report 'close' on a later tick; teardown (metrics, access log) follows it.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      registry.whenEmpty(),
+      new Promise<void>((resolve) => {
+        grace = setTimeout(resolve, 1_000);
+      }),
+    ]);
+    clearTimeout(grace);
+    await Promise.all(listeners.map((listener) => listener.stopAccepting()));
+    httpPass.close();
+    for (const pool of pools.values()) pool.close();
+    const adminServer = admin;
+    if (adminServer?.listening) {
+      await new Promise<void>((resolve) => {
+        adminServer.close(() => resolve());
+        adminServer.closeAllConnections();
+      });
+    }
+  }
+
+  async function drain(): Promise<void> {
+    draining = true;
+    metrics.draining.set(1);
+    const tunnels = registry.tunnels();
+    log.info(
+      { tunnels: tunnels.length, pending: registry.pendingCount, requests: registry.requestCount },
+      'draining',
+    );
+    const spreadTimers = tunnels.map((tunnel) => {
+      const timer = setTimeout(() => tunnel.shutdown(), Math.random() * config.shutdown.closeSpread);
+      return timer;
+    });
+    let deadline: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      registry.whenEmpty().then(() => false),
+      new Promise<boolean>((resolve) => {
+        deadline = setTimeout(() => resolve(true), config.shutdown.drainTimeout);
+      }),
+    ]);
+    clearTimeout(deadline);
+    for (const timer of spreadTimers) clearTimeout(timer);
+    if (timedOut) {
+      log.warn(
+        { tunnels: registry.tunnelCount, pending: registry.pendingCount },
+        'drain timeout reached, closing what is left',
+      );
+    }
+    await closeEverything();
+    log.info('stopped');
+  }
+
+  return {
+    metrics,
+    registry,
+    start,
+    shutdown: () => {
+      shutdownPromise ??= drain();
+      return shutdownPromise;
+    },
+    addresses: () => bound,
+    adminAddress: () => (admin?.listening ? (admin.address() as AddressInfo) : undefined),
+    isReady,
+  };
+}

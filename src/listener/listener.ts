@@ -1,0 +1,106 @@
+/**
+ * One public listener: an HTTP or HTTPS server whose `request` events go to the plain-HTTP pass
+ * and whose `upgrade` events go to the upgrade handler. The request head is bounded in time and
+ * size (slowloris), malformed requests get the right status from the gateway, and TLS clients
+ * that fail the handshake are logged at debug, never allowed to crash anything.
+ */
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ListenerConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { ListenerInfo } from '../upgrade/context.ts';
+
+export interface ListenerHandlers {
+  readonly request: (req: IncomingMessage, res: ServerResponse, listener: ListenerInfo) => void;
+  readonly upgrade: (req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo) => void;
+}
+
+/** Status for a request the HTTP parser refused. */
+function clientErrorStatus(code: string): number {
+  if (code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return 408;
+  return 400;
+}
+
+export class Listener {
+  readonly name: string;
+  readonly config: ListenerConfig;
+  readonly server: Server;
+  readonly #info: ListenerInfo;
+
+  constructor(name: string, config: ListenerConfig, handlers: ListenerHandlers, log: Logger) {
+    this.name = name;
+    this.config = config;
+    this.#info = { name, encrypted: config.tls !== undefined };
+    const options = {
+      // Node requires headersTimeout <= requestTimeout.
+      headersTimeout: Math.min(config.handshakeTimeout, config.requestTimeout),
+      requestTimeout: config.requestTimeout,
+      keepAliveTimeout: config.keepAliveTimeout,
+      maxHeaderSize: config.maxHeaderSize,
+      noDelay: true,
+    };
+    this.server = config.tls
+      ? createHttpsServer({
+          ...options,
+          cert: config.tls.cert.pem,
+          key: config.tls.key.pem,
+          minVersion: config.tls.minVersion,
+        })
+      : createHttpServer(options);
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      handlers.request(req, res, this.#info),
+    );
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
+      handlers.upgrade(req, socket, head, this.#info),
+    );
+    this.server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+      log.debug({ listener: name, err: error.code ?? error.message }, 'malformed request');
+      const status = clientErrorStatus(error.code ?? '');
+      if (socket.writable && !socket.destroyed) {
+        socket.end(
+          `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        );
+      }
+      socket.destroy();
+    });
+    this.server.on('tlsClientError', (error: Error & { code?: string }) =>
+      log.debug({ listener: name, err: error.code ?? error.message }, 'TLS handshake failed'),
+    );
+  }
+
+  /** Binds the listener; rejects with the bind error (e.g. EADDRINUSE). */
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.server.once('error', onError);
+      this.server.listen({ host: this.config.address, port: this.config.port, backlog: 4096 }, () => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stops accepting connections and closes idle keep-alive ones; in-flight requests go on. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) {
+        resolve();
+        return;
+      }
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  /** Cuts every HTTP connection still open (at the drain deadline). */
+  closeAllConnections(): void {
+    this.server.closeAllConnections();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Every connection the gateway is responsible for: upgrade handshakes in progress, live tunnels
+ * and plain HTTP requests being proxied. `server.close()` knows nothing of upgraded sockets, so
+ * shutdown walks this registry to close them and waits for it to empty; tests assert it is empty
+ * at teardown.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** What the registry needs of a live tunnel. */
+export interface RegisteredTunnel {
+  readonly id: string;
+  /** Starts a gateway-initiated close (1001 going away); resolves nothing, teardown follows. */
+  shutdown(): void;
+  /** Destroys both sockets at once. */
+  destroy(): void;
+}
+
+export class ConnectionRegistry {
+  readonly #pending = new Set<Socket>();
+  readonly #tunnels = new Map<string, RegisteredTunnel>();
+  readonly #requests = new Set<ServerResponse>();
+  readonly #emptyWaiters = new Set<() => void>();
+
+  addPending(socket: Socket): void {
+    this.#pending.add(socket);
+  }
+
+  removePending(socket: Socket): void {
+    this.#pending.delete(socket);
+    this.#notifyIfEmpty();
+  }
+
+  addTunnel(tunnel: RegisteredTunnel): void {
+    this.#tunnels.set(tunnel.id, tunnel);
+  }
+
+  removeTunnel(id: string): void {
+    this.#tunnels.delete(id);
+    this.#notifyIfEmpty();
+  }
+
+  /** Tracks a proxied HTTP request until its response closes. */
+  addRequest(res: ServerResponse): void {
+    this.#requests.add(res);
+    res.once('close', () => {
+      this.#requests.delete(res);
+      this.#notifyIfEmpty();
+    });
+  }
+
+  get requestCount(): number {
+    return this.#requests.size;
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  get tunnelCount(): number {
+    return this.#tunnels.size;
+  }
+
+  /** Live tunnels, as a snapshot safe to iterate while tunnels end. */
+  tunnels(): RegisteredTunnel[] {
+    return [...this.#tunnels.values()];
+  }
+
+  /** Destroys every pending handshake socket, every tunnel and every request in flight. */
+  destroyAll(): void {
+    for (const socket of this.#pending) socket.destroy();
+    for (const res of this.#requests) res.destroy();
+    for (const tunnel of this.#tunnels.values()) tunnel.destroy();
+  }
+
+  get empty(): boolean {
+    return this.#pending.size === 0 && this.#tunnels.size === 0 && this.#requests.size === 0;
+  }
+
+  /** Resolves once no handshake, tunnel or request is left. */
+  whenEmpty(): Promise<void> {
+    if (this.empty) return Promise.resolve();
+    return new Promise((resolve) => this.#emptyWaiters.add(resolve));
+  }
+
+  #notifyIfEmpty(): void {
+    if (!this.empty) return;
+    for (const resolve of this.#emptyWaiters) resolve();
+    this.#emptyWaiters.clear();
+  }
+}

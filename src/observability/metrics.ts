@@ -1,0 +1,154 @@
+/**
+ * Every Prometheus metric the gateway exports, in one place, on a registry owned by one gateway
+ * (never prom-client's global one, so several gateways can live in one process). Names follow
+ * Prometheus conventions: `wsgate_` prefix, base units (seconds, bytes), `_total` for counters.
+ * Labels carry only names from the config (listener, route, pool, backend) and codes from
+ * `errors/codes.ts`, never addresses, paths or subjects, so cardinality is bounded by the config.
+ * `docs/metrics.md` lists them; a test keeps the two in sync.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Relay direction, as used in labels and logs. */
+export type Direction = 'client_to_backend' | 'backend_to_client';
+/** Who sent the first close frame or dropped the connection first. */
+export type Initiator = 'client' | 'backend' | 'gateway';
+
+const MISNAMED_DEFAULT_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+const HANDSHAKE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const CONNECTION_BUCKETS = [1, 5, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  readonly upgrades = new Counter({
+    name: 'wsgate_upgrades_total',
+    help: 'WebSocket upgrade requests by outcome code (UPGRADED on success).',
+    labelNames: ['listener', 'route', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly handshakeDuration = new Histogram({
+    name: 'wsgate_handshake_duration_seconds',
+    help: 'Time from the upgrade request to the 101 written to the client, for successful upgrades.',
+    labelNames: ['route'] as const,
+    buckets: HANDSHAKE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly connectionsActive = new Gauge({
+    name: 'wsgate_connections_active',
+    help: 'WebSocket tunnels currently open.',
+    labelNames: ['route', 'pool'] as const,
+    registers: [this.registry],
+  });
+
+  readonly connectionDuration = new Histogram({
+    name: 'wsgate_connection_duration_seconds',
+    help: 'Lifetime of WebSocket tunnels, from the 101 to teardown.',
+    labelNames: ['route'] as const,
+    buckets: CONNECTION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly messages = new Counter({
+    name: 'wsgate_messages_total',
+    help: 'WebSocket data messages relayed (text and binary, fragments counted once).',
+    labelNames: ['route', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly bytes = new Counter({
+    name: 'wsgate_bytes_total',
+    help: 'WebSocket bytes relayed after the handshake, frame headers included, as on the wire.',
+    labelNames: ['route', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly closes = new Counter({
+    name: 'wsgate_closes_total',
+    help: 'Ended tunnels by who closed first and the close code (1006 when no close frame was seen).',
+    labelNames: ['route', 'initiator', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tunnelErrors = new Counter({
+    name: 'wsgate_tunnel_errors_total',
+    help: 'Tunnels that ended for a reason other than a close handshake between the peers, by code.',
+    labelNames: ['route', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamConnectDuration = new Histogram({
+    name: 'wsgate_upstream_connect_duration_seconds',
+    help: 'Time to connect to a backend (TCP and TLS), for successful connects.',
+    labelNames: ['pool'] as const,
+    buckets: HANDSHAKE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly upstreamConnectFailures = new Counter({
+    name: 'wsgate_upstream_connect_failures_total',
+    help: 'Failed attempts to connect to a backend, by outcome code.',
+    labelNames: ['pool', 'backend', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly backendConnectionsActive = new Gauge({
+    name: 'wsgate_backend_connections_active',
+    help: 'WebSocket tunnels currently open per backend.',
+    labelNames: ['pool', 'backend'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpRequests = new Counter({
+    name: 'wsgate_http_requests_total',
+    help: 'Plain HTTP requests proxied (long-polling, SSE, streaming), by HTTP status sent.',
+    labelNames: ['route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly draining = new Gauge({
+    name: 'wsgate_draining',
+    help: '1 while the gateway is shutting down, else 0.',
+    registers: [this.registry],
+  });
+
+  readonly buildInfo = new Gauge({
+    name: 'wsgate_build_info',
+    help: 'Always 1; the labels tell the running version and Node.js version.',
+    labelNames: ['version', 'nodejs'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(version: string) {
+    collectDefaultMetrics({ register: this.registry });
+    // These default gauges repeat nodejs_active_{handles,requests,resources} under names that
+    // break the counter-only `_total` convention (promtool check metrics flags them).
+    for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
+    this.buildInfo.set({ version, nodejs: process.version }, 1);
+    this.draining.set(0);
+  }
+
+  /** The text exposition, as served on /metrics. */
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** Bounded label for a close code: the exact code for registered ones, a class for private ones. */
+export function closeCodeLabel(code: number | undefined): string {
+  if (code === undefined) return '1006';
+  if (code >= 4000 && code <= 4999) return '4xxx';
+  if (code >= 3000 && code <= 3999) return '3xxx';
+  if (code >= 1000 && code <= 1015) return String(code);
+  return 'invalid';
+}

@@ -1,0 +1,296 @@
+/**
+ * A live WebSocket between a client and a backend after the 101. Bytes are forwarded unchanged in
+ * both directions (masking is already right for each), with backpressure: when a destination's
+ * buffer is full, the source stops being read until `drain`. A frame scanner per direction reads
+ * frame headers as they pass, to count messages, see close frames and catch protocol violations,
+ * without ever buffering a payload.
+ *
+ * Closing, the part proxies usually get wrong:
+ * - Close frames between the peers are relayed untouched; whoever sent the first one closed.
+ * - When the gateway must end a tunnel itself (shutdown, a side lost, a protocol violation) it
+ *   writes its own close frame to each side that is still there, but only at a frame boundary
+ *   (unmasked to the client, masked to the backend, RFC 6455 §5.1), and drops whatever that side's
+ *   peer sends afterwards, since nothing may follow a close frame (§5.5.1).
+ * - A FIN or reset on one side ends the other; `closeTimeout` later, whatever is left is destroyed,
+ *   so no socket lingers in CLOSE_WAIT. Teardown runs exactly once, when both sockets are closed.
+ */
+import type { Socket } from 'node:net';
+import type { ErrorCode } from '../errors/codes.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Direction, Initiator } from '../observability/metrics.ts';
+import { encodeCloseFrame } from './close-frame.ts';
+import { FrameScanner, type ScanResult } from './frame-scanner.ts';
+
+type Side = 'client' | 'backend';
+
+/** Counters a tunnel feeds while it runs (prom-client children, already labelled). */
+export interface TunnelCounters {
+  readonly messages: Readonly<Record<Direction, { inc(value?: number): void }>>;
+  readonly bytes: Readonly<Record<Direction, { inc(value?: number): void }>>;
+}
+
+export interface TunnelOptions {
+  readonly id: string;
+  readonly client: Socket;
+  readonly backend: Socket;
+  /** Bytes the client sent right after its handshake request. */
+  readonly clientHead: Buffer;
+  /** Bytes the backend sent right after its 101. */
+  readonly backendHead: Buffer;
+  /** RSV bits the negotiated extensions allow (0x40 for permessage-deflate). */
+  readonly allowedRsv: number;
+  readonly closeTimeoutMs: number;
+  readonly counters: TunnelCounters;
+  readonly log: Logger;
+  readonly onEnd: (summary: TunnelSummary) => void;
+}
+
+/** What is known of a tunnel when it has ended: the access log and metrics are made of this. */
+export interface TunnelSummary {
+  readonly id: string;
+  readonly durationSeconds: number;
+  readonly messages: Readonly<Record<Direction, number>>;
+  readonly bytes: Readonly<Record<Direction, number>>;
+  /** The first close frame's code (1005 when it had none); undefined when none was seen. */
+  readonly closeCode: number | undefined;
+  readonly closeReason: string;
+  readonly initiator: Initiator;
+  /** Why the gateway stepped in, when it did. */
+  readonly errorCode: ErrorCode | undefined;
+}
+
+const other = (side: Side): Side => (side === 'client' ? 'backend' : 'client');
+const directionFrom = (side: Side): Direction =>
+  side === 'client' ? 'client_to_backend' : 'backend_to_client';
+
+export class Tunnel {
+  readonly id: string;
+  readonly #options: TunnelOptions;
+  readonly #sockets: Record<Side, Socket>;
+  /** Scanner of the stream coming FROM each side. */
+  readonly #scanners: Record<Side, FrameScanner>;
+  readonly #messages: Record<Direction, number> = { client_to_backend: 0, backend_to_client: 0 };
+  readonly #bytes: Record<Direction, number> = { client_to_backend: 0, backend_to_client: 0 };
+  readonly #startedAt = performance.now();
+  /** The gateway wrote its own close frame TOWARD this side: nothing more may be sent to it. */
+  readonly #closedToward: Record<Side, boolean> = { client: false, backend: false };
+  /** A gateway close frame waits for the stream toward this side to reach a frame boundary. */
+  readonly #pendingClose: Record<Side, readonly [number, string] | undefined> = {
+    client: undefined,
+    backend: undefined,
+  };
+  readonly #socketClosed: Record<Side, boolean> = { client: false, backend: false };
+  #closeCode: number | undefined;
+  #closeReason = '';
+  #initiator: Initiator | undefined;
+  #errorCode: ErrorCode | undefined;
+  #closeTimer: NodeJS.Timeout | undefined;
+  #finished = false;
+
+  constructor(options: TunnelOptions) {
+    this.id = options.id;
+    this.#options = options;
+    this.#sockets = { client: options.client, backend: options.backend };
+    this.#scanners = {
+      client: this.#createScanner('client'),
+      backend: this.#createScanner('backend'),
+    };
+  }
+
+  /** Wires both sockets and forwards the bytes that came with the handshakes. Call after the 101. */
+  start(): void {
+    for (const side of ['client', 'backend'] as const) {
+      const socket = this.#sockets[side];
+      socket.setNoDelay(true);
+      socket.on('error', (error) => this.#options.log.debug({ side, err: error }, 'socket error'));
+      socket.on('data', (chunk: Buffer) => this.#onData(side, chunk));
+      socket.on('drain', () => this.#sockets[other(side)].resume());
+      socket.on('end', () => this.#onEnd(side));
+      socket.on('close', () => this.#onClose(side));
+      if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
+    }
+    // Leftover handshake bytes go through the scanners first (dropping them is a classic bug).
+    if (this.#options.backendHead.length > 0) this.#onData('backend', this.#options.backendHead);
+    if (this.#options.clientHead.length > 0) this.#onData('client', this.#options.clientHead);
+    this.#sockets.client.resume();
+    this.#sockets.backend.resume();
+  }
+
+  /** Gateway shutdown: 1001 to both sides, then the usual close deadline. */
+  shutdown(): void {
+    this.#gatewayClose('GATEWAY_SHUTDOWN', [1001, 'gateway shutting down'], [1001, 'gateway shutting down']);
+  }
+
+  /** Destroys both sockets now; teardown follows from their close events. */
+  destroy(): void {
+    this.#sockets.client.destroy();
+    this.#sockets.backend.destroy();
+  }
+
+  #createScanner(from: Side): FrameScanner {
+    const direction = directionFrom(from);
+    const counter = this.#options.counters.messages[direction];
+    return new FrameScanner(
+      { direction, allowedRsv: this.#options.allowedRsv },
+      {
+        onMessage: () => {
+          this.#messages[direction]++;
+          counter.inc();
+        },
+        onControl: () => {},
+        onClose: (code, reason) => this.#onCloseFrame(from, code, reason),
+      },
+    );
+  }
+
+  #onData(from: Side, chunk: Buffer): void {
+    const to = other(from);
+    const result = this.#scanners[from].push(chunk);
+    if (this.#closedToward[to]) return; // after our close frame nothing may reach `to`
+    if (!result.ok) {
+      this.#onViolation(from, chunk, result);
+      return;
+    }
+    this.#forward(from, chunk);
+    const pending = this.#pendingClose[to];
+    if (pending && this.#scanners[from].atBoundary) this.#writeClose(to, pending);
+  }
+
+  #forward(from: Side, chunk: Buffer): void {
+    const destination = this.#sockets[other(from)];
+    if (!destination.writable) return;
+    const direction = directionFrom(from);
+    this.#bytes[direction] += chunk.length;
+    this.#options.counters.bytes[direction].inc(chunk.length);
+    if (!destination.write(chunk)) this.#sockets[from].pause();
+  }
+
+  #onCloseFrame(from: Side, code: number | undefined, reason: string): void {
+    if (this.#initiator === undefined) {
+      this.#initiator = from;
+      this.#closeCode = code ?? 1005;
+      this.#closeReason = reason;
+    }
+    // A close frame answering ours completes that side's closing handshake.
+    if (this.#closedToward[from]) this.#endSide(from);
+    this.#armCloseTimer();
+  }
+
+  #onViolation(from: Side, chunk: Buffer, result: Extract<ScanResult, { ok: false }>): void {
+    if (result.violation === 'DATA_AFTER_CLOSE') return; // drop it; a close frame already went on
+    if (result.boundary > 0) this.#forward(from, chunk.subarray(0, result.boundary));
+    this.#options.log.info(
+      { side: from, violation: result.violation, detail: result.detail },
+      'protocol violation',
+    );
+    const toward = other(from);
+    const protocolError: [number, string] = [1002, 'protocol error'];
+    const forClient: [number, string] = from === 'client' ? protocolError : [1014, 'backend protocol error'];
+    // The stream toward the other side stopped at a frame boundary only if the bad frame began in
+    // this chunk; otherwise half a frame went out and no close frame can follow it.
+    if (result.boundary >= 0) this.#writeClose(toward, toward === 'client' ? forClient : protocolError);
+    else this.#sockets[toward].destroy();
+    this.#gatewayClose(
+      from === 'client' ? 'CLIENT_PROTOCOL_ERROR' : 'BACKEND_PROTOCOL_ERROR',
+      forClient,
+      protocolError,
+    );
+    this.#endSide(from);
+  }
+
+  /** The gateway ends the tunnel: a close frame to each side still there, then the deadline. */
+  #gatewayClose(
+    code: ErrorCode,
+    forClient: readonly [number, string],
+    forBackend: readonly [number, string],
+  ): void {
+    this.#errorCode ??= code;
+    if (this.#initiator === undefined) {
+      this.#initiator = 'gateway';
+      this.#closeCode = forClient[0];
+      this.#closeReason = forClient[1];
+    }
+    this.#closeToward('client', forClient);
+    this.#closeToward('backend', forBackend);
+    this.#armCloseTimer();
+  }
+
+  /** Sends a gateway close frame toward `to` now, or at the next frame boundary. */
+  #closeToward(to: Side, frame: readonly [number, string]): void {
+    const from = other(to);
+    if (this.#closedToward[to] || this.#scanners[from].closeSeen) return; // `to` already has a close frame
+    const target = this.#sockets[to];
+    if (!target.writable) return;
+    if (this.#scanners[from].atBoundary) this.#writeClose(to, frame);
+    else if (this.#socketClosed[from])
+      target.destroy(); // mid-frame with no way to finish the frame
+    else this.#pendingClose[to] = frame;
+  }
+
+  #writeClose(to: Side, [code, reason]: readonly [number, string]): void {
+    this.#pendingClose[to] = undefined;
+    this.#closedToward[to] = true;
+    const target = this.#sockets[to];
+    if (!target.writable) return;
+    target.write(encodeCloseFrame(code, reason, to === 'backend'));
+    // Whatever the other side still sends is dropped, so it may as well flow freely.
+    this.#sockets[other(to)].resume();
+  }
+
+  #onEnd(from: Side): void {
+    if (!this.#scanners[from].closeSeen && !this.#closedToward[from]) this.#lost(from);
+    this.#endSide(other(from));
+    this.#endSide(from);
+    this.#armCloseTimer();
+  }
+
+  #onClose(from: Side): void {
+    if (this.#socketClosed[from]) return;
+    this.#socketClosed[from] = true;
+    if (this.#socketClosed.client && this.#socketClosed.backend) {
+      this.#finish();
+      return;
+    }
+    if (!this.#scanners[from].closeSeen && !this.#closedToward[from]) this.#lost(from);
+    this.#endSide(other(from));
+    this.#armCloseTimer();
+  }
+
+  /** `side` went away without a close frame: tell the other side, with a close frame if possible. */
+  #lost(side: Side): void {
+    if (this.#initiator === undefined) this.#initiator = side; // close code stays undefined: 1006
+    if (side === 'client')
+      this.#gatewayClose('CLIENT_LOST', [1001, 'client lost'], [1001, 'client went away']);
+    else this.#gatewayClose('BACKEND_LOST', [1014, 'backend lost'], [1001, 'backend lost']);
+  }
+
+  #endSide(side: Side): void {
+    const socket = this.#sockets[side];
+    if (!socket.destroyed && socket.writable && !socket.writableEnded) socket.end();
+  }
+
+  #armCloseTimer(): void {
+    if (this.#closeTimer || this.#finished) return;
+    this.#closeTimer = setTimeout(() => {
+      if (!this.#socketClosed.client || !this.#socketClosed.backend) this.#errorCode ??= 'CLOSE_TIMEOUT';
+      this.destroy();
+    }, this.#options.closeTimeoutMs);
+    this.#closeTimer.unref();
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#closeTimer);
+    this.#options.onEnd({
+      id: this.id,
+      durationSeconds: (performance.now() - this.#startedAt) / 1000,
+      messages: { ...this.#messages },
+      bytes: { ...this.#bytes },
+      closeCode: this.#closeCode,
+      closeReason: this.#closeReason,
+      initiator: this.#initiator ?? 'client',
+      errorCode: this.#errorCode,
+    });
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * What the upgrade pipeline knows about one handshake while it is being decided: the request and
+ * socket, where it came from, and what earlier stages found (route, pool). Stages read and fill it.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ErrorCode } from '../errors/codes.ts';
+import type { ForwardedFor } from '../listener/client-address.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Route } from '../routing/router.ts';
+import type { Pool } from '../upstream/pool.ts';
+
+/** The listener a connection arrived on. */
+export interface ListenerInfo {
+  readonly name: string;
+  readonly encrypted: boolean;
+}
+
+export interface UpgradeContext {
+  readonly id: string;
+  readonly req: IncomingMessage;
+  readonly socket: Socket;
+  readonly head: Buffer;
+  readonly listener: ListenerInfo;
+  /** performance.now() when the upgrade request arrived. */
+  readonly startedAt: number;
+  readonly forwarded: ForwardedFor;
+  readonly log: Logger;
+  route?: Route;
+  pool?: Pool;
+}
+
+/** A stage's decision to refuse the handshake. */
+export interface Rejection {
+  readonly code: ErrorCode;
+  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
+  readonly headers?: readonly (readonly [string, string])[];
+  /** For the log only; never sent to the client. */
+  readonly detail?: string;
+}
+
+/** One named step of the upgrade pipeline: passes (undefined) or rejects. */
+export interface UpgradeStage {
+  readonly name: string;
+  run(ctx: UpgradeContext): Rejection | undefined | Promise<Rejection | undefined>;
+}

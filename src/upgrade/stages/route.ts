@@ -1,0 +1,22 @@
+/**
+ * Finds the route and pool for a handshake from its Host and path; no match is a 404 before any
+ * backend is contacted.
+ */
+import { hostName } from '../../routing/host.ts';
+import type { Router } from '../../routing/router.ts';
+import type { Pool } from '../../upstream/pool.ts';
+import type { UpgradeStage } from '../context.ts';
+
+export function createRouteStage(router: Router, pools: ReadonlyMap<string, Pool>): UpgradeStage {
+  return {
+    name: 'route',
+    run(ctx) {
+      const route = router.match(hostName(ctx.req.headers.host), ctx.req.url ?? '/');
+      const pool = route ? pools.get(route.poolName) : undefined;
+      if (!route || !pool) return { code: 'ROUTE_NOT_FOUND', detail: `no route for ${ctx.req.url ?? ''}` };
+      ctx.route = route;
+      ctx.pool = pool;
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,297 @@
+/**
+ * Decides and carries out one WebSocket upgrade: run the pipeline stages (cheap checks first),
+ * connect to a backend of the route's pool (moving on to the next candidate when a connect fails
+ * before any byte was sent), relay the backend's answer, and on a 101 hand both sockets to a
+ * tunnel. Every exit is accounted for: a metric with the outcome code and one log line, and the
+ * socket is always either closed or owned by a registered tunnel.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { CODES, type ErrorCode } from '../errors/codes.ts';
+import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
+import type { ConnectionRegistry } from '../listener/registry.ts';
+import type { Logger } from '../observability/logger.ts';
+import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
+import { Tunnel, type TunnelSummary } from '../tunnel/tunnel.ts';
+import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
+import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
+import type { Backend, Pool } from '../upstream/pool.ts';
+import type { ListenerInfo, Rejection, UpgradeContext, UpgradeStage } from './context.ts';
+import { relayResponse, writeResponse } from './respond.ts';
+
+export interface UpgradeHandlerOptions {
+  readonly stages: readonly UpgradeStage[];
+  readonly registry: ConnectionRegistry;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+  readonly trustedProxies: TrustedProxies;
+  readonly closeTimeoutMs: number;
+  readonly nextId: () => string;
+  /** True once shutdown began: new upgrades are refused with 503. */
+  readonly isDraining: () => boolean;
+}
+
+/** RSV bits that the extensions a backend accepted allow on data frames (RFC 7692 §6 for RSV1). */
+export function allowedRsvBits(extensions: string | undefined): number {
+  if (!extensions?.trim()) return 0;
+  const names = extensions.split(',').map((ext) => ext.split(';')[0]?.trim().toLowerCase());
+  // Unknown extensions may use any reserved bit; only permessage-deflate alone is pinned to RSV1.
+  return names.every((name) => name === 'permessage-deflate') ? 0x40 : 0x70;
+}
+
+/** The client closed, reset or half-closed its connection (a FIN ends a handshake too). */
+function clientGone(socket: Socket): boolean {
+  return socket.destroyed || socket.readableEnded;
+}
+
+export class UpgradeHandler {
+  readonly #options: UpgradeHandlerOptions;
+
+  constructor(options: UpgradeHandlerOptions) {
+    this.#options = options;
+  }
+
+  /** The `upgrade` event handler of a listener's HTTP server. */
+  handle(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo): void {
+    // An error listener comes first: a reset during the handshake must never crash the process.
+    socket.on('error', () => {});
+    const { registry } = this.#options;
+    registry.addPending(socket);
+    const id = this.#options.nextId();
+    const forwarded = forwardedFor(
+      this.#options.trustedProxies,
+      socket.remoteAddress ?? '',
+      listener.encrypted,
+      req.headers,
+    );
+    const ctx: UpgradeContext = {
+      id,
+      req,
+      socket,
+      head,
+      listener,
+      startedAt: performance.now(),
+      forwarded,
+      log: this.#options.log.child({ conn: id }),
+    };
+    this.#run(ctx)
+      .catch((error: unknown) => {
+        ctx.log.error({ err: error }, 'upgrade failed unexpectedly');
+        this.#reject(ctx, { code: 'INTERNAL_ERROR' });
+      })
+      .finally(() => registry.removePending(socket));
+  }
+
+  async #run(ctx: UpgradeContext): Promise<void> {
+    if (this.#options.isDraining()) {
+      this.#reject(ctx, { code: 'GATEWAY_DRAINING' });
+      return;
+    }
+    for (const stage of this.#options.stages) {
+      const rejection = await stage.run(ctx);
+      if (clientGone(ctx.socket)) {
+        this.#reject(ctx, { code: 'CLIENT_GONE', detail: `during ${stage.name}` });
+        return;
+      }
+      if (rejection) {
+        this.#reject(ctx, rejection);
+        return;
+      }
+    }
+    const { route, pool } = ctx;
+    if (!route || !pool) throw new Error('the pipeline ended without a route');
+    const early: Buffer[] = [];
+    const outcome = await this.#connect(ctx, pool, early);
+    const gone = clientGone(ctx.socket);
+    if (gone || this.#options.isDraining()) {
+      if (outcome.kind === 'upgraded') outcome.socket.destroy();
+      if (outcome.kind === 'answered') outcome.response.destroy();
+      this.#reject(ctx, { code: gone ? 'CLIENT_GONE' : 'GATEWAY_DRAINING' });
+      return;
+    }
+    switch (outcome.kind) {
+      case 'upgraded':
+        this.#open(ctx, pool, outcome, Buffer.concat([ctx.head, ...early]));
+        return;
+      case 'answered': {
+        const status = outcome.response.statusCode ?? 0;
+        if (status >= 400 && status < 500) {
+          this.#account(ctx, 'UPSTREAM_REJECTED', { status, backend: outcome.backend.id });
+          await relayResponse(ctx.socket, outcome.response);
+        } else {
+          outcome.response.destroy();
+          this.#reject(ctx, { code: 'UPSTREAM_BAD_RESPONSE', detail: `backend answered ${status}` });
+        }
+        return;
+      }
+      case 'failed':
+        this.#reject(ctx, { code: outcome.code, detail: outcome.error.message });
+        return;
+    }
+  }
+
+  /**
+   * Connects to the pool. Meanwhile the client socket is read so that a client leaving (FIN or
+   * reset) aborts the attempt instead of holding a backend connection until `handshakeTimeout`;
+   * a chunk the client sends before the 101 is kept in `early` and reading stops until the tunnel.
+   */
+  #connect(ctx: UpgradeContext, pool: Pool, early: Buffer[]): Promise<UpstreamOutcome> {
+    const { metrics } = this.#options;
+    const abort = new AbortController();
+    const onClose = (): void => abort.abort();
+    const onData = (chunk: Buffer): void => {
+      early.push(chunk);
+      ctx.socket.pause();
+    };
+    ctx.socket.once('close', onClose);
+    ctx.socket.once('end', onClose);
+    ctx.socket.on('data', onData);
+    ctx.socket.resume();
+    return connectUpstream(
+      pool.candidates(),
+      (backend: Backend) => ({
+        backend,
+        tls: pool.tls,
+        path: ctx.req.url ?? '/',
+        headers: upstreamUpgradeHeaders(ctx.req.rawHeaders, {
+          forwarded: ctx.forwarded,
+          hostOverride: pool.config.preserveHost ? undefined : backend.url.host,
+        }),
+        connectTimeoutMs: pool.config.connectTimeout,
+        handshakeTimeoutMs: pool.config.handshakeTimeout,
+        signal: abort.signal,
+        onConnected: (seconds) => metrics.upstreamConnectDuration.observe({ pool: pool.name }, seconds),
+      }),
+      (failure) => {
+        if (abort.signal.aborted) return; // the client left: not the backend's failure
+        metrics.upstreamConnectFailures.inc({
+          pool: pool.name,
+          backend: failure.backend.id,
+          code: failure.code,
+        });
+        ctx.log.warn(
+          {
+            backend: failure.backend.id,
+            code: failure.code,
+            err: failure.error.message,
+            retryable: failure.retryable,
+          },
+          'backend attempt failed',
+        );
+      },
+    ).finally(() => {
+      ctx.socket.off('close', onClose);
+      ctx.socket.off('end', onClose);
+      ctx.socket.off('data', onData);
+      ctx.socket.pause();
+    });
+  }
+
+  #open(
+    ctx: UpgradeContext,
+    pool: Pool,
+    outcome: Extract<UpstreamOutcome, { kind: 'upgraded' }>,
+    clientHead: Buffer,
+  ): void {
+    const { metrics, registry } = this.#options;
+    const { backend, response } = outcome;
+    const routeName = ctx.route?.name ?? '';
+    let head = 'HTTP/1.1 101 Switching Protocols\r\n';
+    const headers = downstreamUpgradeHeaders(response.rawHeaders);
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    ctx.socket.write(`${head}\r\n`);
+    metrics.handshakeDuration.observe({ route: routeName }, (performance.now() - ctx.startedAt) / 1000);
+    this.#account(ctx, 'UPGRADED', { backend: backend.id });
+
+    const labels = { route: routeName, pool: pool.name };
+    const backendLabels = { pool: pool.name, backend: backend.id };
+    metrics.connectionsActive.inc(labels);
+    metrics.backendConnectionsActive.inc(backendLabels);
+    backend.activeTunnels++;
+    const counters = {
+      messages: {
+        client_to_backend: metrics.messages.labels({ route: routeName, direction: 'client_to_backend' }),
+        backend_to_client: metrics.messages.labels({ route: routeName, direction: 'backend_to_client' }),
+      },
+      bytes: {
+        client_to_backend: metrics.bytes.labels({ route: routeName, direction: 'client_to_backend' }),
+        backend_to_client: metrics.bytes.labels({ route: routeName, direction: 'backend_to_client' }),
+      },
+    };
+    const tunnel = new Tunnel({
+      id: ctx.id,
+      client: ctx.socket,
+      backend: outcome.socket,
+      clientHead,
+      backendHead: outcome.head,
+      allowedRsv: allowedRsvBits(response.headers['sec-websocket-extensions']),
+      closeTimeoutMs: this.#options.closeTimeoutMs,
+      counters,
+      log: ctx.log,
+      onEnd: (summary) => {
+        registry.removeTunnel(summary.id);
+        metrics.connectionsActive.dec(labels);
+        metrics.backendConnectionsActive.dec(backendLabels);
+        backend.activeTunnels--;
+        this.#logEnd(ctx, pool, backend, summary);
+      },
+    });
+    registry.addTunnel(tunnel);
+    tunnel.start();
+  }
+
+  #logEnd(ctx: UpgradeContext, pool: Pool, backend: Backend, summary: TunnelSummary): void {
+    const { metrics } = this.#options;
+    const route = ctx.route?.name ?? '';
+    metrics.connectionDuration.observe({ route }, summary.durationSeconds);
+    metrics.closes.inc({ route, initiator: summary.initiator, code: closeCodeLabel(summary.closeCode) });
+    if (summary.errorCode) metrics.tunnelErrors.inc({ route, code: summary.errorCode });
+    const level = summary.errorCode ? CODES[summary.errorCode].level : 'info';
+    ctx.log[level](
+      {
+        listener: ctx.listener.name,
+        route,
+        pool: pool.name,
+        backend: backend.id,
+        client: ctx.forwarded.clientAddress,
+        path: ctx.req.url,
+        durationMs: Math.round(summary.durationSeconds * 1000),
+        messagesIn: summary.messages.client_to_backend,
+        messagesOut: summary.messages.backend_to_client,
+        bytesIn: summary.bytes.client_to_backend,
+        bytesOut: summary.bytes.backend_to_client,
+        closeCode: summary.closeCode ?? 1006,
+        closeReason: summary.closeReason || undefined,
+        closedBy: summary.initiator,
+        code: summary.errorCode ?? null,
+      },
+      'websocket closed',
+    );
+  }
+
+  #reject(ctx: UpgradeContext, rejection: Rejection): void {
+    const info = CODES[rejection.code];
+    this.#account(ctx, rejection.code, { detail: rejection.detail });
+    if (info.status > 0) writeResponse(ctx.socket, info.status, rejection.headers);
+    else ctx.socket.destroy();
+  }
+
+  /** The upgrades metric and the handshake's log line. */
+  #account(ctx: UpgradeContext, code: ErrorCode | 'UPGRADED', fields: Record<string, unknown>): void {
+    this.#options.metrics.upgrades.inc({ listener: ctx.listener.name, route: ctx.route?.name ?? '', code });
+    const level = code === 'UPGRADED' ? 'debug' : CODES[code].level;
+    ctx.log[level](
+      {
+        listener: ctx.listener.name,
+        route: ctx.route?.name,
+        client: ctx.forwarded.clientAddress,
+        path: ctx.req.url,
+        code,
+        status: code === 'UPGRADED' ? 101 : (fields.status ?? CODES[code].status),
+        durationMs: Math.round(performance.now() - ctx.startedAt),
+        ...fields,
+      },
+      code === 'UPGRADED' ? 'websocket upgraded' : 'websocket rejected',
+    );
+  }
+}

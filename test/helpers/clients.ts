@@ -1,0 +1,131 @@
+/**
+ * Client-side helpers: a `ws` client that resolves once open, the close a client receives, and a
+ * raw upgrade request on a bare TCP socket that returns the exact status and headers answered.
+ */
+import { connect, type Socket } from 'node:net';
+import { type ClientOptions, WebSocket } from 'ws';
+import { within } from './eventually.ts';
+
+/** Opens a `ws` client and resolves when it is open; rejects on an unexpected response or error. */
+export function openClient(
+  url: string,
+  protocols?: string | string[],
+  options?: ClientOptions,
+): Promise<WebSocket> {
+  const ws = new WebSocket(url, protocols, options);
+  return within(
+    new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`unexpected response ${res.statusCode}`)),
+      );
+    }),
+    `open ${url}`,
+  );
+}
+
+export interface Closed {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** Resolves with the close code and reason the client gets. */
+export function closeOf(ws: WebSocket, timeoutMs = 5_000): Promise<Closed> {
+  return within(
+    new Promise((resolve) =>
+      ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    ),
+    'client close',
+    timeoutMs,
+  );
+}
+
+/** The next message a client receives. */
+export function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return within(
+    new Promise((resolve) =>
+      ws.once('message', (data, isBinary) =>
+        resolve({ data: Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), isBinary }),
+      ),
+    ),
+    'a message',
+  );
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly statusLine: string;
+  /** Lower-cased header names; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Everything after the head that arrived before the connection closed (or within the wait). */
+  readonly rest: Buffer;
+  readonly socket: Socket;
+}
+
+export const VALID_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+/** Headers of a valid handshake, to be altered by a test. */
+export function handshakeHeaders(host = '127.0.0.1'): Record<string, string> {
+  return {
+    Host: host,
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Key': VALID_KEY,
+    'Sec-WebSocket-Version': '13',
+  };
+}
+
+/**
+ * Sends a raw request (`method path HTTP/1.1` with exactly `headers`, plus `extra` bytes in the
+ * same write) and resolves with the response head once it is complete.
+ */
+export function rawRequest(
+  port: number,
+  options: {
+    method?: string;
+    path?: string;
+    headers: Record<string, string>;
+    extra?: Buffer;
+    version?: string;
+  },
+): Promise<RawResponse> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const lines = [`${options.method ?? 'GET'} ${options.path ?? '/'} HTTP/${options.version ?? '1.1'}`];
+  for (const [name, value] of Object.entries(options.headers)) lines.push(`${name}: ${value}`);
+  const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`);
+  socket.write(options.extra ? Buffer.concat([head, options.extra]) : head);
+  return within(
+    new Promise((resolve, reject) => {
+      let received = Buffer.alloc(0);
+      const onData = (chunk: Buffer): void => {
+        received = Buffer.concat([received, chunk]);
+        const end = received.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        socket.off('data', onData);
+        socket.pause();
+        const [statusLine = '', ...headerLines] = received.subarray(0, end).toString('latin1').split('\r\n');
+        const headers: Record<string, string> = {};
+        for (const line of headerLines) {
+          const colon = line.indexOf(':');
+          const name = line.slice(0, colon).trim().toLowerCase();
+          const value = line.slice(colon + 1).trim();
+          headers[name] = headers[name] ? `${headers[name]}, ${value}` : value;
+        }
+        resolve({
+          status: Number(statusLine.split(' ')[1]),
+          statusLine,
+          headers,
+          rest: received.subarray(end + 4),
+          socket,
+        });
+      };
+      socket.on('data', onData);
+      socket.once('close', () =>
+        reject(new Error(`connection closed before a response head (got ${received.length} bytes)`)),
+      );
+    }),
+    `a response on port ${port}`,
+  );
+}

@@ -1,0 +1,504 @@
+/**
+ * Plain HTTP through a route to its pool: the method, path and query arrive unchanged; request
+ * bodies (1 MiB with a length, chunked without one) and responses (SSE, long-polling) stream both
+ * ways without being buffered; hop-by-hop headers are dropped in both directions and X-Forwarded-*
+ * is replaced (untrusted peer) or appended to (trusted proxy); the gateway's own answers (404, 502
+ * after a refused connect, 504 after a connect that never completes its TLS handshake) carry the
+ * status text only; a GET moves on to the next backend after a refused connect while a POST with a
+ * body does not; round-robin alternates; `wsgate_http_requests_total` counts each status.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  Agent,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request,
+  type ServerResponse,
+} from 'node:http';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
+import { type TestContext, test } from 'node:test';
+import { closedPort, type HttpBackend, startHttpBackend } from '../helpers/backends.ts';
+import { rawRequest } from '../helpers/clients.ts';
+import { eventually, within } from '../helpers/eventually.ts';
+import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+
+interface Reply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+interface SendOptions {
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: Buffer;
+}
+
+/** Collects a whole response body. */
+function readBody(res: IncomingMessage): Promise<Buffer> {
+  return within(
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.once('end', () => resolve(Buffer.concat(chunks)));
+      res.once('error', reject);
+    }),
+    'a response body',
+    15_000,
+  );
+}
+
+/** Waits for the response head of `req`. */
+function responseOf(req: ClientRequest): Promise<IncomingMessage> {
+  return within(
+    new Promise((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', reject);
+    }),
+    'a response head',
+    15_000,
+  );
+}
+
+/** One request on its own connection, the whole response read. */
+async function send(url: string, options: SendOptions = {}): Promise<Reply> {
+  const req = request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false });
+  const response = responseOf(req);
+  req.end(options.body);
+  const res = await response;
+  return { status: res.statusCode ?? 0, headers: res.headers, body: await readBody(res) };
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A promise with its resolve function, for a backend that waits until the test says so. */
+function signal(): { promise: Promise<void>; release: () => void } {
+  let release = (): void => {};
+  const promise = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { promise, release };
+}
+
+/** A backend that answers with its own name, for telling backends apart. */
+function named(t: TestContext, name: string): Promise<HttpBackend> {
+  return startHttpBackend(t, (_req, res) => res.end(name));
+}
+
+function apiGateway(
+  t: TestContext,
+  backends: readonly string[],
+  extra: Record<string, unknown> = {},
+  pool: Record<string, unknown> = {},
+): Promise<TestGateway> {
+  return startGateway(t, {
+    routes: { api: { path: '/api', pool: 'api' } },
+    pools: { api: { backends, ...pool } },
+    ...extra,
+  });
+}
+
+function assertGatewayError(reply: Reply, status: number, text: string): void {
+  assert.equal(reply.status, status);
+  assert.equal(reply.body.toString(), `${text}\n`, 'the body says only the status text');
+  assert.equal(reply.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.equal(reply.headers['content-length'], String(text.length + 1));
+}
+
+test('a GET reaches the backend with its method, path and query unchanged', async (t) => {
+  const backend = await startHttpBackend(t, (req, res) => {
+    res.setHeader('x-backend-saw', `${req.method} ${req.url}`);
+    res.end('listed');
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const path = '/api/items/%7Bid%7D?q=a%20b&q=c&empty=&flag#ignored';
+  const reply = await send(gw.httpUrl(path));
+  assert.equal(reply.status, 200);
+  assert.equal(reply.body.toString(), 'listed');
+  assert.equal(reply.headers['x-backend-saw'], 'GET /api/items/%7Bid%7D?q=a%20b&q=c&empty=&flag');
+  assert.equal(backend.requests.length, 1);
+  await eventually(
+    async () => (await gw.metric('wsgate_http_requests_total', { route: 'api', status: '200' })) === 1,
+    'wsgate_http_requests_total{route="api",status="200"} to be 1',
+  );
+});
+
+test('a 1 MiB POST body streams to the backend and back intact', async (t) => {
+  const backend = await startHttpBackend(t, (req, res) => {
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'x-request-length': req.headers['content-length'] ?? 'none',
+    });
+    req.pipe(res);
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const body = randomBytes(1024 * 1024);
+  const reply = await send(gw.httpUrl('/api/upload'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
+    body,
+  });
+  assert.equal(reply.status, 200);
+  assert.equal(reply.headers['x-request-length'], '1048576', 'the backend saw the Content-Length');
+  assert.equal(reply.body.length, body.length);
+  assert.equal(sha256(reply.body), sha256(body));
+});
+
+test('a chunked request body is streamed: the backend gets the first chunk before the second is sent', async (t) => {
+  const received: Buffer[] = [];
+  const backend = await startHttpBackend(t, (req, res) => {
+    req.on('data', (chunk: Buffer) => received.push(chunk));
+    req.once('end', () => {
+      const all = Buffer.concat(received);
+      res.end(`${req.headers['transfer-encoding']} ${req.headers['content-length'] ?? 'no-length'} ${all}`);
+    });
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const req = request(gw.httpUrl('/api/stream'), { method: 'PUT', agent: false });
+  const response = responseOf(req);
+  req.write('first chunk;');
+  await eventually(
+    () => Buffer.concat(received).toString() === 'first chunk;',
+    'the backend to receive the first chunk while the request is still open',
+  );
+  req.write('second chunk;');
+  req.end('last');
+  const res = await response;
+  assert.equal(res.statusCode, 200);
+  assert.equal((await readBody(res)).toString(), 'chunked no-length first chunk;second chunk;last');
+});
+
+test('an SSE response is relayed event by event while it stays open', async (t) => {
+  const next = signal();
+  const backend = await startHttpBackend(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.write('id: 1\ndata: first\n\n');
+    void next.promise.then(() => res.end('id: 2\ndata: second\n\n'));
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const req = request(gw.httpUrl('/api/events'), { agent: false, headers: { accept: 'text/event-stream' } });
+  const response = responseOf(req);
+  req.end();
+  const res = await response;
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.headers['content-type'], 'text/event-stream');
+  assert.equal(res.headers['transfer-encoding'], 'chunked');
+  const chunks: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const ended = within(
+    new Promise<void>((resolve) => res.once('end', resolve)),
+    'the end of the event stream',
+    15_000,
+  );
+  await eventually(
+    () => Buffer.concat(chunks).toString() === 'id: 1\ndata: first\n\n',
+    'the first event to arrive through the gateway',
+  );
+  assert.equal(res.complete, false, 'the response is still open when the first event arrives');
+  next.release();
+  await ended;
+  assert.equal(Buffer.concat(chunks).toString(), 'id: 1\ndata: first\n\nid: 2\ndata: second\n\n');
+});
+
+test('a backend that dies mid-response cuts the client connection instead of leaving it open', async (t) => {
+  const cut = signal();
+  const backend = await startHttpBackend(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: partial\n\n');
+    void cut.promise.then(() => req.socket.destroy());
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const req = request(gw.httpUrl('/api/events'), { agent: false });
+  req.on('error', () => {});
+  const response = responseOf(req);
+  req.end();
+  const res = await response;
+  res.on('error', () => {});
+  const chunks: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const closed = within(
+    new Promise<void>((resolve) => res.once('close', resolve)),
+    'the client response to be cut',
+    15_000,
+  );
+  await eventually(() => Buffer.concat(chunks).toString() === 'data: partial\n\n', 'the first event');
+  cut.release();
+  await closed;
+  assert.equal(res.complete, false, 'the client sees an incomplete response, not a clean end');
+  await eventually(
+    () => gw.logs.some((record) => record.code === 'HTTP_UPSTREAM_ABORTED'),
+    'the HTTP_UPSTREAM_ABORTED log line',
+  );
+});
+
+test('a long-poll request is held open until the backend answers', async (t) => {
+  const answer = signal();
+  const backend = await startHttpBackend(t, (_req, res) => {
+    void answer.promise.then(() => res.end('{"events":["late"]}'));
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const req = request(gw.httpUrl('/api/poll?cursor=7'), { agent: false });
+  let answered = false;
+  const response = responseOf(req).then((res) => {
+    answered = true;
+    return res;
+  });
+  req.end();
+  await eventually(() => backend.requests.length === 1, 'the poll to reach the backend');
+  assert.equal(answered, false, 'nothing is answered before the backend answers');
+  assert.equal(req.socket?.destroyed, false, 'the client connection is still open');
+  answer.release();
+  const res = await response;
+  assert.equal(res.statusCode, 200);
+  assert.equal((await readBody(res)).toString(), '{"events":["late"]}');
+});
+
+test('hop-by-hop request headers are dropped and X-Forwarded-* replaced for an untrusted peer', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
+  const gw = await apiGateway(t, [backend.url]);
+  const reply = await send(gw.httpUrl('/api/h'), {
+    headers: {
+      host: 'app.example.com',
+      connection: 'X-Secret, keep-alive',
+      'x-secret': 'for the first hop only',
+      'keep-alive': 'timeout=99',
+      te: 'trailers',
+      'proxy-authorization': 'Basic Zm9vOmJhcg==',
+      'proxy-connection': 'keep-alive',
+      forwarded: 'for=198.51.100.9',
+      'x-forwarded-for': '198.51.100.9',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'forged.example.com',
+      'x-end-to-end': 'kept',
+    },
+  });
+  assert.equal(reply.status, 200);
+  const seen = backend.requests[0]?.headers;
+  assert.ok(seen);
+  for (const name of [
+    'x-secret',
+    'keep-alive',
+    'te',
+    'proxy-authorization',
+    'proxy-connection',
+    'forwarded',
+  ]) {
+    assert.equal(seen[name], undefined, `${name} is not forwarded`);
+  }
+  assert.equal(seen.connection, 'keep-alive', "the gateway's own connection header, nothing listed");
+  assert.equal(seen['x-end-to-end'], 'kept');
+  assert.equal(seen.host, 'app.example.com', 'the Host is preserved by default');
+  assert.equal(seen['x-forwarded-for'], '127.0.0.1');
+  assert.equal(seen['x-forwarded-proto'], 'http');
+  assert.equal(seen['x-forwarded-host'], 'app.example.com');
+});
+
+test('X-Forwarded-For is appended to from a trusted proxy, which keeps its proto and host', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
+  const gw = await apiGateway(t, [backend.url], { forwarding: { trustedProxies: ['127.0.0.1'] } });
+  const reply = await send(gw.httpUrl('/api/h'), {
+    headers: {
+      host: 'internal:8080',
+      'x-forwarded-for': '203.0.113.7, 10.0.0.2',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'public.example.com',
+    },
+  });
+  assert.equal(reply.status, 200);
+  const seen = backend.requests[0]?.headers;
+  assert.ok(seen);
+  assert.equal(seen['x-forwarded-for'], '203.0.113.7, 10.0.0.2, 127.0.0.1');
+  assert.equal(seen['x-forwarded-proto'], 'https');
+  assert.equal(seen['x-forwarded-host'], 'public.example.com');
+});
+
+test("hop-by-hop headers of the backend's response are not relayed", async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => {
+    res.writeHead(200, {
+      'content-type': 'text/plain',
+      'keep-alive': 'timeout=99, max=7',
+      connection: 'X-Foo',
+      'x-foo': 'for the backend hop only',
+      'proxy-connection': 'keep-alive',
+      'x-end-to-end': 'kept',
+      'content-length': '4',
+    });
+    res.end('body');
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const response = await rawRequest(gw.port(), {
+    path: '/api/r',
+    headers: { Host: '127.0.0.1', Connection: 'close' },
+  });
+  t.after(() => response.socket.destroy());
+  assert.equal(response.status, 200);
+  assert.equal(response.headers['x-foo'], undefined);
+  assert.equal(response.headers['keep-alive'], undefined);
+  assert.equal(response.headers['proxy-connection'], undefined);
+  assert.equal(response.headers['x-end-to-end'], 'kept');
+  assert.equal(response.headers['content-length'], '4');
+  assert.equal(response.headers.connection, 'close', "the client's Connection: close is honoured");
+  const closed = within(
+    new Promise<void>((resolve) => response.socket.once('close', resolve)),
+    'the gateway to close the connection after Connection: close',
+  );
+  response.socket.resume();
+  await closed;
+});
+
+test('a keep-alive client connection carries several requests', async (t) => {
+  const backend = await startHttpBackend(t, (req, res) => res.end(`seen ${req.url}`));
+  const gw = await apiGateway(t, [backend.url]);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const get = async (path: string): Promise<{ res: IncomingMessage; reused: boolean; body: string }> => {
+    const req = request(gw.httpUrl(path), { agent });
+    const response = responseOf(req);
+    req.end();
+    const res = await response;
+    return { res, reused: req.reusedSocket, body: (await readBody(res)).toString() };
+  };
+  const first = await get('/api/1');
+  assert.equal(first.res.headers.connection, 'keep-alive');
+  assert.equal(
+    first.res.headers['keep-alive'],
+    'timeout=5',
+    "the gateway's own keep-alive, not the backend's",
+  );
+  assert.equal(first.body, 'seen /api/1');
+  const second = await get('/api/2');
+  assert.equal(second.body, 'seen /api/2');
+  assert.equal(second.reused, true, 'the second request went over the same client connection');
+});
+
+test('a request no route matches gets 404', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('never'));
+  const gw = await apiGateway(t, [backend.url]);
+  const reply = await send(gw.httpUrl('/other'));
+  assertGatewayError(reply, 404, 'Not Found');
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  await eventually(
+    async () => (await gw.metric('wsgate_http_requests_total', { route: '', status: '404' })) === 1,
+    'wsgate_http_requests_total{route="",status="404"} to be 1',
+  );
+});
+
+test('502 when the only backend refuses the connection', async (t) => {
+  const port = await closedPort();
+  const gw = await apiGateway(t, [`http://127.0.0.1:${port}`]);
+  const reply = await send(gw.httpUrl('/api/x'));
+  assertGatewayError(reply, 502, 'Bad Gateway');
+  assert.equal(
+    await gw.metric('wsgate_upstream_connect_failures_total', { pool: 'api', code: 'HTTP_UPSTREAM_FAILED' }),
+    1,
+  );
+  assert.ok(
+    gw.logs.some((record) => record.code === 'HTTP_UPSTREAM_FAILED' && record.err === 'ECONNREFUSED'),
+  );
+  await eventually(
+    async () => (await gw.metric('wsgate_http_requests_total', { route: 'api', status: '502' })) === 1,
+    'wsgate_http_requests_total{route="api",status="502"} to be 1',
+  );
+});
+
+test('a GET moves on to the next backend when the first refuses', async (t) => {
+  const refused = `http://127.0.0.1:${await closedPort()}`;
+  const backend = await named(t, 'second');
+  const gw = await apiGateway(t, [refused, backend.url]);
+  const reply = await send(gw.httpUrl('/api/retry'));
+  assert.equal(reply.status, 200);
+  assert.equal(reply.body.toString(), 'second');
+  assert.equal(backend.requests.length, 1);
+  assert.equal(
+    await gw.metric('wsgate_upstream_connect_failures_total', {
+      backend: refused,
+      code: 'HTTP_UPSTREAM_FAILED',
+    }),
+    1,
+  );
+});
+
+test('a POST with a body is not retried: 502, and the next backend is never contacted', async (t) => {
+  const refused = `http://127.0.0.1:${await closedPort()}`;
+  const backend = await named(t, 'second');
+  const gw = await apiGateway(t, [refused, backend.url]);
+  const reply = await send(gw.httpUrl('/api/submit'), {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain', 'content-length': '7' },
+    body: Buffer.from('payload'),
+  });
+  assertGatewayError(reply, 502, 'Bad Gateway');
+  assert.equal(backend.connections(), 0, 'the second backend was never contacted');
+});
+
+test('504 when an https backend accepts TCP but never completes the TLS handshake', async (t) => {
+  const sockets = new Set<Socket>();
+  const silent = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.once('close', () => sockets.delete(socket));
+    socket.resume(); // reads the ClientHello and never answers it
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        silent.close(() => resolve());
+      }),
+  );
+  const port = (silent.address() as AddressInfo).port;
+  const gw = await apiGateway(t, [`https://127.0.0.1:${port}`], {}, { connectTimeout: '200ms', retries: 0 });
+  const accepted = within(
+    new Promise<void>((resolve) => silent.once('connection', () => resolve())),
+    'the silent backend to accept the TCP connection',
+  );
+  const reply = await send(gw.httpUrl('/api/slow'));
+  await accepted;
+  assertGatewayError(reply, 504, 'Gateway Timeout');
+  assert.equal(
+    await gw.metric('wsgate_upstream_connect_failures_total', { pool: 'api', code: 'HTTP_UPSTREAM_TIMEOUT' }),
+    1,
+  );
+  await eventually(() => sockets.size === 0, 'the gateway to drop the half-open TLS connection');
+  await eventually(
+    async () => (await gw.metric('wsgate_http_requests_total', { route: 'api', status: '504' })) === 1,
+    'wsgate_http_requests_total{route="api",status="504"} to be 1',
+  );
+});
+
+test('two backends take plain requests in turn', async (t) => {
+  const a = await named(t, 'a');
+  const b = await named(t, 'b');
+  const gw = await apiGateway(t, [a.url, b.url]);
+  const answers: string[] = [];
+  for (let i = 0; i < 6; i++) answers.push((await send(gw.httpUrl(`/api/${i}`))).body.toString());
+  assert.deepEqual(answers, ['a', 'b', 'a', 'b', 'a', 'b']);
+  assert.equal(a.requests.length, 3);
+  assert.equal(b.requests.length, 3);
+});
+
+test('wsgate_http_requests_total counts by route and status', async (t) => {
+  const backend = await startHttpBackend(t, (req: IncomingMessage, res: ServerResponse) => {
+    res.statusCode = req.url === '/api/missing' ? 404 : 200;
+    res.end();
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const statuses: number[] = [];
+  for (const path of ['/api/a', '/api/b', '/api/missing', '/nowhere']) {
+    statuses.push((await send(gw.httpUrl(path))).status);
+  }
+  assert.deepEqual(statuses, [200, 200, 404, 404]);
+  const counted = async (): Promise<string> =>
+    [
+      await gw.metric('wsgate_http_requests_total', { route: 'api', status: '200' }),
+      await gw.metric('wsgate_http_requests_total', { route: 'api', status: '404' }),
+      await gw.metric('wsgate_http_requests_total', { route: '', status: '404' }),
+      await gw.metric('wsgate_http_requests_total'),
+    ].join(' ');
+  await eventually(async () => (await counted()) === '2 1 1 4', 'the request counters to settle');
+});

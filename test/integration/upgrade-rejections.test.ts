@@ -1,0 +1,178 @@
+/**
+ * Handshakes the gateway refuses by itself, before any backend is contacted: a method other than
+ * GET (405 with `Allow: GET`), malformed requests (400), unsupported versions (426 with
+ * `Sec-WebSocket-Version: 13`), requests no route matches (404, with host wildcards and
+ * longest-prefix selection checked on the matching side), and a WebSocket request that lacks
+ * `Connection: Upgrade` and so reaches the plain HTTP handler (400). Each case asserts the exact
+ * status, headers and body (the status text only), that the backend saw no connection at all, and
+ * the `wsgate_upgrades_total` code.
+ */
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { type TestContext, test } from 'node:test';
+import { type EchoBackend, startEchoBackend } from '../helpers/backends.ts';
+import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
+import { within } from '../helpers/eventually.ts';
+import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+
+interface FullResponse {
+  readonly status: number;
+  readonly statusLine: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+/** Reads what is left on `socket` until the gateway closes it. */
+function readToClose(socket: Socket, first: Buffer): Promise<string> {
+  const chunks = [first];
+  return within(
+    new Promise((resolve) => {
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      socket.resume();
+    }),
+    'the gateway to close the connection',
+  );
+}
+
+/** Sends a raw request and returns the whole response; the gateway must close the connection. */
+async function send(
+  port: number,
+  options: Parameters<typeof rawRequest>[1],
+): Promise<FullResponse> {
+  const response = await rawRequest(port, options);
+  const body = await readToClose(response.socket, response.rest);
+  return { status: response.status, statusLine: response.statusLine, headers: response.headers, body };
+}
+
+async function echoGateway(t: TestContext): Promise<{ backend: EchoBackend; gw: TestGateway }> {
+  const backend = await startEchoBackend(t);
+  const gw = await startGateway(t, {
+    routes: { echo: { pool: 'echo' } },
+    pools: { echo: { backends: [backend.url] } },
+  });
+  return { backend, gw };
+}
+
+function assertPlainError(response: FullResponse, status: number, text: string): void {
+  assert.equal(response.statusLine, `HTTP/1.1 ${status} ${text}`);
+  assert.equal(response.body, `${text}\n`, 'the body says only the status text');
+  assert.equal(response.headers['content-length'], String(text.length + 1));
+  assert.equal(response.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.equal(response.headers.connection, 'close');
+}
+
+function without(headers: Record<string, string>, name: string): Record<string, string> {
+  const copy = { ...headers };
+  delete copy[name];
+  return copy;
+}
+
+test('a POST carrying upgrade headers gets 405 with Allow: GET', async (t) => {
+  const { backend, gw } = await echoGateway(t);
+  const response = await send(gw.port(), { method: 'POST', path: '/chat', headers: handshakeHeaders() });
+  assertPlainError(response, 405, 'Method Not Allowed');
+  assert.equal(response.headers.allow, 'GET');
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_METHOD_NOT_ALLOWED' }), 1);
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPGRADED' }), 0);
+});
+
+test('malformed handshakes get 400 and never reach the backend', async (t) => {
+  const { backend, gw } = await echoGateway(t);
+  const valid = handshakeHeaders();
+  const cases: [string, Parameters<typeof rawRequest>[1]][] = [
+    ['missing Sec-WebSocket-Key', { headers: without(valid, 'Sec-WebSocket-Key') }],
+    ['Sec-WebSocket-Key of 8 bytes', { headers: { ...valid, 'Sec-WebSocket-Key': 'AAAAAAAAAAA=' } }],
+    ['Sec-WebSocket-Key that is not base64', { headers: { ...valid, 'Sec-WebSocket-Key': 'not a key!' } }],
+    ['Upgrade: h2c', { headers: { ...valid, Upgrade: 'h2c' } }],
+    ['HTTP/1.0', { headers: valid, version: '1.0' }],
+    ['missing Host', { headers: without(valid, 'Host') }],
+  ];
+  for (const [what, options] of cases) {
+    const response = await send(gw.port(), options);
+    assertPlainError(response, 400, 'Bad Request');
+    assert.equal(response.headers['sec-websocket-accept'], undefined, what);
+  }
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_MALFORMED' }), cases.length);
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_MALFORMED', route: '' }), cases.length);
+});
+
+test('an unsupported or missing Sec-WebSocket-Version gets 426 naming version 13', async (t) => {
+  const { backend, gw } = await echoGateway(t);
+  const valid = handshakeHeaders();
+  for (const headers of [{ ...valid, 'Sec-WebSocket-Version': '8' }, without(valid, 'Sec-WebSocket-Version')]) {
+    const response = await send(gw.port(), { headers });
+    assertPlainError(response, 426, 'Upgrade Required');
+    assert.equal(response.headers['sec-websocket-version'], '13');
+  }
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_VERSION_UNSUPPORTED' }), 2);
+});
+
+test('no matching route is 404; host wildcards and the longest prefix pick the backend', async (t) => {
+  const chat = await startEchoBackend(t, {
+    onConnection: (socket) => socket.on('message', () => socket.send('chat')),
+  });
+  const live = await startEchoBackend(t, {
+    onConnection: (socket) => socket.on('message', () => socket.send('live')),
+  });
+  const gw = await startGateway(t, {
+    routes: {
+      chat: { hosts: ['chat.example.com'], path: '/chat', pool: 'chat' },
+      chatLive: { hosts: ['chat.example.com'], path: '/chat/live', pool: 'live' },
+      api: { hosts: ['*.example.com'], path: '/api', pool: 'live' },
+    },
+    pools: { chat: { backends: [chat.url] }, live: { backends: [live.url] } },
+  });
+
+  const misses: [string, string][] = [
+    ['chat.example.com', '/other'], // known host, no path
+    ['other.org', '/chat'], // known path, no host
+    ['example.com', '/api'], // a wildcard needs a subdomain
+    ['eu.example.com', '/chat'], // wildcard host, path of another route
+  ];
+  for (const [host, path] of misses) {
+    const response = await send(gw.port(), { path, headers: handshakeHeaders(host) });
+    assertPlainError(response, 404, 'Not Found');
+  }
+  assert.equal(chat.connections() + live.connections(), 0, 'no backend contacted for a 404');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'ROUTE_NOT_FOUND' }), misses.length);
+
+  const hits: [string, string, string, string][] = [
+    ['chat.example.com', '/chat/room?x=1', 'chat', 'chat'],
+    ['chat.example.com:8080', '/chat/live/1', 'live', 'chatLive'], // longest prefix wins
+    ['eu.west.example.com', '/api/v1', 'live', 'api'], // wildcard host
+  ];
+  for (const [host, path, expected, route] of hits) {
+    const ws = await openClient(gw.wsUrl(path), undefined, { headers: { Host: host } });
+    t.after(() => ws.terminate());
+    const reply = nextMessage(ws);
+    ws.send('who');
+    assert.equal((await reply).data.toString(), expected, `${host}${path} served by ${expected}`);
+    assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPGRADED', route }), 1);
+    ws.close();
+  }
+  assert.deepEqual(
+    chat.upgrades.map((req) => [req.headers.host, req.url]),
+    [['chat.example.com', '/chat/room?x=1']],
+  );
+  assert.deepEqual(
+    live.upgrades.map((req) => [req.headers.host, req.url]),
+    [
+      ['chat.example.com:8080', '/chat/live/1'],
+      ['eu.west.example.com', '/api/v1'],
+    ],
+  );
+});
+
+test('a WebSocket request without Connection: Upgrade reaches the HTTP handler and gets 400', async (t) => {
+  const { backend, gw } = await echoGateway(t);
+  const headers = { ...without(handshakeHeaders(), 'Connection'), Connection: 'close' };
+  const response = await send(gw.port(), { path: '/chat', headers });
+  assertPlainError(response, 400, 'Bad Request');
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.equal(await gw.metric('wsgate_http_requests_total', { status: '400' }), 1);
+  assert.equal(await gw.metric('wsgate_upgrades_total'), 0, 'not counted as an upgrade');
+});

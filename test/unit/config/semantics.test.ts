@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { createConfigSchema } from '../../../src/config/schema.ts';
+import { caBundleProblem, checkSemantics, isAddressOrRange } from '../../../src/config/semantics.ts';
+
+const TLS = resolve(import.meta.dirname, '../../fixtures/tls');
+
+/** A schema-valid configuration: one listener, route and pool, with `extra` merged in at the top. */
+function config(extra: Record<string, unknown> = {}) {
+  return createConfigSchema({ baseDir: TLS }).parse({
+    listeners: { public: { port: 8080 } },
+    routes: { echo: { pool: 'echo' } },
+    pools: { echo: { backends: ['http://127.0.0.1:9001'] } },
+    ...extra,
+  });
+}
+
+function messages(extra: Record<string, unknown>): string[] {
+  return checkSemantics(config(extra)).map((p) => `${p.path.join('.')}: ${p.message}`);
+}
+
+describe('checkSemantics', () => {
+  it('finds nothing wrong in a consistent configuration', () => {
+    assert.deepEqual(checkSemantics(config()), []);
+  });
+
+  it('reports a route to a missing pool, listing the pools', () => {
+    assert.deepEqual(
+      messages({
+        routes: { chat: { pool: 'chta', path: '/chat' }, echo: { pool: 'echo' } },
+        pools: { chat: { backends: ['http://a:1'] }, echo: { backends: ['http://b:1'] } },
+      }),
+      ['routes.chat.pool: no pool named "chta" (pools: chat, echo)'],
+    );
+    assert.deepEqual(messages({ pools: {} }), [
+      'routes.echo.pool: no pool named "echo" (no pools are defined)',
+    ]);
+  });
+
+  it('does not take inherited properties for pools', () => {
+    assert.equal(messages({ routes: { echo: { pool: 'constructor' } } }).length, 1);
+  });
+
+  it('reports trusted proxies that are neither addresses nor CIDR ranges', () => {
+    const found = checkSemantics(
+      config({ forwarding: { trustedProxies: ['10.0.0.0/8', '10.0.0.0/33', 'fd00::/8', 'host', '::1'] } }),
+    );
+    assert.deepEqual(
+      found.map((p) => p.path),
+      [
+        ['forwarding', 'trustedProxies', 1],
+        ['forwarding', 'trustedProxies', 3],
+      ],
+    );
+  });
+
+  it('reports listeners on the same port and overlapping addresses, at the later one', () => {
+    assert.deepEqual(
+      messages({
+        listeners: {
+          any: { port: 8080 },
+          local: { address: '127.0.0.1', port: 8080 },
+          v6: { address: '::1', port: 8081 },
+          v6again: { address: '0:0:0:0:0:0:0:1', port: 8081 },
+          name: { address: 'localhost', port: 8082 },
+          loop: { address: '127.0.0.1', port: 8082 },
+        },
+      }),
+      [
+        'listeners.local.port: 127.0.0.1:8080 conflicts with listeners.any on 0.0.0.0:8080',
+        'listeners.v6again.port: [::1]:8081 conflicts with listeners.v6 on [::1]:8081',
+        'listeners.loop.port: 127.0.0.1:8082 conflicts with listeners.name on localhost:8082',
+      ],
+    );
+  });
+
+  it('lets different addresses share a port, and port 0 never conflicts', () => {
+    assert.deepEqual(
+      messages({
+        listeners: {
+          a: { address: '127.0.0.1', port: 8080 },
+          b: { address: '127.0.0.2', port: 8080 },
+          c: { port: 0 },
+          d: { port: 0 },
+        },
+      }),
+      [],
+    );
+  });
+
+  it('reports a listener on the admin address and port, unless the admin server is off', () => {
+    const listeners = { public: { address: '::', port: 9090 } };
+    assert.deepEqual(messages({ listeners }), [
+      'listeners.public.port: [::]:9090 conflicts with the admin server on 127.0.0.1:9090',
+    ]);
+    assert.deepEqual(messages({ listeners, admin: { enabled: false } }), []);
+    assert.deepEqual(messages({ listeners, admin: { port: 0 } }), []);
+  });
+
+  it('accepts a certificate with its key and rejects a mismatched pair', () => {
+    const good = { port: 8443, tls: { cert: 'server.pem', key: 'server-key.pem' } };
+    assert.deepEqual(messages({ listeners: { public: good } }), []);
+    const bad = { port: 8443, tls: { cert: 'server.pem', key: 'ca-key.pem' } };
+    assert.deepEqual(messages({ listeners: { public: bad } }), [
+      'listeners.public.tls: cert and key do not form a usable pair (key values mismatch)',
+    ]);
+    const swapped = { port: 8443, tls: { cert: 'server-key.pem', key: 'server.pem' } };
+    assert.match(
+      messages({ listeners: { public: swapped } })[0] ?? '',
+      /^listeners\.public\.tls: cert and key/,
+    );
+  });
+
+  it('checks a pool CA bundle', () => {
+    const pool = (ca: string) => ({ pools: { echo: { backends: ['https://localhost:1'], tls: { ca } } } });
+    assert.deepEqual(messages(pool('ca.pem')), []);
+    assert.deepEqual(messages(pool('server-key.pem')), [
+      'pools.echo.tls.ca: no PEM certificate in the file (expected "-----BEGIN CERTIFICATE-----")',
+    ]);
+  });
+
+  it('reports routes that serve the same host and path', () => {
+    assert.deepEqual(
+      messages({
+        routes: {
+          a: { hosts: ['x.example.com', 'y.example.com'], path: '/ws', pool: 'echo' },
+          b: { hosts: ['Y.example.com'], path: '/ws', pool: 'echo' },
+          c: { hosts: ['y.example.com'], path: '/other', pool: 'echo' },
+          d: { pool: 'echo' },
+          e: { path: '/', pool: 'echo' },
+          f: { hosts: ['*.example.com'], pool: 'echo' },
+        },
+      }),
+      [
+        'routes.b: host "y.example.com" with path "/ws" is already served by routes.a (ambiguous)',
+        'routes.e: any host with path "/" is already served by routes.d (ambiguous)',
+      ],
+    );
+  });
+});
+
+describe('isAddressOrRange', () => {
+  it('accepts addresses and ranges of both families', () => {
+    for (const entry of [
+      '10.0.0.1',
+      '10.0.0.0/8',
+      '0.0.0.0/0',
+      '::1',
+      'fd00::/8',
+      '::/0',
+      '192.168.1.0/24',
+    ]) {
+      assert.equal(isAddressOrRange(entry), true, entry);
+    }
+  });
+
+  it('rejects everything else', () => {
+    for (const entry of [
+      '',
+      'host',
+      '10.0.0.0/33',
+      '::/129',
+      '10.0.0.0/',
+      '10.0.0.0/-1',
+      '10.0.0.0/8/8',
+      '/8',
+      '1.2.3',
+    ]) {
+      assert.equal(isAddressOrRange(entry), false, entry);
+    }
+  });
+});
+
+describe('caBundleProblem', () => {
+  it('accepts bundles of several certificates', () => {
+    const ca = readFileSync(resolve(TLS, 'ca.pem'));
+    const server = readFileSync(resolve(TLS, 'server.pem'));
+    assert.equal(caBundleProblem(Buffer.concat([ca, server])), undefined);
+  });
+
+  it('reports a certificate block that does not parse', () => {
+    const broken = Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+    assert.match(caBundleProblem(broken) ?? '', /^certificate 1 of 1 cannot be parsed/);
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * docs/metrics.md and the registry must agree: every wsgate_ metric has a row with its type and
+ * labels, and the doc lists no metric that does not exist. Also pins the naming conventions.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { closeCodeLabel, GatewayMetrics } from '../../../src/observability/metrics.ts';
+
+const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
+const rows = new Map(
+  doc
+    .split('\n')
+    .filter((line) => /^\| `wsgate_[a-z_]+` \|/.test(line))
+    .map((line) => {
+      const cells = line.split('|').map((cell) => cell.trim());
+      const labels = cells[3] === '—' ? [] : (cells[3] ?? '').split(',').map((label) => label.trim());
+      return [cells[1]?.replaceAll('`', '') ?? '', { type: cells[2], labels }] as const;
+    }),
+);
+
+async function wsgateMetrics(): Promise<{ name: string; type: string; labels: string[] }[]> {
+  const metrics = new GatewayMetrics('1.2.3');
+  const json = await metrics.registry.getMetricsAsJSON();
+  return json
+    .filter((metric) => metric.name.startsWith('wsgate_'))
+    .map((metric) => {
+      const inner = metrics.registry.getSingleMetric(metric.name) as unknown as { labelNames: string[] };
+      return { name: metric.name, type: String(metric.type), labels: [...inner.labelNames] };
+    });
+}
+
+test('every metric is documented with its type and labels', async () => {
+  const metrics = await wsgateMetrics();
+  assert.ok(metrics.length >= 10);
+  for (const metric of metrics) {
+    const row = rows.get(metric.name);
+    assert.ok(row, `docs/metrics.md has a row for ${metric.name}`);
+    assert.equal(row.type, metric.type, `type of ${metric.name}`);
+    assert.deepEqual(row.labels, metric.labels, `labels of ${metric.name}`);
+  }
+  const names = new Set(metrics.map((metric) => metric.name));
+  for (const name of rows.keys()) assert.ok(names.has(name), `${name} in docs/metrics.md exists`);
+});
+
+test('names follow Prometheus conventions', async () => {
+  for (const metric of await wsgateMetrics()) {
+    assert.match(metric.name, /^wsgate_[a-z_]+$/);
+    if (metric.type === 'counter') assert.match(metric.name, /_total$/, `${metric.name} is a counter`);
+    else assert.doesNotMatch(metric.name, /_total$/);
+    if (metric.type === 'histogram') assert.match(metric.name, /_seconds$/, `${metric.name} is in seconds`);
+    for (const label of metric.labels)
+      assert.ok(!['ip', 'address', 'path', 'client', 'subject'].includes(label));
+  }
+});
+
+test('close code labels are bounded', () => {
+  assert.equal(closeCodeLabel(undefined), '1006');
+  assert.equal(closeCodeLabel(1000), '1000');
+  assert.equal(closeCodeLabel(1014), '1014');
+  assert.equal(closeCodeLabel(4000), '4xxx');
+  assert.equal(closeCodeLabel(4999), '4xxx');
+  assert.equal(closeCodeLabel(3001), '3xxx');
+  assert.equal(closeCodeLabel(2000), 'invalid');
+  assert.equal(closeCodeLabel(65535), 'invalid');
+});

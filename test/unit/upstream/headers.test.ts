@@ -1,0 +1,98 @@
+/**
+ * The heads sent each way: hop-by-hop headers (and those named by Connection) dropped, WebSocket
+ * headers kept in order, forwarding headers replaced, Host kept or overridden.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../../../src/upstream/headers.ts';
+
+const forwarded = {
+  clientAddress: '1.2.3.4',
+  xForwardedFor: '1.2.3.4',
+  xForwardedProto: 'https',
+  xForwardedHost: 'a.test',
+};
+
+const pairs = (raw: string[]) =>
+  Array.from({ length: raw.length / 2 }, (_, i) => [raw[2 * i], raw[2 * i + 1]]);
+
+test('the backend gets the end-to-end headers, in order, plus Connection/Upgrade and X-Forwarded-*', () => {
+  const raw = [
+    'Host',
+    'a.test',
+    'Connection',
+    'Upgrade, X-Secret-Hop',
+    'Upgrade',
+    'websocket',
+    'X-Secret-Hop',
+    'drop me',
+    'Keep-Alive',
+    'timeout=5',
+    'Proxy-Authorization',
+    'Basic xyz',
+    'TE',
+    'trailers',
+    'Sec-WebSocket-Key',
+    'dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version',
+    '13',
+    'Sec-WebSocket-Protocol',
+    'a, b',
+    'Sec-WebSocket-Extensions',
+    'permessage-deflate; client_max_window_bits',
+    'X-Forwarded-For',
+    '6.6.6.6',
+    'Forwarded',
+    'for=6.6.6.6',
+    'Cookie',
+    'sid=1',
+  ];
+  assert.deepEqual(pairs(upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined })), [
+    ['Host', 'a.test'],
+    ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
+    ['Sec-WebSocket-Version', '13'],
+    ['Sec-WebSocket-Protocol', 'a, b'],
+    ['Sec-WebSocket-Extensions', 'permessage-deflate; client_max_window_bits'],
+    ['Cookie', 'sid=1'],
+    ['Connection', 'Upgrade'],
+    ['Upgrade', 'websocket'],
+    ['X-Forwarded-For', '1.2.3.4'],
+    ['X-Forwarded-Proto', 'https'],
+    ['X-Forwarded-Host', 'a.test'],
+  ]);
+});
+
+test('hostOverride replaces the Host header', () => {
+  const out = pairs(upstreamUpgradeHeaders(['Host', 'a.test'], { forwarded, hostOverride: 'backend:9000' }));
+  assert.deepEqual(
+    out.filter(([name]) => name?.toLowerCase() === 'host'),
+    [['Host', 'backend:9000']],
+  );
+});
+
+test("the client's 101 keeps the backend's headers minus hop-by-hop ones", () => {
+  const raw = [
+    'Upgrade',
+    'websocket',
+    'Connection',
+    'Upgrade, X-Internal',
+    'X-Internal',
+    'secret',
+    'Sec-WebSocket-Accept',
+    's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
+    'Sec-WebSocket-Protocol',
+    'b',
+    'Set-Cookie',
+    'a=1',
+    'Set-Cookie',
+    'b=2',
+  ];
+  assert.deepEqual(pairs(downstreamUpgradeHeaders(raw)), [
+    ['Sec-WebSocket-Accept', 's3pPLMBiTxaQ9kYGzzhZRbK+xOo='],
+    ['Sec-WebSocket-Protocol', 'b'],
+    ['Set-Cookie', 'a=1'],
+    ['Set-Cookie', 'b=2'],
+    ['Upgrade', 'websocket'],
+    ['Connection', 'Upgrade'],
+  ]);
+});
