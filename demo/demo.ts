@@ -41,6 +41,9 @@ async function main(): Promise<void> {
   const gateway = spawn(process.execPath, ['src/cli.ts', '--config', 'config.example.yaml'], {
     cwd: root,
     stdio: ['ignore', 'inherit', 'inherit'],
+    // Its own process group: Ctrl-C reaches only the demo, which asks the gateway to drain once
+    // (a second signal would make the gateway exit at once).
+    detached: true,
     env: { ...process.env, WSGATE_LOG_FORMAT: process.env.WSGATE_LOG_FORMAT ?? 'pretty' },
   });
   const stop = (): void => {
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  process.once('exit', () => gateway.kill('SIGKILL'));
   gateway.once('exit', (code) => {
     for (const server of backends) server.close();
     process.exit(code ?? 0);

@@ -145,6 +145,15 @@ export const CODES = {
     level: 'warn',
     description: 'A proxied HTTP request could not connect to its backend within `connectTimeout`.',
   },
+  HTTP_UPSTREAM_BAD_RESPONSE: {
+    phase: 'http',
+    status: 502,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'warn',
+    description:
+      'The backend answered a proxied HTTP request with a status that cannot be relayed (below 200 or above 999).',
+  },
   HTTP_UPSTREAM_ABORTED: {
     phase: 'http',
     status: 0,

@@ -210,14 +210,26 @@ export class HttpPass {
     }
     // While draining, keep-alive connections are wound down after their current response.
     if (this.#options.isDraining()) headers.push('Connection', 'close');
+    const attempt = this.#attempts.get(req);
+    const route = attempt?.route ?? '';
+    const backend = attempt?.backend.id;
+    // Node's client parser lets through statuses (e.g. 099) that `writeHead` throws on: a backend
+    // must not be able to crash the gateway with one.
+    const status = proxyRes.statusCode ?? 0;
+    try {
+      if (status < 200 || status > 999) throw new RangeError(`backend answered status ${status}`);
+      res.writeHead(status, proxyRes.statusMessage, headers);
+    } catch (error) {
+      proxyRes.destroy();
+      this.#fail(req, res, 'HTTP_UPSTREAM_BAD_RESPONSE', route, { backend, err: String(error) });
+      return;
+    }
     // Errors show as an incomplete response at 'close'; the listener keeps them from throwing.
     proxyRes.on('error', () => {});
     proxyRes.once('close', () => {
       if (proxyRes.complete || res.destroyed) return;
-      const attempt = this.#attempts.get(req);
-      this.#fail(req, res, 'HTTP_UPSTREAM_ABORTED', attempt?.route ?? '', { backend: attempt?.backend.id });
+      this.#fail(req, res, 'HTTP_UPSTREAM_ABORTED', route, { backend });
     });
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
     proxyRes.pipe(res);
   }
 

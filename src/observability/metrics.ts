@@ -13,6 +13,23 @@ export type Direction = 'client_to_backend' | 'backend_to_client';
 /** Who sent the first close frame or dropped the connection first. */
 export type Initiator = 'client' | 'backend' | 'gateway';
 
+/**
+ * Running totals of one route and direction. Tunnels add to these plain numbers on the hot path
+ * (per chunk, per message); they reach the Prometheus counters when metrics are collected, which
+ * keeps label hashing out of the data path.
+ */
+export interface TrafficCell {
+  messages: number;
+  bytes: number;
+}
+
+interface TrafficEntry {
+  readonly labels: { readonly route: string; readonly direction: Direction };
+  readonly cell: TrafficCell;
+  flushedMessages: number;
+  flushedBytes: number;
+}
+
 const MISNAMED_DEFAULT_GAUGES = [
   'nodejs_active_handles_total',
   'nodejs_active_requests_total',
@@ -24,6 +41,7 @@ const CONNECTION_BUCKETS = [1, 5, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 432
 
 export class GatewayMetrics {
   readonly registry = new Registry();
+  readonly #traffic = new Map<string, TrafficEntry>();
 
   readonly upgrades = new Counter({
     name: 'wsgate_upgrades_total',
@@ -60,6 +78,7 @@ export class GatewayMetrics {
     help: 'WebSocket data messages relayed (text and binary, fragments counted once).',
     labelNames: ['route', 'direction'] as const,
     registers: [this.registry],
+    collect: () => this.#flushTraffic(),
   });
 
   readonly bytes = new Counter({
@@ -67,6 +86,7 @@ export class GatewayMetrics {
     help: 'WebSocket bytes relayed after the handshake, frame headers included, as on the wire.',
     labelNames: ['route', 'direction'] as const,
     registers: [this.registry],
+    collect: () => this.#flushTraffic(),
   });
 
   readonly closes = new Counter({
@@ -132,6 +152,33 @@ export class GatewayMetrics {
     for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
     this.buildInfo.set({ version, nodejs: process.version }, 1);
     this.draining.set(0);
+  }
+
+  /** The running totals for a route and direction, shared by every tunnel on that route. */
+  trafficCell(route: string, direction: Direction): TrafficCell {
+    const key = `${route}\u0000${direction}`;
+    let entry = this.#traffic.get(key);
+    if (!entry) {
+      entry = {
+        labels: { route, direction },
+        cell: { messages: 0, bytes: 0 },
+        flushedMessages: 0,
+        flushedBytes: 0,
+      };
+      this.#traffic.set(key, entry);
+    }
+    return entry.cell;
+  }
+
+  #flushTraffic(): void {
+    for (const entry of this.#traffic.values()) {
+      const { cell } = entry;
+      if (cell.messages > entry.flushedMessages)
+        this.messages.inc(entry.labels, cell.messages - entry.flushedMessages);
+      if (cell.bytes > entry.flushedBytes) this.bytes.inc(entry.labels, cell.bytes - entry.flushedBytes);
+      entry.flushedMessages = cell.messages;
+      entry.flushedBytes = cell.bytes;
+    }
   }
 
   /** The text exposition, as served on /metrics. */

@@ -17,17 +17,14 @@
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Direction, Initiator } from '../observability/metrics.ts';
+import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import { FrameScanner, type ScanResult } from './frame-scanner.ts';
 
 type Side = 'client' | 'backend';
 
-/** Counters a tunnel feeds while it runs (prom-client children, already labelled). */
-export interface TunnelCounters {
-  readonly messages: Readonly<Record<Direction, { inc(value?: number): void }>>;
-  readonly bytes: Readonly<Record<Direction, { inc(value?: number): void }>>;
-}
+/** Running totals a tunnel adds to while it runs, one per direction (shared per route). */
+export type TunnelCounters = Readonly<Record<Direction, TrafficCell>>;
 
 export interface TunnelOptions {
   readonly id: string;
@@ -80,6 +77,10 @@ export class Tunnel {
     backend: undefined,
   };
   readonly #socketClosed: Record<Side, boolean> = { client: false, backend: false };
+  /** Whether the bytes written TOWARD each side so far end at a frame boundary. */
+  readonly #boundaryToward: Record<Side, boolean> = { client: true, backend: true };
+  /** Set after an unexpected exception: scanner state is no longer trusted, data is dropped. */
+  #broken = false;
   #closeCode: number | undefined;
   #closeReason = '';
   #initiator: Initiator | undefined;
@@ -103,9 +104,21 @@ export class Tunnel {
       const socket = this.#sockets[side];
       socket.setNoDelay(true);
       socket.on('error', (error) => this.#options.log.debug({ side, err: error }, 'socket error'));
-      socket.on('data', (chunk: Buffer) => this.#onData(side, chunk));
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          this.#onData(side, chunk);
+        } catch (error) {
+          this.#onBug(error);
+        }
+      });
       socket.on('drain', () => this.#sockets[other(side)].resume());
-      socket.on('end', () => this.#onEnd(side));
+      socket.on('end', () => {
+        try {
+          this.#onEnd(side);
+        } catch (error) {
+          this.#onBug(error);
+        }
+      });
       socket.on('close', () => this.#onClose(side));
       if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
     }
@@ -127,15 +140,43 @@ export class Tunnel {
     this.#sockets.backend.destroy();
   }
 
+  /**
+   * A bug must cost one tunnel, not the process. The scanners may be mid-update, so the only
+   * trusted fact is whether what was last written toward each side ended at a frame boundary:
+   * there a 1011 close frame goes out, elsewhere the socket is destroyed.
+   */
+  #onBug(error: unknown): void {
+    this.#options.log.error({ err: error }, 'tunnel failed unexpectedly');
+    if (this.#broken) return;
+    this.#broken = true;
+    this.#errorCode ??= 'INTERNAL_ERROR';
+    if (this.#initiator === undefined) {
+      this.#initiator = 'gateway';
+      this.#closeCode = 1011;
+      this.#closeReason = 'internal error';
+    }
+    for (const side of ['client', 'backend'] as const) {
+      const socket = this.#sockets[side];
+      if (this.#closedToward[side] || !socket.writable) continue;
+      if (this.#boundaryToward[side]) {
+        this.#closedToward[side] = true;
+        socket.end(encodeCloseFrame(1011, 'internal error', side === 'backend'));
+      } else {
+        socket.destroy();
+      }
+    }
+    this.#armCloseTimer();
+  }
+
   #createScanner(from: Side): FrameScanner {
     const direction = directionFrom(from);
-    const counter = this.#options.counters.messages[direction];
+    const cell = this.#options.counters[direction];
     return new FrameScanner(
       { direction, allowedRsv: this.#options.allowedRsv },
       {
         onMessage: () => {
           this.#messages[direction]++;
-          counter.inc();
+          cell.messages++;
         },
         onControl: () => {},
         onClose: (code, reason) => this.#onCloseFrame(from, code, reason),
@@ -144,6 +185,7 @@ export class Tunnel {
   }
 
   #onData(from: Side, chunk: Buffer): void {
+    if (this.#broken) return;
     const to = other(from);
     const result = this.#scanners[from].push(chunk);
     if (this.#closedToward[to]) return; // after our close frame nothing may reach `to`
@@ -151,18 +193,20 @@ export class Tunnel {
       this.#onViolation(from, chunk, result);
       return;
     }
-    this.#forward(from, chunk);
+    this.#forward(from, chunk, this.#scanners[from].atBoundary);
     const pending = this.#pendingClose[to];
     if (pending && this.#scanners[from].atBoundary) this.#writeClose(to, pending);
   }
 
-  #forward(from: Side, chunk: Buffer): void {
+  #forward(from: Side, chunk: Buffer, atBoundary: boolean): void {
     const destination = this.#sockets[other(from)];
     if (!destination.writable) return;
     const direction = directionFrom(from);
     this.#bytes[direction] += chunk.length;
-    this.#options.counters.bytes[direction].inc(chunk.length);
-    if (!destination.write(chunk)) this.#sockets[from].pause();
+    this.#options.counters[direction].bytes += chunk.length;
+    const flowing = destination.write(chunk);
+    this.#boundaryToward[other(from)] = atBoundary;
+    if (!flowing) this.#sockets[from].pause();
   }
 
   #onCloseFrame(from: Side, code: number | undefined, reason: string): void {
@@ -178,7 +222,7 @@ export class Tunnel {
 
   #onViolation(from: Side, chunk: Buffer, result: Extract<ScanResult, { ok: false }>): void {
     if (result.violation === 'DATA_AFTER_CLOSE') return; // drop it; a close frame already went on
-    if (result.boundary > 0) this.#forward(from, chunk.subarray(0, result.boundary));
+    if (result.boundary > 0) this.#forward(from, chunk.subarray(0, result.boundary), true);
     this.#options.log.info(
       { side: from, violation: result.violation, detail: result.detail },
       'protocol violation',

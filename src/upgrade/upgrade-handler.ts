@@ -209,14 +209,8 @@ export class UpgradeHandler {
     metrics.backendConnectionsActive.inc(backendLabels);
     backend.activeTunnels++;
     const counters = {
-      messages: {
-        client_to_backend: metrics.messages.labels({ route: routeName, direction: 'client_to_backend' }),
-        backend_to_client: metrics.messages.labels({ route: routeName, direction: 'backend_to_client' }),
-      },
-      bytes: {
-        client_to_backend: metrics.bytes.labels({ route: routeName, direction: 'client_to_backend' }),
-        backend_to_client: metrics.bytes.labels({ route: routeName, direction: 'backend_to_client' }),
-      },
+      client_to_backend: metrics.trafficCell(routeName, 'client_to_backend'),
+      backend_to_client: metrics.trafficCell(routeName, 'backend_to_client'),
     };
     const tunnel = new Tunnel({
       id: ctx.id,

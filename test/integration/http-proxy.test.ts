@@ -1,11 +1,13 @@
 /**
  * Plain HTTP through a route to its pool: the method, path and query arrive unchanged; request
  * bodies (1 MiB with a length, chunked without one) and responses (SSE, long-polling) stream both
- * ways without being buffered; hop-by-hop headers are dropped in both directions and X-Forwarded-*
- * is replaced (untrusted peer) or appended to (trusted proxy); the gateway's own answers (404, 502
- * after a refused connect, 504 after a connect that never completes its TLS handshake) carry the
- * status text only; a GET moves on to the next backend after a refused connect while a POST with a
- * body does not; round-robin alternates; `wsgate_http_requests_total` counts each status.
+ * ways without being buffered; hop-by-hop headers are dropped in both directions, the client's own
+ * Connection/Keep-Alive is the gateway's business, and X-Forwarded-* is replaced (untrusted peer)
+ * or appended to (trusted proxy); `Expect: 100-continue` is answered by the gateway. Failures: 404
+ * with no route, 502 after a refused connect or an unrelayable status, 504 when a TLS handshake
+ * never completes within `connectTimeout`, a response broken off by the backend cuts the client
+ * connection. A GET moves on to the next backend after a refused connect, a POST with a body does
+ * not; round-robin alternates; `wsgate_http_requests_total` counts each status.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -69,6 +71,22 @@ async function send(url: string, options: SendOptions = {}): Promise<Reply> {
   req.end(options.body);
   const res = await response;
   return { status: res.statusCode ?? 0, headers: res.headers, body: await readBody(res) };
+}
+
+/** A POST with `Expect: 100-continue` whose body is sent only after the gateway's 100 Continue. */
+async function sendExpectingContinue(url: string, body: Buffer): Promise<Reply & { continued: boolean }> {
+  const req = request(url, {
+    method: 'POST',
+    agent: false,
+    headers: { expect: '100-continue', 'content-length': String(body.length) },
+  });
+  let continued = false;
+  req.once('continue', () => {
+    continued = true;
+    req.end(body);
+  });
+  const res = await responseOf(req);
+  return { status: res.statusCode ?? 0, headers: res.headers, body: await readBody(res), continued };
 }
 
 function sha256(data: Buffer): string {
@@ -257,6 +275,19 @@ test('a long-poll request is held open until the backend answers', async (t) => 
   assert.equal((await readBody(res)).toString(), '{"events":["late"]}');
 });
 
+test('Expect: 100-continue is answered by the gateway and not forwarded', async (t) => {
+  const backend = await startHttpBackend(t, (req, res) => {
+    res.setHeader('x-expect-seen', req.headers.expect ?? 'none');
+    req.pipe(res);
+  });
+  const gw = await apiGateway(t, [backend.url]);
+  const reply = await sendExpectingContinue(gw.httpUrl('/api/upload'), Buffer.from('after continue'));
+  assert.equal(reply.continued, true, 'the client got 100 Continue');
+  assert.equal(reply.status, 200);
+  assert.equal(reply.headers['x-expect-seen'], 'none');
+  assert.equal(reply.body.toString(), 'after continue');
+});
+
 test('hop-by-hop request headers are dropped and X-Forwarded-* replaced for an untrusted peer', async (t) => {
   const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
   const gw = await apiGateway(t, [backend.url]);
@@ -405,6 +436,21 @@ test('502 when the only backend refuses the connection', async (t) => {
   );
 });
 
+test('a backend answering with a status Node cannot relay (099) gets 502 and the gateway keeps serving', async (t) => {
+  const odd = createNetServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => socket.end('HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nno'));
+  });
+  await new Promise<void>((resolve) => odd.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => odd.close(() => resolve())));
+  const gw = await apiGateway(t, [`http://127.0.0.1:${(odd.address() as AddressInfo).port}`]);
+  const reply = await send(gw.httpUrl('/api/odd'));
+  assertGatewayError(reply, 502, 'Bad Gateway');
+  const again = await send(gw.httpUrl('/api/odd'));
+  assert.equal(again.status, 502, 'the gateway is still up');
+  assert.ok(gw.logs.some((record) => record.code === 'HTTP_UPSTREAM_BAD_RESPONSE'));
+});
+
 test('a GET moves on to the next backend when the first refuses', async (t) => {
   const refused = `http://127.0.0.1:${await closedPort()}`;
   const backend = await named(t, 'second');
@@ -465,9 +511,12 @@ test('504 when an https backend accepts TCP but never completes the TLS handshak
     1,
   );
   await eventually(() => sockets.size === 0, 'the gateway to drop the half-open TLS connection');
+  // The same bound holds for a request that went through `Expect: 100-continue`.
+  const expecting = await sendExpectingContinue(gw.httpUrl('/api/upload'), Buffer.from('body'));
+  assertGatewayError(expecting, 504, 'Gateway Timeout');
   await eventually(
-    async () => (await gw.metric('wsgate_http_requests_total', { route: 'api', status: '504' })) === 1,
-    'wsgate_http_requests_total{route="api",status="504"} to be 1',
+    async () => (await gw.metric('wsgate_http_requests_total', { route: 'api', status: '504' })) === 2,
+    'wsgate_http_requests_total{route="api",status="504"} to be 2',
   );
 });
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { type EchoBackend, startEchoBackend, startHttpBackend } from '../helpers/backends.ts';
@@ -69,8 +70,14 @@ test('text stays text and binary stays binary, both ways', async (t) => {
   assert.equal(binary.isBinary, true);
   assert.deepEqual(binary.data, bytes);
   await closeClient(ws);
-  assert.equal(await gw.metric('wsgate_messages_total', { route: 'echo', direction: 'client_to_backend' }), 2);
-  assert.equal(await gw.metric('wsgate_messages_total', { route: 'echo', direction: 'backend_to_client' }), 2);
+  assert.equal(
+    await gw.metric('wsgate_messages_total', { route: 'echo', direction: 'client_to_backend' }),
+    2,
+  );
+  assert.equal(
+    await gw.metric('wsgate_messages_total', { route: 'echo', direction: 'backend_to_client' }),
+    2,
+  );
 });
 
 test('the path and query reach the backend exactly as sent', async (t) => {
@@ -110,7 +117,10 @@ test('permessage-deflate is negotiated end to end and compressed bytes are relay
   await closeClient(ws);
   const up = await gw.metric('wsgate_bytes_total', { direction: 'client_to_backend' });
   const down = await gw.metric('wsgate_bytes_total', { direction: 'backend_to_client' });
-  assert.ok(up > 0 && up < payload.length / 10, `client_to_backend carried ${up} bytes for ${payload.length}`);
+  assert.ok(
+    up > 0 && up < payload.length / 10,
+    `client_to_backend carried ${up} bytes for ${payload.length}`,
+  );
   assert.ok(down > 0 && down < payload.length / 10, `backend_to_client carried ${down} bytes`);
 });
 
@@ -245,6 +255,44 @@ test('a frame sent in the same packet as the client handshake is not lost', asyn
   assert.deepEqual(fromBackend.subarray(0, expected.length), expected);
   response.socket.write(encodeFrame({ opcode: 0x8, masked: true, payload: Buffer.from([0x03, 0xe8]) }));
   await within(once(response.socket, 'close'), 'the raw client closed');
+});
+
+test('a frame the client sends while the backend is still deciding is relayed after the 101', async (t) => {
+  let release: (() => void) | undefined;
+  const atBackend: string[] = [];
+  const backend = await startEchoBackend(t, {
+    ws: {
+      verifyClient: (_info, done) => {
+        release = () => done(true);
+      },
+    },
+    onConnection: (socket) => socket.on('message', (data) => atBackend.push(String(data))),
+  });
+  const gw = await gatewayTo(t, backend);
+  const socket = connect(gw.port(), '127.0.0.1');
+  socket.on('error', () => {});
+  t.after(() => socket.destroy());
+  const lines = Object.entries(handshakeHeaders()).map(([name, value]) => `${name}: ${value}`);
+  socket.write(`GET /early HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+  await eventually(() => release !== undefined, 'the backend holding the upgrade');
+  socket.write(encodeFrame({ opcode: 0x1, masked: true, payload: 'before the 101' }));
+  // One more round trip through the gateway, so that it has most likely read the frame already.
+  const other = await rawRequest(gw.port(), {
+    path: '/x',
+    headers: { Host: '127.0.0.1', Connection: 'close' },
+  });
+  other.socket.destroy();
+  release?.();
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+  });
+  await eventually(() => received.includes('\r\n\r\n'), 'the 101 at the raw client');
+  assert.match(received.toString('latin1'), /^HTTP\/1\.1 101 /);
+  await eventually(() => atBackend.length === 1, 'the message at the backend');
+  assert.deepEqual(atBackend, ['before the 101']);
+  socket.write(encodeFrame({ opcode: 0x8, masked: true, payload: Buffer.from([0x03, 0xe8]) }));
+  await within(once(socket, 'close'), 'the raw client closed');
 });
 
 test('a frame the backend sends in the same packet as its 101 is not lost', async (t) => {

@@ -13,7 +13,10 @@ import { closeOf, openClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway } from '../helpers/gateway.ts';
 
-const echoConfig = (url: string) => ({ routes: { echo: { pool: 'echo' } }, pools: { echo: { backends: [url] } } });
+const echoConfig = (url: string) => ({
+  routes: { echo: { pool: 'echo' } },
+  pools: { echo: { backends: [url] } },
+});
 
 function getStatus(port: number, path: string): Promise<number> {
   return within(
@@ -57,7 +60,11 @@ test('shutdown sends 1001 to every client and backend, fails readiness, then clo
 
 test('while draining, /readyz is 503 and an upgrade on a kept-alive connection gets 503', async (t) => {
   const backend = await startEchoBackend(t);
-  const gw = await startGateway(t, { ...echoConfig(backend.url), shutdown: { drainTimeout: '10s' } }, { skipLeakCheck: true });
+  const gw = await startGateway(
+    t,
+    { ...echoConfig(backend.url), shutdown: { drainTimeout: '10s' } },
+    { skipLeakCheck: true },
+  );
   // A tunnel whose client never answers the close (and never closes its half) keeps the gateway draining.
   const stubborn = connect({ port: gw.port(), host: '127.0.0.1', allowHalfOpen: true });
   stubborn.on('error', () => {});

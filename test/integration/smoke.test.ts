@@ -6,7 +6,10 @@ import { startGateway } from '../helpers/gateway.ts';
 
 test('a message goes through and comes back', async (t) => {
   const backend = await startEchoBackend(t);
-  const gw = await startGateway(t, { routes: { echo: { pool: 'echo' } }, pools: { echo: { backends: [backend.url] } } });
+  const gw = await startGateway(t, {
+    routes: { echo: { pool: 'echo' } },
+    pools: { echo: { backends: [backend.url] } },
+  });
   const ws = await openClient(gw.wsUrl('/x'));
   ws.send('hello');
   const reply = await nextMessage(ws);

@@ -36,10 +36,7 @@ function readToClose(socket: Socket, first: Buffer): Promise<string> {
 }
 
 /** Sends a raw request and returns the whole response; the gateway must close the connection. */
-async function send(
-  port: number,
-  options: Parameters<typeof rawRequest>[1],
-): Promise<FullResponse> {
+async function send(port: number, options: Parameters<typeof rawRequest>[1]): Promise<FullResponse> {
   const response = await rawRequest(port, options);
   const body = await readToClose(response.socket, response.rest);
   return { status: response.status, statusLine: response.statusLine, headers: response.headers, body };
@@ -96,13 +93,19 @@ test('malformed handshakes get 400 and never reach the backend', async (t) => {
   }
   assert.equal(backend.connections(), 0, 'backend never contacted');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_MALFORMED' }), cases.length);
-  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_MALFORMED', route: '' }), cases.length);
+  assert.equal(
+    await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_MALFORMED', route: '' }),
+    cases.length,
+  );
 });
 
 test('an unsupported or missing Sec-WebSocket-Version gets 426 naming version 13', async (t) => {
   const { backend, gw } = await echoGateway(t);
   const valid = handshakeHeaders();
-  for (const headers of [{ ...valid, 'Sec-WebSocket-Version': '8' }, without(valid, 'Sec-WebSocket-Version')]) {
+  for (const headers of [
+    { ...valid, 'Sec-WebSocket-Version': '8' },
+    without(valid, 'Sec-WebSocket-Version'),
+  ]) {
     const response = await send(gw.port(), { headers });
     assertPlainError(response, 426, 'Upgrade Required');
     assert.equal(response.headers['sec-websocket-version'], '13');

@@ -132,6 +132,13 @@ test('a backend that never answers the upgrade is 504 and is not retried elsewhe
 });
 
 test('a TLS backend that never completes its handshake is 504 UPSTREAM_CONNECT_TIMEOUT', async (t) => {
+  // Also the regression test for sending an IP literal as the TLS server name, which RFC 6066 §3
+  // forbids and Node reports with a DEP0123 warning when the connection starts.
+  const warnings: string[] = [];
+  const onWarning = (warning: Error & { code?: string }): void =>
+    void warnings.push(warning.code ?? warning.name);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
   const silent = await startSilentServer(t);
   const gw = await gatewayWith(t, [`https://127.0.0.1:${silent.port}`], { connectTimeout: '200ms' });
   assertGatewayError(await handshake(gw), 504, 'Gateway Timeout');
@@ -145,6 +152,7 @@ test('a TLS backend that never completes its handshake is 504 UPSTREAM_CONNECT_T
     gw.logs.some((line) => line.msg === 'websocket rejected' && line.code === 'UPSTREAM_CONNECT_TIMEOUT'),
     true,
   );
+  assert.deepEqual(warnings, [], 'no IP address was sent as the server name');
 });
 
 test("a backend's 401 reaches the client with its WWW-Authenticate header and body", async (t) => {
@@ -215,4 +223,5 @@ test('a client that leaves while the backend is silent releases the backend conn
   await backendClosed;
   await eventually(() => gw.gateway.registry.pendingCount === 0, 'no pending handshake');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'CLIENT_GONE' }), 1);
+  assert.equal(await gw.metric('wsgate_upstream_connect_failures_total'), 0, 'not blamed on the backend');
 });

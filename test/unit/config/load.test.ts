@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../../src/config/config-error.ts';
-import { loadConfigFile, parseConfigText, suggestKey } from '../../../src/config/load.ts';
+import { loadConfigFile, parseConfigText } from '../../../src/config/load.ts';
+import { suggestKey } from '../../../src/config/zod-issues.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const VALID = resolve(ROOT, 'test/fixtures/configs/valid');

@@ -11,7 +11,7 @@ const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'u
 const rows = new Map(
   doc
     .split('\n')
-    .filter((line) => /^\| `[A-Z_]+` \|/.test(line))
+    .filter((line) => /^\|\s*`[A-Z_]+`\s*\|/.test(line))
     .map((line) => {
       const cells = line.split('|').map((cell) => cell.trim());
       return [cells[1]?.replaceAll('`', '') ?? '', cells.slice(2, 7)] as const;

@@ -11,7 +11,7 @@ const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), '
 const rows = new Map(
   doc
     .split('\n')
-    .filter((line) => /^\| `wsgate_[a-z_]+` \|/.test(line))
+    .filter((line) => /^\|\s*`wsgate_[a-z_]+`\s*\|/.test(line))
     .map((line) => {
       const cells = line.split('|').map((cell) => cell.trim());
       const labels = cells[3] === '—' ? [] : (cells[3] ?? '').split(',').map((label) => label.trim());
