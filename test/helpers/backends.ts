@@ -3,6 +3,7 @@
  * every upgrade request it saw (headers included), and a plain HTTP server with a handler of the
  * test's choosing. Each counts TCP connections, so a test can prove a backend was never contacted.
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -132,4 +133,12 @@ export async function closedPort(): Promise<number> {
   const port = await listen(server);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** The 101 response head a raw WebSocket backend writes for `req` (RFC 6455 §4.2.2). */
+export function switchingProtocolsHead(req: IncomingMessage): string {
+  const accept = createHash('sha1')
+    .update(`${req.headers['sec-websocket-key'] ?? ''}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+    .digest('base64');
+  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`;
 }

@@ -129,3 +129,17 @@ export function rawRequest(
     `a response on port ${port}`,
   );
 }
+
+/**
+ * Opens a WebSocket on a raw socket that never answers a close frame and never closes its own
+ * half (allowHalfOpen): the peer that keeps a gateway draining. Resolves once the handshake is
+ * written; the caller waits for the tunnel and destroys the socket at the end.
+ */
+export function openStubbornClient(port: number): Socket {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  socket.on('error', () => {});
+  socket.resume();
+  const lines = Object.entries(handshakeHeaders('x')).map(([name, value]) => `${name}: ${value}`);
+  socket.write(`GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+  return socket;
+}

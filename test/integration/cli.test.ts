@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startEchoBackend } from '../helpers/backends.ts';
-import { closeOf, openClient } from '../helpers/clients.ts';
+import { closeOf, openClient, openStubbornClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
@@ -167,13 +167,7 @@ test('a second signal during the drain exits at once with status 1', async (t) =
   const { child, port } = await startProcess(file);
   t.after(() => child.kill('SIGKILL'));
   // A client that never answers close frames keeps the drain going.
-  const { connect } = await import('node:net');
-  const stubborn = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  stubborn.on('error', () => {});
-  stubborn.resume();
-  stubborn.write(
-    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-  );
+  const stubborn = openStubbornClient(port);
   await eventually(() => backend.sockets.length === 1, 'the tunnel is open');
   const exited = once(child, 'exit');
   child.kill('SIGTERM');

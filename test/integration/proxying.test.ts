@@ -13,13 +13,17 @@ import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { type EchoBackend, startEchoBackend, startHttpBackend } from '../helpers/backends.ts';
+import {
+  type EchoBackend,
+  startEchoBackend,
+  startHttpBackend,
+  switchingProtocolsHead,
+} from '../helpers/backends.ts';
 import { closeOf, handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { encodeFrame } from '../helpers/frames.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 
-const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 /** Deadline for moving 16 MiB through two hops on a slow machine. */
 const BIG_TRANSFER_MS = 30_000;
 
@@ -300,13 +304,12 @@ test('a frame the backend sends in the same packet as its 101 is not lost', asyn
     t,
     (_req, res) => res.end(),
     (req, socket) => {
-      const accept = createHash('sha1')
-        .update(`${req.headers['sec-websocket-key'] ?? ''}${WS_GUID}`)
-        .digest('base64');
-      const head =
-        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${accept}\r\n\r\n`;
-      socket.write(Buffer.concat([Buffer.from(head), encodeFrame({ opcode: 0x1, payload: 'welcome' })]));
+      socket.write(
+        Buffer.concat([
+          Buffer.from(switchingProtocolsHead(req)),
+          encodeFrame({ opcode: 0x1, payload: 'welcome' }),
+        ]),
+      );
       // Whatever the client sends next is its close frame: answer it and end.
       socket.once('data', () => socket.end(encodeFrame({ opcode: 0x8, payload: Buffer.from([0x03, 0xe8]) })));
     },

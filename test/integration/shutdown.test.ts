@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { startEchoBackend } from '../helpers/backends.ts';
-import { closeOf, openClient } from '../helpers/clients.ts';
+import { closeOf, openClient, openStubbornClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway } from '../helpers/gateway.ts';
 
@@ -66,12 +66,7 @@ test('while draining, /readyz is 503 and an upgrade on a kept-alive connection g
     { skipLeakCheck: true },
   );
   // A tunnel whose client never answers the close (and never closes its half) keeps the gateway draining.
-  const stubborn = connect({ port: gw.port(), host: '127.0.0.1', allowHalfOpen: true });
-  stubborn.on('error', () => {});
-  stubborn.resume();
-  stubborn.write(
-    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-  );
+  const stubborn = openStubbornClient(gw.port());
   await eventually(() => gw.gateway.registry.tunnelCount === 1, 'the stubborn tunnel is open');
   // A keep-alive HTTP connection opened before the drain.
   const keepAlive = connect(gw.port(), '127.0.0.1');
@@ -103,12 +98,7 @@ test('tunnels still open at the drain deadline are destroyed and shutdown comple
     { ...echoConfig(backend.url), shutdown: { drainTimeout: '300ms' }, tunnel: { closeTimeout: '60s' } },
     { skipLeakCheck: true },
   );
-  const stubborn = connect({ port: gw.port(), host: '127.0.0.1', allowHalfOpen: true });
-  stubborn.on('error', () => {});
-  stubborn.resume();
-  stubborn.write(
-    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-  );
+  const stubborn = openStubbornClient(gw.port());
   await eventually(() => gw.gateway.registry.tunnelCount === 1, 'the tunnel is open');
   // Half-open by choice, the client sees the gateway's side end (FIN) but keeps its own open.
   const closed = new Promise<void>((resolve) => stubborn.once('end', () => resolve()));

@@ -7,19 +7,21 @@
  * `tunnel.closeTimeout`). Every test ends with the registry empty (the startGateway leak check).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { type EchoOptions, startEchoBackend, startHttpBackend } from '../helpers/backends.ts';
+import {
+  type EchoOptions,
+  startEchoBackend,
+  startHttpBackend,
+  switchingProtocolsHead,
+} from '../helpers/backends.ts';
 import { closeOf, handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { closePayload, encodeFrame } from '../helpers/frames.ts';
 import { type LogRecord, startGateway, type TestGateway } from '../helpers/gateway.ts';
-
-const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 interface Frame {
   readonly fin: boolean;
@@ -205,15 +207,9 @@ test('a masked frame from the backend is a protocol error: 1014 to the client, 1
     t,
     (_req, res) => res.end(),
     (req, socket) => {
-      const accept = createHash('sha1')
-        .update(`${req.headers['sec-websocket-key'] ?? ''}${WS_GUID}`)
-        .digest('base64');
       socket.on('end', () => socket.end());
       backendReceived = collect(socket);
-      socket.write(
-        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
+      socket.write(switchingProtocolsHead(req));
       socket.write(encodeFrame({ opcode: 0x1, masked: true, payload: 'masked by mistake' }));
     },
   );
