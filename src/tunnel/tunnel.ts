@@ -56,6 +56,9 @@ export interface TunnelSummary {
   readonly errorCode: ErrorCode | undefined;
 }
 
+/** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
+const KEEPALIVE_DELAY_MS = 30_000;
+
 const other = (side: Side): Side => (side === 'client' ? 'backend' : 'client');
 const directionFrom = (side: Side): Direction =>
   side === 'client' ? 'client_to_backend' : 'backend_to_client';
@@ -79,6 +82,8 @@ export class Tunnel {
   readonly #socketClosed: Record<Side, boolean> = { client: false, backend: false };
   /** Whether the bytes written TOWARD each side so far end at a frame boundary. */
   readonly #boundaryToward: Record<Side, boolean> = { client: true, backend: true };
+  /** End this side's socket as soon as its pending close frame is written. */
+  readonly #endAfterClose: Record<Side, boolean> = { client: false, backend: false };
   /** Set after an unexpected exception: scanner state is no longer trusted, data is dropped. */
   #broken = false;
   #closeCode: number | undefined;
@@ -103,6 +108,8 @@ export class Tunnel {
     for (const side of ['client', 'backend'] as const) {
       const socket = this.#sockets[side];
       socket.setNoDelay(true);
+      // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by TCP keepalive.
+      socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
       socket.on('error', (error) => this.#options.log.debug({ side, err: error }, 'socket error'));
       socket.on('data', (chunk: Buffer) => {
         try {
@@ -123,8 +130,12 @@ export class Tunnel {
       if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
     }
     // Leftover handshake bytes go through the scanners first (dropping them is a classic bug).
-    if (this.#options.backendHead.length > 0) this.#onData('backend', this.#options.backendHead);
-    if (this.#options.clientHead.length > 0) this.#onData('client', this.#options.clientHead);
+    try {
+      if (this.#options.backendHead.length > 0) this.#onData('backend', this.#options.backendHead);
+      if (this.#options.clientHead.length > 0) this.#onData('client', this.#options.clientHead);
+    } catch (error) {
+      this.#onBug(error);
+    }
     this.#sockets.client.resume();
     this.#sockets.backend.resume();
   }
@@ -158,7 +169,9 @@ export class Tunnel {
     for (const side of ['client', 'backend'] as const) {
       const socket = this.#sockets[side];
       if (this.#closedToward[side] || !socket.writable) continue;
-      if (this.#boundaryToward[side]) {
+      if (this.#scanners[other(side)].closeSeen) {
+        socket.end(); // the peer's close frame already went to this side
+      } else if (this.#boundaryToward[side]) {
         this.#closedToward[side] = true;
         socket.end(encodeCloseFrame(1011, 'internal error', side === 'backend'));
       } else {
@@ -195,7 +208,11 @@ export class Tunnel {
     }
     this.#forward(from, chunk, this.#scanners[from].atBoundary);
     const pending = this.#pendingClose[to];
-    if (pending && this.#scanners[from].atBoundary) this.#writeClose(to, pending);
+    if (pending && this.#scanners[from].atBoundary) {
+      // The peer's own close frame may be what reached the boundary: then `to` has its close.
+      if (this.#scanners[from].closeSeen) this.#pendingClose[to] = undefined;
+      else this.#writeClose(to, pending);
+    }
   }
 
   #forward(from: Side, chunk: Buffer, atBoundary: boolean): void {
@@ -221,8 +238,8 @@ export class Tunnel {
   }
 
   #onViolation(from: Side, chunk: Buffer, result: Extract<ScanResult, { ok: false }>): void {
-    if (result.violation === 'DATA_AFTER_CLOSE') return; // drop it; a close frame already went on
     if (result.boundary > 0) this.#forward(from, chunk.subarray(0, result.boundary), true);
+    if (result.violation === 'DATA_AFTER_CLOSE') return; // the close frame went on; drop what follows
     this.#options.log.info(
       { side: from, violation: result.violation, detail: result.detail },
       'protocol violation',
@@ -239,7 +256,9 @@ export class Tunnel {
       forClient,
       protocolError,
     );
-    this.#endSide(from);
+    // Fail the connection (RFC 6455 §7.1.7): end the violator's socket right after its close frame.
+    if (this.#pendingClose[from]) this.#endAfterClose[from] = true;
+    else this.#endSide(from);
   }
 
   /** The gateway ends the tunnel: a close frame to each side still there, then the deadline. */
@@ -277,6 +296,7 @@ export class Tunnel {
     const target = this.#sockets[to];
     if (!target.writable) return;
     target.write(encodeCloseFrame(code, reason, to === 'backend'));
+    if (this.#endAfterClose[to]) this.#endSide(to);
     // Whatever the other side still sends is dropped, so it may as well flow freely.
     this.#sockets[other(to)].resume();
   }
