@@ -1,8 +1,8 @@
 /**
  * Generates `docs/config.schema.json`, the JSON Schema of the configuration file as written (the
  * input side of the zod schema), for editors that complete and check YAML. Durations and sizes get
- * the patterns the loader accepts. A test compares the committed file with this output, so the two
- * cannot drift apart.
+ * the patterns the loader accepts, and their ranges in the description. A test compares the
+ * committed file with this output, so the two cannot drift apart.
  *
  *   node scripts/config-json-schema.ts           write docs/config.schema.json
  *   node scripts/config-json-schema.ts --stdout  print it instead
@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { createConfigSchema } from '../src/config/schema.ts';
+import { createConfigSchema, RANGE_META } from '../src/config/schema.ts';
 import { parseDuration, parseSize } from '../src/config/units.ts';
 
 /** Where the generated schema is committed. */
@@ -46,14 +46,17 @@ function annotate(node: unknown): void {
   }
   if (!isRecord(node)) return;
   if (typeof node.format === 'string' && !STANDARD_FORMATS.has(node.format)) delete node.format;
+  // The range is not a JSON Schema keyword: it becomes words in the description.
+  const range = typeof node[RANGE_META] === 'string' ? ` Range: ${node[RANGE_META]}.` : '';
+  delete node[RANGE_META];
   if (node.type === 'string' && typeof node.default === 'string') {
     const description = typeof node.description === 'string' ? `${node.description} ` : '';
     if (parseDuration(node.default) !== undefined) {
       node.pattern = DURATION_PATTERN;
-      node.description = `${description}A duration: 250ms, 30s, 5m, 1h.`;
+      node.description = `${description}A duration: 250ms, 30s, 5m, 1h.${range}`;
     } else if (parseSize(node.default) !== undefined) {
       node.pattern = SIZE_PATTERN;
-      node.description = `${description}A size: 512B, 64KiB, 16MiB (or decimal 64KB).`;
+      node.description = `${description}A size: 512B, 64KiB, 16MiB (or decimal 64KB).${range}`;
     }
   }
   for (const value of Object.values(node)) annotate(value);

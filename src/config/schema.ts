@@ -2,14 +2,15 @@
  * The configuration schema: the single source of truth for what a wsgate YAML file may contain,
  * its defaults and units, and the TypeScript types the rest of the gateway reads. Every object is
  * strict (an unknown key is an error), durations and sizes are strings with units and come out as
- * milliseconds and bytes, and PEM files are read here (relative to the config file) so that an
+ * milliseconds and bytes (within the range the gateway can use: no zero timeouts, nothing longer
+ * than a timer can wait), and PEM files are read here (relative to the config file) so that an
  * unreadable certificate is reported at its line like any other mistake.
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.ts';
+import { MAX_DURATION, MAX_DURATION_MS, parseDuration, parseSize } from './units.ts';
 
 /** Where relative file paths in the config are resolved, and how files are read. */
 export interface SchemaContext {
@@ -19,38 +20,57 @@ export interface SchemaContext {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const nameKey = z.string().regex(NAME, 'names use letters, digits, "_", "-" and "." only');
 
-function duration(defaultValue: string) {
+/**
+ * The key under which durations and sizes carry their accepted range ("1ms–596h") into the JSON
+ * Schema, where scripts/config-json-schema.ts moves it into the description.
+ */
+export const RANGE_META = 'x-wsgate-range';
+
+/** A string with a unit; `read` gives its value, or the problem to report at it. */
+function measure(defaultValue: string, range: string, read: (text: string) => number | string) {
   return z
     .string()
+    .meta({ [RANGE_META]: range })
     .default(defaultValue)
     .transform((text, ctx) => {
-      const ms = parseDuration(text);
-      if (ms === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `"${text}" is not a duration (use e.g. "500ms", "30s", "5m", "1h")`,
-        });
-        return z.NEVER;
-      }
-      return ms;
+      const value = read(text);
+      if (typeof value === 'number') return value;
+      ctx.addIssue({ code: 'custom', message: value });
+      return z.NEVER;
     });
 }
 
-function size(defaultValue: string) {
-  return z
-    .string()
-    .default(defaultValue)
-    .transform((text, ctx) => {
-      const bytes = parseSize(text);
-      if (bytes === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `"${text}" is not a size (use e.g. "512B", "64KiB", "16MiB")`,
-        });
-        return z.NEVER;
-      }
-      return bytes;
-    });
+/** A duration in milliseconds: more than 0s (at least 0s with `zeroAllowed`), at most MAX_DURATION. */
+function duration(defaultValue: string, { zeroAllowed = false }: { zeroAllowed?: boolean } = {}) {
+  return measure(defaultValue, `${zeroAllowed ? '0s' : '1ms'}–${MAX_DURATION}`, (text) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) return `"${text}" is not a duration (use e.g. "500ms", "30s", "5m", "1h")`;
+    if (ms > MAX_DURATION_MS) return `must be at most ${MAX_DURATION} (about 24.8 days)`;
+    if (ms > 0 || zeroAllowed) return ms;
+    // "0.4ms" is not zero as written, but durations are whole milliseconds.
+    return /[1-9]/.test(text)
+      ? 'must be at least 1ms (durations are whole milliseconds)'
+      : 'must be more than 0s';
+  });
+}
+
+/** Bytes for a size bound written in this file. */
+function bound(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes === undefined) throw new Error(`"${text}" is not a size`);
+  return bytes;
+}
+
+/** A size in bytes, from `min` to `max` (both included). */
+function size(defaultValue: string, min: string, max: string) {
+  const [low, high] = [bound(min), bound(max)];
+  return measure(defaultValue, `${min}–${max}`, (text) => {
+    const bytes = parseSize(text);
+    if (bytes === undefined) return `"${text}" is not a size (use e.g. "512B", "64KiB", "16MiB")`;
+    if (bytes < low) return `must be at least ${min}`;
+    if (bytes > high) return `must be at most ${max}`;
+    return bytes;
+  });
 }
 
 const port = z.number().int().min(0).max(65535);
@@ -92,10 +112,14 @@ function listenerSchema(context: SchemaContext) {
     tls: listenerTlsSchema(context)
       .optional()
       .describe('Terminate TLS (wss:// and https://) on this listener.'),
-    handshakeTimeout: duration('10s').describe('Time a client has to send a complete request head.'),
+    handshakeTimeout: duration('10s').describe(
+      'Time a client has to finish its TLS handshake and send a complete request head.',
+    ),
     requestTimeout: duration('60s').describe('Time a client has to send a complete plain HTTP request.'),
     keepAliveTimeout: duration('5s').describe('Idle time before an HTTP keep-alive connection is closed.'),
-    maxHeaderSize: size('16KiB').describe('Largest request head accepted; larger heads get 431.'),
+    maxHeaderSize: size('16KiB', '1KiB', '1MiB').describe(
+      'Largest request head accepted; larger heads get 431.',
+    ),
   });
 }
 
@@ -170,6 +194,9 @@ function poolSchema(context: SchemaContext) {
     handshakeTimeout: duration('10s').describe(
       'Time a backend has to answer an upgrade request after connecting.',
     ),
+    responseTimeout: duration('60s').describe(
+      'Time a backend has to start answering a plain HTTP request (its status line). Long-polling backends hold requests for their poll interval: keep this above it.',
+    ),
     retries: z
       .number()
       .int()
@@ -215,7 +242,9 @@ const tunnelSchema = z.strictObject({
 
 const shutdownSchema = z.strictObject({
   drainTimeout: duration('30s').describe('Longest time from SIGTERM to exit; leftovers are destroyed then.'),
-  closeSpread: duration('1s').describe('Close frames (1001) to live tunnels are spread over this window.'),
+  closeSpread: duration('1s', { zeroAllowed: true }).describe(
+    'Close frames (1001) to live tunnels are spread over this window (0s: all at once); less than drainTimeout.',
+  ),
 });
 
 /** Builds the schema; PEM paths resolve against `context.baseDir`. */

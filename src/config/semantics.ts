@@ -1,13 +1,15 @@
 /**
  * Checks on a schema-valid configuration that look across fields or need the platform to decide:
  * routes naming pools, trusted proxy ranges, listeners sharing a port, certificates matching their
- * keys, CA bundles parsing, routes shadowing each other. Each problem carries the path of the
- * field to fix, so the loader can point at its line like any schema problem.
+ * keys, CA bundles parsing, routes shadowing each other, the shutdown windows fitting together.
+ * Each problem carries the path of the field to fix, so the loader can point at its line like any
+ * schema problem.
  */
 import { X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Config } from './schema.ts';
+import { formatDuration } from './units.ts';
 
 /** A problem found by the semantic checks, at a path into the configuration. */
 export interface SemanticProblem {
@@ -180,6 +182,17 @@ function checkRouteOverlap(config: Config, out: SemanticProblem[]): void {
   }
 }
 
+/** Close frames spread up to the drain deadline would meet tunnels already destroyed there. */
+function checkShutdown(config: Config, out: SemanticProblem[]): void {
+  const { drainTimeout, closeSpread } = config.shutdown;
+  if (closeSpread >= drainTimeout) {
+    out.push({
+      path: ['shutdown', 'closeSpread'],
+      message: `${formatDuration(closeSpread)} must be less than shutdown.drainTimeout (${formatDuration(drainTimeout)})`,
+    });
+  }
+}
+
 /** Runs every cross-field check on a schema-valid configuration; an empty list means it is usable. */
 export function checkSemantics(config: Config): SemanticProblem[] {
   const problems: SemanticProblem[] = [];
@@ -189,5 +202,6 @@ export function checkSemantics(config: Config): SemanticProblem[] {
   checkListenerTls(config, problems);
   checkPoolCa(config, problems);
   checkRouteOverlap(config, problems);
+  checkShutdown(config, problems);
   return problems;
 }

@@ -1,7 +1,8 @@
 /**
  * Parsers for the human units the config accepts: durations ("250ms", "30s", "5m", "1h") and
  * byte sizes ("512B", "64KiB", "16MiB", "1GiB", also decimal "64KB"). Both return undefined on
- * bad input so that the schema can report the problem at the offending YAML node.
+ * bad input so that the schema can report the problem at the offending YAML node. Also the
+ * longest duration a timer can wait, and durations written back for messages.
  */
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
@@ -14,6 +15,24 @@ export function parseDuration(text: string): number | undefined {
   const unit = DURATION_MS[match[2]];
   if (unit === undefined) return undefined;
   return Math.round(Number(match[1]) * unit);
+}
+
+/**
+ * The longest duration accepted, as written and in milliseconds. Node.js timers cannot wait more
+ * than 2^31 - 1 ms (about 24.8 days; longer delays fire after 1 ms): 596h is the largest whole
+ * number of hours below that.
+ */
+export const MAX_DURATION = '596h';
+export const MAX_DURATION_MS = 596 * 3_600_000;
+
+/** A duration in milliseconds written in the largest unit that divides it: "30s", "5m", "1500ms". */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  for (const unit of ['h', 'm', 's']) {
+    const size = DURATION_MS[unit];
+    if (size !== undefined && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)$/;

@@ -60,6 +60,15 @@ export const CODES = {
     level: 'debug',
     description: 'No route matches the request host and path (also used for plain HTTP requests).',
   },
+  REQUEST_MALFORMED: {
+    phase: 'handshake',
+    status: 400,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description:
+      'Several Host headers, or a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or dot segments ("..", "."), which a backend could read differently from the router (upgrades and plain HTTP).',
+  },
   GATEWAY_DRAINING: {
     phase: 'handshake',
     status: 503,
@@ -143,7 +152,8 @@ export const CODES = {
     closeCode: 0,
     source: 'upstream',
     level: 'warn',
-    description: 'A proxied HTTP request could not connect to its backend within `connectTimeout`.',
+    description:
+      'A proxied HTTP request could not connect within `connectTimeout`, or the backend did not start its answer within `responseTimeout`.',
   },
   HTTP_UPSTREAM_BAD_RESPONSE: {
     phase: 'http',

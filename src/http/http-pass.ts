@@ -1,19 +1,24 @@
 /**
  * Plain HTTP on the same routes as the WebSockets: the long-polling, SSE and xhr-streaming
  * fallbacks of Socket.IO and SockJS must reach the same pool. Requests and responses are streamed
- * both ways by http-proxy-3 (nothing is buffered), over keep-alive connections per pool. A request
- * without a body whose connect fails is retried on the next candidate, like an upgrade; one with a
- * body is not, since its bytes may already be gone.
+ * both ways by http-proxy-3 (nothing is buffered), over keep-alive connections per pool, and the
+ * request target goes to the backend verbatim (`toProxy`), exactly as the router matched it; a
+ * target or Host a backend could read differently is refused first (routing/request-target.ts).
+ *
+ * Retries: a request without a body whose connect fails moves on to the next candidate, like an
+ * upgrade; one with a body does not, since its bytes may already be gone. A body-less idempotent
+ * request whose reused keep-alive connection the backend had just closed (ECONNRESET before any
+ * answer) is sent once more on a fresh connection, to the next candidate if there is one.
  *
  * The response head is written here rather than by http-proxy-3: only the backend's end-to-end
  * headers are relayed, so the client's own connection (Connection, Keep-Alive, framing) is left to
  * Node, and a response the backend breaks off cuts the client connection instead of hanging it.
- * `connectTimeout` is enforced here too, up to `secureConnect` for https:// backends, because
- * http-proxy-3's own timer stops at the TCP connect and a silent TLS peer would hang the request.
+ * `connectTimeout` and `responseTimeout` bound the wait for the backend's status line (see
+ * backend-timers.ts).
  */
-import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
@@ -21,29 +26,50 @@ import type { ConnectionRegistry } from '../listener/registry.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { hostName } from '../routing/host.ts';
+import { checkRequest } from '../routing/request-target.ts';
 import type { Router } from '../routing/router.ts';
 import type { ListenerInfo } from '../upgrade/context.ts';
 import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
+import {
+  armConnectTimeout,
+  armResponseTimeout,
+  CONNECT_TIMEOUT,
+  RESPONSE_TIMEOUT,
+} from './backend-timers.ts';
+import { hasBody, prepareRequestHead } from './request-head.ts';
 
 /** Errors that happen before a connection to the backend exists: safe to retry elsewhere. */
 const CONNECT_ERRORS = new Set([
   'ECONNREFUSED',
-  'ECONNECT_TIMEOUT',
+  CONNECT_TIMEOUT,
   'EHOSTUNREACH',
   'ENETUNREACH',
   'ENOTFOUND',
   'EAI_AGAIN',
 ]);
 
-/** Headers that belong to the client's hop and must not reach the backend. Body framing stays. */
-const KEEP_FRAMING = new Set(['transfer-encoding']);
+/** Methods a proxy may send again after a broken connection (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** What the proxy's events need to know about the attempt a request is on. */
 interface Attempt {
   readonly route: string;
   readonly backend: Backend;
   readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  /** Set when the request is given its backend socket. */
+  proxyReq?: ClientRequest;
+}
+
+/** How one request is being tried: its remaining candidates and what retries it has used. */
+interface Plan {
+  readonly pool: Pool;
+  readonly route: string;
+  readonly withBody: boolean;
+  /** This attempt is the one resend after a reset on a reused connection: on a new connection. */
+  readonly fresh: boolean;
+  readonly resent: boolean;
 }
 
 export interface HttpPassOptions {
@@ -60,33 +86,6 @@ function errorCodeOf(error: unknown): string {
   return error instanceof Error && 'code' in error ? String(error.code) : '';
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/**
- * Destroys a new backend socket that is not connected (TCP, and TLS for https://) within
- * `timeoutMs`; the request then fails with ECONNECT_TIMEOUT. A reused keep-alive socket is ready.
- */
-function armConnectTimeout(socket: Socket, timeoutMs: number): void {
-  if (!socket.connecting) return;
-  const ready = socket instanceof TLSSocket ? 'secureConnect' : 'connect';
-  const clear = (): void => {
-    clearTimeout(timer);
-    socket.off(ready, clear);
-    socket.off('close', clear);
-  };
-  const timer = setTimeout(() => {
-    clear();
-    const error: NodeJS.ErrnoException = new Error(`not connected within ${timeoutMs} ms`);
-    error.code = 'ECONNECT_TIMEOUT';
-    socket.destroy(error);
-  }, timeoutMs);
-  socket.once(ready, clear);
-  socket.once('close', clear);
-}
-
 export class HttpPass {
   readonly #options: HttpPassOptions;
   readonly #proxy: ProxyServer;
@@ -96,9 +95,12 @@ export class HttpPass {
     this.#options = options;
     this.#proxy = createProxyServer({ xfwd: false, ws: false, selfHandleResponse: true });
     // Not emitted for a request carrying Expect, which `handle` removes (Node answered it already).
-    this.#proxy.on('proxyReq', (_proxyReq, req, _res, _options, socket) => {
+    this.#proxy.on('proxyReq', (proxyReq, req, _res, _options, socket) => {
       const attempt = this.#attempts.get(req);
-      if (attempt) armConnectTimeout(socket, attempt.connectTimeoutMs);
+      if (!attempt) return;
+      attempt.proxyReq = proxyReq;
+      armConnectTimeout(socket, attempt.connectTimeoutMs);
+      armResponseTimeout(proxyReq, attempt.responseTimeoutMs);
     });
     this.#proxy.on('proxyRes', (proxyRes, req, res) => this.#relay(proxyRes, req, res));
   }
@@ -106,15 +108,22 @@ export class HttpPass {
   /** The `request` event handler of a listener's HTTP server. */
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
     const { router, pools, metrics } = this.#options;
-    const route = router.match(hostName(req.headers.host), req.url ?? '/');
-    const routeName = route?.name ?? '';
     this.#options.registry.addRequest(res);
+    let routeName = '';
     res.once('close', () => metrics.httpRequests.inc({ route: routeName, status: String(res.statusCode) }));
     if (this.#options.isDraining()) {
       res.shouldKeepAlive = false;
       this.#fail(req, res, 'GATEWAY_DRAINING', routeName);
       return;
     }
+    // Before matching: a target or Host that a backend could read differently from the router.
+    const malformed = checkRequest(req);
+    if (malformed) {
+      this.#fail(req, res, 'REQUEST_MALFORMED', routeName, { detail: malformed });
+      return;
+    }
+    const route = router.match(hostName(req.headers.host), req.url ?? '/');
+    routeName = route?.name ?? '';
     // A WebSocket handshake without `Connection: Upgrade` is malformed, not a plain request.
     if ((req.headers.upgrade ?? '').toLowerCase().includes('websocket')) {
       this.#fail(req, res, 'HANDSHAKE_MALFORMED', routeName);
@@ -132,18 +141,9 @@ export class HttpPass {
       listener.encrypted,
       req.headers,
     );
-    const listed = connectionTokens(req.rawHeaders);
-    for (const name of Object.keys(req.headers)) {
-      if (isHopByHop(name, listed) && !KEEP_FRAMING.has(name)) delete req.headers[name];
-    }
-    delete req.headers.forwarded;
-    // Node's server has already answered `Expect: 100-continue` (RFC 9110 §10.1.1).
-    delete req.headers.expect;
-    req.headers['x-forwarded-for'] = forwarded.xForwardedFor;
-    req.headers['x-forwarded-proto'] = forwarded.xForwardedProto;
-    if (forwarded.xForwardedHost !== undefined) req.headers['x-forwarded-host'] = forwarded.xForwardedHost;
-    else delete req.headers['x-forwarded-host'];
-    this.#proxyTo(req, res, pool, routeName, pool.candidates(), hasBody(req));
+    prepareRequestHead(req, forwarded);
+    const plan: Plan = { pool, route: routeName, withBody: hasBody(req), fresh: false, resent: false };
+    this.#proxyTo(req, res, plan, pool.candidates());
   }
 
   /** Stops the keep-alive connections to backends. */
@@ -151,52 +151,90 @@ export class HttpPass {
     this.#proxy.close();
   }
 
-  #proxyTo(
-    req: IncomingMessage,
-    res: ServerResponse,
-    pool: Pool,
-    routeName: string,
-    candidates: readonly Backend[],
-    withBody: boolean,
-  ): void {
+  #proxyTo(req: IncomingMessage, res: ServerResponse, plan: Plan, candidates: readonly Backend[]): void {
     const [backend, ...rest] = candidates;
     if (!backend) return;
-    this.#attempts.set(req, { route: routeName, backend, connectTimeoutMs: pool.config.connectTimeout });
-    this.#proxy.web(
-      req,
-      res,
-      {
-        target: backend.url,
-        agent: backend.secure ? pool.httpsAgent : pool.httpAgent,
-        changeOrigin: !pool.config.preserveHost,
-        selfHandleResponse: true,
-        secure: pool.tls.rejectUnauthorized,
-        ...(pool.tls.ca ? { ca: pool.tls.ca.toString() } : {}),
-      },
-      (error) => {
-        const code = errorCodeOf(error);
-        const beforeConnect = CONNECT_ERRORS.has(code);
-        const errorCode: ErrorCode =
-          code === 'ECONNECT_TIMEOUT' ? 'HTTP_UPSTREAM_TIMEOUT' : 'HTTP_UPSTREAM_FAILED';
-        this.#options.metrics.upstreamConnectFailures.inc({
-          pool: pool.name,
-          backend: backend.id,
-          code: errorCode,
-        });
-        if (beforeConnect && !withBody && rest.length > 0 && !res.headersSent && !req.socket.destroyed) {
-          this.#options.log.warn(
-            { backend: backend.id, err: code },
-            'backend attempt failed, trying the next one',
-          );
-          this.#proxyTo(req, res, pool, routeName, rest, withBody);
-          return;
-        }
-        this.#fail(req, res, res.headersSent ? 'HTTP_UPSTREAM_ABORTED' : errorCode, routeName, {
-          backend: backend.id,
-          err: code || (error instanceof Error ? error.message : String(error)),
-        });
-      },
-    );
+    const { pool } = plan;
+    const attempt: Attempt = {
+      route: plan.route,
+      backend,
+      connectTimeoutMs: pool.config.connectTimeout,
+      responseTimeoutMs: pool.config.responseTimeout,
+    };
+    this.#attempts.set(req, attempt);
+    try {
+      this.#proxy.web(
+        req,
+        res,
+        {
+          target: backend.url,
+          // The one resend after a reset goes on a new connection, never on another idle one.
+          agent: plan.fresh ? false : backend.secure ? pool.httpsAgent : pool.httpAgent,
+          changeOrigin: !pool.config.preserveHost,
+          selfHandleResponse: true,
+          // The request target is sent as received: http-proxy-3 would otherwise parse it as a URL
+          // (resolving dot segments and backslashes, or throwing on what it cannot parse).
+          toProxy: true,
+          secure: pool.tls.rejectUnauthorized,
+          ...(pool.tls.ca ? { ca: pool.tls.ca.toString() } : {}),
+        },
+        (error) => this.#attemptFailed(req, res, plan, attempt, rest, error),
+      );
+    } catch (error) {
+      this.#fail(req, res, 'INTERNAL_ERROR', plan.route, { backend: backend.id, err: error });
+    }
+  }
+
+  /** Retries when it is safe, otherwise answers the client (or cuts it if the answer began). */
+  #attemptFailed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    plan: Plan,
+    attempt: Attempt,
+    rest: readonly Backend[],
+    error: unknown,
+  ): void {
+    const { pool } = plan;
+    const { backend } = attempt;
+    const code = errorCodeOf(error);
+    const errorCode: ErrorCode =
+      code === CONNECT_TIMEOUT || code === RESPONSE_TIMEOUT
+        ? 'HTTP_UPSTREAM_TIMEOUT'
+        : 'HTTP_UPSTREAM_FAILED';
+    this.#options.metrics.upstreamConnectFailures.inc({
+      pool: pool.name,
+      backend: backend.id,
+      code: errorCode,
+    });
+    const untouched = !res.headersSent && !req.socket.destroyed;
+    let next: readonly Backend[] | undefined;
+    let resend = false;
+    if (untouched && !plan.withBody && CONNECT_ERRORS.has(code) && rest.length > 0) {
+      next = rest;
+    } else if (
+      untouched &&
+      !plan.withBody &&
+      !plan.resent &&
+      code === 'ECONNRESET' &&
+      attempt.proxyReq?.reusedSocket === true &&
+      IDEMPOTENT.has(req.method ?? '')
+    ) {
+      // The backend closed an idle keep-alive connection as the request went out on it.
+      next = rest.length > 0 ? rest : [backend];
+      resend = true;
+    }
+    if (next) {
+      this.#options.log.warn(
+        { backend: backend.id, err: code, reused: resend || undefined },
+        'backend attempt failed, trying again',
+      );
+      this.#proxyTo(req, res, { ...plan, fresh: plan.fresh || resend, resent: plan.resent || resend }, next);
+      return;
+    }
+    this.#fail(req, res, res.headersSent ? 'HTTP_UPSTREAM_ABORTED' : errorCode, plan.route, {
+      backend: backend.id,
+      err: code || (error instanceof Error ? error.message : String(error)),
+    });
   }
 
   /** Writes the backend's status and end-to-end headers, then streams its body to the client. */

@@ -37,6 +37,11 @@ export interface ForwardedFor {
   readonly xForwardedFor: string;
   readonly xForwardedProto: string;
   readonly xForwardedHost: string | undefined;
+  /**
+   * Whether the peer is a trusted proxy, whose other proxy-set headers (X-Real-IP,
+   * X-Forwarded-Port, -Prefix, -Server) are passed on; from anyone else they are dropped.
+   */
+  readonly fromTrustedProxy: boolean;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -46,7 +51,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /**
  * Computes the forwarding headers for a request that arrived from `peer` on a plain or TLS
  * listener. From a trusted peer, X-Forwarded-For is appended to and the proto and host it sent
- * are kept; from anyone else they are replaced.
+ * are kept; from anyone else they are replaced (and the other proxy-set headers dropped).
  */
 export function forwardedFor(
   trusted: TrustedProxies,
@@ -57,7 +62,13 @@ export function forwardedFor(
   const proto = encrypted ? 'https' : 'http';
   const host = headerValue(headers.host);
   if (!trusted.has(peer)) {
-    return { clientAddress: peer, xForwardedFor: peer, xForwardedProto: proto, xForwardedHost: host };
+    return {
+      clientAddress: peer,
+      xForwardedFor: peer,
+      xForwardedProto: proto,
+      xForwardedHost: host,
+      fromTrustedProxy: false,
+    };
   }
   const previous = headerValue(headers['x-forwarded-for']);
   const hops = previous
@@ -77,5 +88,6 @@ export function forwardedFor(
     xForwardedFor: previous ? `${previous}, ${peer}` : peer,
     xForwardedProto: headerValue(headers['x-forwarded-proto']) ?? proto,
     xForwardedHost: headerValue(headers['x-forwarded-host']) ?? host,
+    fromTrustedProxy: true,
   };
 }

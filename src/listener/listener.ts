@@ -3,6 +3,12 @@
  * and whose `upgrade` events go to the upgrade handler. The request head is bounded in time and
  * size (slowloris), malformed requests get the right status from the gateway, and TLS clients
  * that fail the handshake are logged at debug, never allowed to crash anything.
+ *
+ * `handshakeTimeout` bounds the TLS handshake too (Node's default is 120 s), and Node's sweep for
+ * expired request heads runs at least every second (its default, 30 s, would let a partial head
+ * hold a connection far past `headersTimeout`). Every accepted socket is tracked: one still in its
+ * TLS handshake is not an HTTP connection yet, so `closeAllConnections()` would miss it and
+ * `server.close()` would wait for it.
  */
 import {
   createServer as createHttpServer,
@@ -33,6 +39,9 @@ export class Listener {
   readonly config: ListenerConfig;
   readonly server: Server;
   readonly #info: ListenerInfo;
+  /** Every accepted TCP socket still open, whatever stage it is in. */
+  readonly #sockets = new Set<Socket>();
+  #closingAll = false;
 
   constructor(name: string, config: ListenerConfig, handlers: ListenerHandlers, log: Logger) {
     this.name = name;
@@ -45,6 +54,8 @@ export class Listener {
       keepAliveTimeout: config.keepAliveTimeout,
       maxHeaderSize: config.maxHeaderSize,
       noDelay: true,
+      // How often Node looks for request heads past headersTimeout/requestTimeout.
+      connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(config.handshakeTimeout / 2))),
     };
     this.server = config.tls
       ? createHttpsServer({
@@ -52,8 +63,17 @@ export class Listener {
           cert: config.tls.cert.pem,
           key: config.tls.key.pem,
           minVersion: config.tls.minVersion,
+          handshakeTimeout: config.handshakeTimeout,
         })
       : createHttpServer(options);
+    this.server.on('connection', (socket: Socket) => {
+      if (this.#closingAll) {
+        socket.destroy();
+        return;
+      }
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) =>
       handlers.request(req, res, this.#info),
     );
@@ -96,11 +116,24 @@ export class Listener {
       }
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
+      // After closeAllConnections(), nothing is left to finish: cut what was accepted since.
+      if (this.#closingAll) this.#destroySockets();
     });
   }
 
-  /** Cuts every HTTP connection still open (at the drain deadline). */
+  /**
+   * Cuts every connection still open (at the drain deadline): HTTP connections, and sockets that
+   * are not HTTP connections yet (a TLS handshake in progress). From then on, whatever the
+   * listener still accepts is cut at once.
+   */
   closeAllConnections(): void {
+    this.#closingAll = true;
     this.server.closeAllConnections();
+    this.#destroySockets();
+  }
+
+  #destroySockets(): void {
+    for (const socket of this.#sockets) socket.destroy();
+    this.#sockets.clear();
   }
 }

@@ -65,7 +65,9 @@ const directionFrom = (side: Side): Direction =>
 
 export class Tunnel {
   readonly id: string;
-  readonly #options: TunnelOptions;
+  readonly #options: Omit<TunnelOptions, 'clientHead' | 'backendHead'>;
+  /** Handshake leftovers, forwarded by start() and then let go. */
+  #heads: { client: Buffer; backend: Buffer } | undefined;
   readonly #sockets: Record<Side, Socket>;
   /** Scanner of the stream coming FROM each side. */
   readonly #scanners: Record<Side, FrameScanner>;
@@ -95,7 +97,9 @@ export class Tunnel {
 
   constructor(options: TunnelOptions) {
     this.id = options.id;
-    this.#options = options;
+    const { clientHead, backendHead, ...rest } = options;
+    this.#options = rest;
+    this.#heads = { client: clientHead, backend: backendHead };
     this.#sockets = { client: options.client, backend: options.backend };
     this.#scanners = {
       client: this.#createScanner('client'),
@@ -130,9 +134,11 @@ export class Tunnel {
       if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
     }
     // Leftover handshake bytes go through the scanners first (dropping them is a classic bug).
+    const heads = this.#heads;
+    this.#heads = undefined;
     try {
-      if (this.#options.backendHead.length > 0) this.#onData('backend', this.#options.backendHead);
-      if (this.#options.clientHead.length > 0) this.#onData('client', this.#options.clientHead);
+      if (heads && heads.backend.length > 0) this.#onData('backend', heads.backend);
+      if (heads && heads.client.length > 0) this.#onData('client', heads.client);
     } catch (error) {
       this.#onBug(error);
     }

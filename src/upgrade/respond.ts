@@ -1,7 +1,8 @@
 /**
  * Writes what a client gets on a socket whose upgrade did not happen: a minimal HTTP/1.1 response
  * with `Connection: close`, after which the socket is closed. Bodies say only the status text;
- * details go to the log. A backend's own 4xx answer is relayed with its headers and body (capped).
+ * details go to the log. A backend's own 4xx answer is relayed with its headers and body (capped
+ * in size and in time).
  */
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -34,11 +35,14 @@ export function writeResponse(
 
 /**
  * Relays a backend's non-101 answer: status, end-to-end headers and up to 64 KiB of body, framed
- * by closing the connection. Resolves when the client socket is done with.
+ * by closing the connection. Resolves when the client socket is done with. A backend whose body
+ * stalls cannot pin the handshake: at `deadlineMs` both sides are destroyed.
  */
-export function relayResponse(socket: Socket, response: IncomingMessage): Promise<void> {
+export function relayResponse(socket: Socket, response: IncomingMessage, deadlineMs: number): Promise<void> {
   return new Promise((resolve) => {
+    let deadline: NodeJS.Timeout | undefined;
     const done = (): void => {
+      clearTimeout(deadline);
       response.destroy();
       socket.destroy();
       resolve();
@@ -47,6 +51,7 @@ export function relayResponse(socket: Socket, response: IncomingMessage): Promis
       done();
       return;
     }
+    deadline = setTimeout(done, deadlineMs);
     const listed = connectionTokens(response.rawHeaders);
     let head = statusLine(response.statusCode ?? 502);
     for (let i = 0; i < response.rawHeaders.length; i += 2) {

@@ -44,6 +44,17 @@ function clientGone(socket: Socket): boolean {
   return socket.destroyed || socket.readableEnded;
 }
 
+/** The fixed fields of a tunnel's access-log line. */
+interface AccessFields {
+  readonly log: Logger;
+  readonly listener: string;
+  readonly route: string;
+  readonly pool: string;
+  readonly backend: string;
+  readonly client: string;
+  readonly path: string;
+}
+
 export class UpgradeHandler {
   readonly #options: UpgradeHandlerOptions;
 
@@ -117,7 +128,7 @@ export class UpgradeHandler {
         const status = outcome.response.statusCode ?? 0;
         if (status >= 400 && status < 500) {
           this.#account(ctx, 'UPSTREAM_REJECTED', { status, backend: outcome.backend.id });
-          await relayResponse(ctx.socket, outcome.response);
+          await relayResponse(ctx.socket, outcome.response, pool.config.handshakeTimeout);
         } else {
           outcome.response.destroy();
           this.#reject(ctx, { code: 'UPSTREAM_BAD_RESPONSE', detail: `backend answered ${status}` });
@@ -212,6 +223,16 @@ export class UpgradeHandler {
       client_to_backend: metrics.trafficCell(routeName, 'client_to_backend'),
       backend_to_client: metrics.trafficCell(routeName, 'backend_to_client'),
     };
+    // What the access log needs, copied out so the tunnel does not keep the request alive.
+    const access: AccessFields = {
+      log: ctx.log,
+      listener: ctx.listener.name,
+      route: routeName,
+      pool: pool.name,
+      backend: backend.id,
+      client: ctx.forwarded.clientAddress,
+      path: ctx.req.url ?? '/',
+    };
     const tunnel = new Tunnel({
       id: ctx.id,
       client: ctx.socket,
@@ -227,28 +248,24 @@ export class UpgradeHandler {
         metrics.connectionsActive.dec(labels);
         metrics.backendConnectionsActive.dec(backendLabels);
         backend.activeTunnels--;
-        this.#logEnd(ctx, pool, backend, summary);
+        this.#logEnd(access, summary);
       },
     });
     registry.addTunnel(tunnel);
     tunnel.start();
   }
 
-  #logEnd(ctx: UpgradeContext, pool: Pool, backend: Backend, summary: TunnelSummary): void {
+  #logEnd(access: AccessFields, summary: TunnelSummary): void {
     const { metrics } = this.#options;
-    const route = ctx.route?.name ?? '';
+    const { log, route, ...fields } = access;
     metrics.connectionDuration.observe({ route }, summary.durationSeconds);
     metrics.closes.inc({ route, initiator: summary.initiator, code: closeCodeLabel(summary.closeCode) });
     if (summary.errorCode) metrics.tunnelErrors.inc({ route, code: summary.errorCode });
     const level = summary.errorCode ? CODES[summary.errorCode].level : 'info';
-    ctx.log[level](
+    log[level](
       {
-        listener: ctx.listener.name,
+        ...fields,
         route,
-        pool: pool.name,
-        backend: backend.id,
-        client: ctx.forwarded.clientAddress,
-        path: ctx.req.url,
         durationMs: Math.round(summary.durationSeconds * 1000),
         messagesIn: summary.messages.client_to_backend,
         messagesOut: summary.messages.backend_to_client,

@@ -2,7 +2,9 @@
  * The request head sent to a backend. Hop-by-hop headers (RFC 9110 §7.6.1: Connection and every
  * header it names, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
  * Proxy-Authorization) belong to the client's connection and are dropped; the X-Forwarded-*
- * headers are replaced with the values computed for this request. Everything else, including
+ * headers are replaced with the values computed for this request, and the other headers only a
+ * proxy sets (X-Real-IP, X-Forwarded-Port, -Prefix, -Server: many backends believe X-Real-IP) are
+ * passed on from a trusted proxy only. Everything else, including
  * Sec-WebSocket-Key, -Protocol, -Extensions and -Version, goes through unchanged and in order, so
  * the backend chooses the subprotocol and permessage-deflate stays end to end.
  */
@@ -21,6 +23,14 @@ const HOP_BY_HOP = new Set([
 ]);
 
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
+/** Headers a proxy sets that the gateway does not compute: kept from a trusted proxy only. */
+const PROXY_SET = new Set(['x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server']);
+
+/** Whether a header is one that only a trusted proxy may pass on (`name` in any case). */
+export function isProxySet(name: string): boolean {
+  return PROXY_SET.has(name.toLowerCase());
+}
 
 /** Header names listed in the Connection header(s), lower-cased. */
 export function connectionTokens(rawHeaders: readonly string[]): Set<string> {
@@ -61,6 +71,7 @@ export function upstreamUpgradeHeaders(
     const name = rawHeaders[i] ?? '';
     const lower = name.toLowerCase();
     if (isHopByHop(lower, listed) || FORWARDED.has(lower)) continue;
+    if (!options.forwarded.fromTrustedProxy && PROXY_SET.has(lower)) continue;
     if (lower === 'host' && options.hostOverride !== undefined) continue;
     out.push(name, rawHeaders[i + 1] ?? '');
   }

@@ -65,6 +65,7 @@ export class Pool {
       keepAlive: true,
       maxFreeSockets: 64,
       ...(this.tls.ca ? { ca: this.tls.ca } : {}),
+      ...(this.tls.servername ? { servername: this.tls.servername } : {}),
       rejectUnauthorized: this.tls.rejectUnauthorized,
     });
   }

@@ -7,7 +7,12 @@
  * with no route, 502 after a refused connect or an unrelayable status, 504 when a TLS handshake
  * never completes within `connectTimeout`, a response broken off by the backend cuts the client
  * connection. A GET moves on to the next backend after a refused connect, a POST with a body does
- * not; round-robin alternates; `wsgate_http_requests_total` counts each status.
+ * not; round-robin alternates; `wsgate_http_requests_total` counts each status. The request target
+ * reaches the backend verbatim, and one a backend could read differently (backslash, dot segments,
+ * fragment, absolute-form, "*") or two Host headers get 400 with the backend never contacted; a
+ * backend silent past `responseTimeout` is 504 while a started SSE stream is never cut; X-Real-IP
+ * and friends pass from a trusted proxy only; a GET whose reused backend connection is reset is
+ * sent again on a new one.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -550,4 +555,210 @@ test('wsgate_http_requests_total counts by route and status', async (t) => {
       await gw.metric('wsgate_http_requests_total'),
     ].join(' ');
   await eventually(async () => (await counted()) === '2 1 1 4', 'the request counters to settle');
+});
+
+/** A raw request on its own connection (`Connection: close`), read until the gateway closes it. */
+async function sendRaw(
+  port: number,
+  path: string,
+  headers: Record<string, string> = { Host: '127.0.0.1' },
+): Promise<{ status: number; body: string }> {
+  const response = await rawRequest(port, { path, headers: { ...headers, Connection: 'close' } });
+  const chunks = [response.rest];
+  response.socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await within(
+    new Promise<void>((resolve) => response.socket.once('close', resolve)),
+    'the gateway to close the connection',
+  );
+  return { status: response.status, body: Buffer.concat(chunks).toString() };
+}
+
+/** Targets a backend could read differently from the router; each must be refused with 400. */
+const MISREADABLE_TARGETS = [
+  '/\\evil:99999/',
+  '/\\evil.example/x',
+  '/public/../secret',
+  '/public/%2e%2E/secret',
+  '/public/./x',
+  '/public/..#x',
+  'http://evil.example/public',
+  '*',
+];
+
+test('a request target a backend could read differently gets 400 before any backend is contacted', async (t) => {
+  const backend = await startHttpBackend(t, (req, res) => res.end(`seen ${req.url}`));
+  const gw = await startGateway(t, {
+    routes: { all: { path: '/', pool: 'api' } },
+    pools: { api: { backends: [backend.url] } },
+  });
+  for (const target of MISREADABLE_TARGETS) {
+    const reply = await sendRaw(gw.port(), target);
+    assert.equal(reply.status, 400, target);
+    assert.equal(reply.body, 'Bad Request\n', target);
+  }
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.equal(
+    gw.logs.filter((record) => record.code === 'REQUEST_MALFORMED').length,
+    MISREADABLE_TARGETS.length,
+  );
+  // The gateway is still up and serving (a throw in the request handler would have ended it).
+  const after = await sendRaw(gw.port(), '/still/here');
+  assert.equal(after.status, 200);
+  assert.equal(after.body, 'seen /still/here');
+});
+
+test('a dot-segment path cannot reach a path outside the route it matched', async (t) => {
+  const backend = await startHttpBackend(t, (req, res) => res.end(`seen ${req.url}`));
+  const gw = await startGateway(t, {
+    routes: { public: { path: '/public', pool: 'api' } },
+    pools: { api: { backends: [backend.url] } },
+  });
+  for (const target of ['/public/../secret', '/public/%2E%2E/secret', '/public\\..\\secret']) {
+    assert.equal((await sendRaw(gw.port(), target)).status, 400, target);
+  }
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+});
+
+test('the request target reaches the backend exactly as sent: encoded slashes, dotted names, query', async (t) => {
+  const backend = await startHttpBackend(t, (req, res) => res.end(`seen ${req.url}`));
+  const gw = await apiGateway(t, [backend.url]);
+  const targets = [
+    '/api/a%2Fb/c..d/a.b/%2e%2ex',
+    '/api//double//slash',
+    '/api/x?next=/../admin&p=%2e%2e&q=a?b',
+    '/api/%7Bid%7D;matrix=1',
+    '/api/{id}/`raw`^', // characters a URL parser would percent-encode
+  ];
+  for (const target of targets) {
+    const reply = await sendRaw(gw.port(), target);
+    assert.equal(reply.status, 200, target);
+    assert.equal(reply.body, `seen ${target}`);
+  }
+  assert.deepEqual(
+    backend.requests.map((req) => req.url),
+    targets,
+  );
+});
+
+test('a request with two Host headers gets 400 and never reaches the backend', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('never'));
+  const gw = await apiGateway(t, [backend.url]);
+  const reply = await sendRaw(gw.port(), '/api/x', { Host: 'a.example', host: 'b.example' });
+  assert.equal(reply.status, 400);
+  assert.equal(reply.body, 'Bad Request\n');
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.ok(gw.logs.some((record) => record.code === 'REQUEST_MALFORMED'));
+  assert.equal((await sendRaw(gw.port(), '/api/x', { Host: 'a.example' })).status, 200);
+});
+
+test('504 when the backend accepts a request and never answers within responseTimeout', async (t) => {
+  const backend = await startHttpBackend(t, () => {});
+  const gw = await apiGateway(t, [backend.url], {}, { responseTimeout: '300ms' });
+  const reply = await send(gw.httpUrl('/api/hang'));
+  assertGatewayError(reply, 504, 'Gateway Timeout');
+  assert.equal(backend.requests.length, 1, 'the request reached the backend, and was not sent again');
+  assert.ok(
+    gw.logs.some((record) => record.code === 'HTTP_UPSTREAM_TIMEOUT' && record.err === 'ERESPONSE_TIMEOUT'),
+  );
+  await eventually(
+    () => backend.requests[0]?.socket.destroyed === true,
+    'the gateway to drop the backend connection of the timed-out request',
+  );
+});
+
+test('an SSE stream that started is not cut by responseTimeout while it stays silent', async (t) => {
+  const next = signal();
+  const backend = await startHttpBackend(t, (req, res) => {
+    if (req.url === '/api/hang') return; // never answers: times out after responseTimeout
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: first\n\n');
+    void next.promise.then(() => res.end('data: second\n\n'));
+  });
+  const gw = await apiGateway(t, [backend.url], {}, { responseTimeout: '300ms' });
+  const req = request(gw.httpUrl('/api/events'), { agent: false });
+  const response = responseOf(req);
+  req.end();
+  const res = await response;
+  assert.equal(res.statusCode, 200);
+  const chunks: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const ended = within(new Promise<void>((resolve) => res.once('end', resolve)), 'the end of the stream');
+  await eventually(() => Buffer.concat(chunks).toString() === 'data: first\n\n', 'the first event');
+  // A request sent after the stream started times out: the stream's own timer would have fired too.
+  assertGatewayError(await send(gw.httpUrl('/api/hang')), 504, 'Gateway Timeout');
+  assert.equal(res.complete, false, 'the stream is still open after the timeout window');
+  next.release();
+  await ended;
+  assert.equal(Buffer.concat(chunks).toString(), 'data: first\n\ndata: second\n\n');
+});
+
+const PROXY_SET_HEADERS = {
+  'x-real-ip': '6.6.6.6',
+  'x-forwarded-port': '8443',
+  'x-forwarded-prefix': '/admin',
+  'x-forwarded-server': 'edge-1',
+};
+
+test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server from an untrusted peer do not reach the backend', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
+  const gw = await apiGateway(t, [backend.url]);
+  const reply = await send(gw.httpUrl('/api/h'), { headers: { ...PROXY_SET_HEADERS, 'x-kept': 'yes' } });
+  assert.equal(reply.status, 200);
+  const seen = backend.requests[0]?.headers;
+  assert.ok(seen);
+  for (const name of Object.keys(PROXY_SET_HEADERS)) assert.equal(seen[name], undefined, `${name} dropped`);
+  assert.equal(seen['x-kept'], 'yes');
+  assert.equal(seen['x-forwarded-for'], '127.0.0.1');
+});
+
+test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server from a trusted proxy reach the backend as sent', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
+  const gw = await apiGateway(t, [backend.url], { forwarding: { trustedProxies: ['127.0.0.1'] } });
+  const reply = await send(gw.httpUrl('/api/h'), { headers: PROXY_SET_HEADERS });
+  assert.equal(reply.status, 200);
+  const seen = backend.requests[0]?.headers;
+  assert.ok(seen);
+  for (const [name, value] of Object.entries(PROXY_SET_HEADERS)) assert.equal(seen[name], value, name);
+});
+
+test('a GET on a kept-alive backend connection that the backend closes as the request arrives is sent again on a new one', async (t) => {
+  // Answers the first request on each connection with keep-alive; a second request on the same
+  // connection is met with a reset as soon as its first bytes arrive.
+  let connections = 0;
+  let resets = 0;
+  const sockets = new Set<Socket>();
+  const backend = createNetServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let served = false;
+    socket.on('data', () => {
+      if (served) {
+        resets++;
+        socket.resetAndDestroy();
+        return;
+      }
+      served = true;
+      socket.write(
+        `HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 12\r\n\r\nconnection ${connections}`,
+      );
+    });
+  });
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        backend.close(() => resolve());
+      }),
+  );
+  const gw = await apiGateway(t, [`http://127.0.0.1:${(backend.address() as AddressInfo).port}`]);
+  const first = await send(gw.httpUrl('/api/1'));
+  assert.equal(first.status, 200);
+  assert.equal(first.body.toString(), 'connection 1');
+  const second = await send(gw.httpUrl('/api/2'));
+  assert.equal(resets, 1, 'the kept-alive connection was reused and reset');
+  assert.equal(second.status, 200);
+  assert.equal(second.body.toString(), 'connection 2', 'served on a new connection');
 });

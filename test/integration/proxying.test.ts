@@ -3,7 +3,8 @@
  * the request path and query, the subprotocol and permessage-deflate negotiated end to end, close
  * codes and reasons both ways, a 16 MiB message, a fragmented message, pings and pongs both ways,
  * bytes that arrive in the same packet as either handshake, the request headers the backend gets
- * (hop-by-hop ones stripped, X-Forwarded-* set, replaced or appended, Host kept or replaced), the
+ * (hop-by-hop ones stripped, X-Forwarded-* set, replaced or appended, X-Real-IP and the other
+ * proxy-set headers kept from a trusted proxy only, Host kept or replaced), the
  * backend's own headers on the 101, and the access log line written when a tunnel ends.
  */
 import assert from 'node:assert/strict';
@@ -444,4 +445,41 @@ test('one access log line per tunnel with route, backend, client, counts, bytes 
   assert.equal(typeof line.durationMs, 'number');
   assert.equal(await gw.metric('wsgate_bytes_total', { direction: 'client_to_backend' }), bytesIn);
   assert.equal(await gw.metric('wsgate_bytes_total', { direction: 'backend_to_client' }), bytesOut);
+});
+
+const PROXY_SET_HEADERS = {
+  'X-Real-IP': '6.6.6.6',
+  'X-Forwarded-Port': '8443',
+  'X-Forwarded-Prefix': '/admin',
+  'X-Forwarded-Server': 'edge-1',
+};
+
+test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server from an untrusted client do not reach the backend', async (t) => {
+  const backend = await startEchoBackend(t);
+  const gw = await gatewayTo(t, backend);
+  const ws = await openClient(gw.wsUrl('/'), undefined, {
+    headers: { ...PROXY_SET_HEADERS, 'X-Kept': 'yes' },
+  });
+  t.after(() => ws.terminate());
+  const seen = backend.upgrades[0]?.headers;
+  assert.ok(seen);
+  for (const name of Object.keys(PROXY_SET_HEADERS)) {
+    assert.equal(seen[name.toLowerCase()], undefined, `${name} is dropped`);
+  }
+  assert.equal(seen['x-kept'], 'yes');
+  assert.equal(seen['x-forwarded-for'], '127.0.0.1');
+  await closeClient(ws);
+});
+
+test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server from a trusted proxy reach the backend as sent', async (t) => {
+  const backend = await startEchoBackend(t);
+  const gw = await gatewayTo(t, backend, { forwarding: { trustedProxies: ['127.0.0.1'] } });
+  const ws = await openClient(gw.wsUrl('/'), undefined, { headers: PROXY_SET_HEADERS });
+  t.after(() => ws.terminate());
+  const seen = backend.upgrades[0]?.headers;
+  assert.ok(seen);
+  for (const [name, value] of Object.entries(PROXY_SET_HEADERS)) {
+    assert.equal(seen[name.toLowerCase()], value, name);
+  }
+  await closeClient(ws);
 });

@@ -3,7 +3,8 @@
  * GET (405 with `Allow: GET`), malformed requests (400), unsupported versions (426 with
  * `Sec-WebSocket-Version: 13`), requests no route matches (404, with host wildcards and
  * longest-prefix selection checked on the matching side), and a WebSocket request that lacks
- * `Connection: Upgrade` and so reaches the plain HTTP handler (400). Each case asserts the exact
+ * `Connection: Upgrade` and so reaches the plain HTTP handler (400), and request targets or Host
+ * headers a backend could read differently from the router (400). Each case asserts the exact
  * status, headers and body (the status text only), that the backend saw no connection at all, and
  * the `wsgate_upgrades_total` code.
  */
@@ -178,4 +179,54 @@ test('a WebSocket request without Connection: Upgrade reaches the HTTP handler a
   assert.equal(backend.connections(), 0, 'backend never contacted');
   assert.equal(await gw.metric('wsgate_http_requests_total', { status: '400' }), 1);
   assert.equal(await gw.metric('wsgate_upgrades_total'), 0, 'not counted as an upgrade');
+});
+
+test('an upgrade whose target a backend could read differently gets 400 before any backend is contacted', async (t) => {
+  const { backend, gw } = await echoGateway(t);
+  const targets = [
+    '/\\evil:99999/',
+    '/\\evil.example/x',
+    '/public/../secret',
+    '/public/%2e%2E/secret',
+    '/public/./x',
+    '/public/..#x',
+    'http://evil.example/public',
+    '*',
+  ];
+  for (const path of targets) {
+    const response = await send(gw.port(), { path, headers: handshakeHeaders() });
+    assertPlainError(response, 400, 'Bad Request');
+  }
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'REQUEST_MALFORMED' }), targets.length);
+  // The gateway is still up and upgrading.
+  const ws = await openClient(gw.wsUrl('/after'));
+  t.after(() => ws.terminate());
+  const reply = nextMessage(ws);
+  ws.send('still here');
+  assert.equal((await reply).data.toString(), 'still here');
+  ws.close();
+});
+
+test('an upgrade with two Host headers gets 400 and never reaches the backend', async (t) => {
+  const { backend, gw } = await echoGateway(t);
+  const response = await send(gw.port(), {
+    path: '/chat',
+    headers: { ...handshakeHeaders('a.example'), host: 'b.example' },
+  });
+  assertPlainError(response, 400, 'Bad Request');
+  assert.equal(backend.connections(), 0, 'backend never contacted');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'REQUEST_MALFORMED' }), 1);
+});
+
+test('an upgrade path with an encoded slash and dots inside segment names reaches the backend as sent', async (t) => {
+  const { backend, gw } = await echoGateway(t);
+  const path = '/a.b/c..d/x%2Fy/%2e%2ex?next=/../admin&p=%2e%2e';
+  const ws = await openClient(gw.wsUrl(path));
+  t.after(() => ws.terminate());
+  assert.deepEqual(
+    backend.upgrades.map((req) => req.url),
+    [path],
+  );
+  ws.close();
 });

@@ -2,7 +2,8 @@
  * What a client gets when the backend side of an upgrade goes wrong: a refused backend is skipped
  * for the next candidate (and counted), every candidate refused is 502, `retries: 0` stops after
  * one, a backend that never answers is 504 (handshake timeout), a TLS backend that never finishes
- * connecting is 504 (connect timeout), a backend's 4xx is relayed with its headers and body, any
+ * connecting is 504 (connect timeout), a backend's 4xx is relayed with its headers and body (and
+ * cut at `handshakeTimeout` when that body stalls), any
  * other answer or a dropped connection is 502, and failures after bytes were sent are not retried.
  */
 import assert from 'node:assert/strict';
@@ -224,4 +225,31 @@ test('a client that leaves while the backend is silent releases the backend conn
   await eventually(() => gw.gateway.registry.pendingCount === 0, 'no pending handshake');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'CLIENT_GONE' }), 1);
   assert.equal(await gw.metric('wsgate_upstream_connect_failures_total'), 0, 'not blamed on the backend');
+});
+
+test("a backend's 4xx whose body stalls is cut at handshakeTimeout: both sides closed, nothing pending", async (t) => {
+  let backendClosed = false;
+  const backend = await startHttpBackend(
+    t,
+    (_req, res) => res.end(),
+    (_req, socket) => {
+      socket.once('end', () => {
+        backendClosed = true;
+      });
+      socket.resume();
+      socket.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nabc');
+    },
+  );
+  const gw = await gatewayWith(t, [backend.url], { handshakeTimeout: '300ms' });
+  const response = await rawRequest(gw.port(), { headers: handshakeHeaders() });
+  assert.equal(response.status, 403);
+  await within(
+    new Promise<void>((resolve) => {
+      response.socket.once('close', resolve);
+      response.socket.resume();
+    }),
+    'the gateway to close the client connection',
+  );
+  await eventually(() => gw.gateway.registry.pendingCount === 0, 'no pending handshake left');
+  await eventually(() => backendClosed, 'the gateway to close the backend connection');
 });

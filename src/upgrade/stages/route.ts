@@ -1,8 +1,11 @@
 /**
  * Finds the route and pool for a handshake from its Host and path; no match is a 404 before any
- * backend is contacted.
+ * backend is contacted. A request whose target or Host a backend could read differently from the
+ * router (see routing/request-target.ts) is refused with 400 before matching.
  */
+
 import { hostName } from '../../routing/host.ts';
+import { checkRequest } from '../../routing/request-target.ts';
 import type { Router } from '../../routing/router.ts';
 import type { Pool } from '../../upstream/pool.ts';
 import type { UpgradeStage } from '../context.ts';
@@ -11,6 +14,8 @@ export function createRouteStage(router: Router, pools: ReadonlyMap<string, Pool
   return {
     name: 'route',
     run(ctx) {
+      const malformed = checkRequest(ctx.req);
+      if (malformed) return { code: 'REQUEST_MALFORMED', detail: malformed };
       const route = router.match(hostName(ctx.req.headers.host), ctx.req.url ?? '/');
       const pool = route ? pools.get(route.poolName) : undefined;
       if (!route || !pool) return { code: 'ROUTE_NOT_FOUND', detail: `no route for ${ctx.req.url ?? ''}` };

@@ -9,6 +9,7 @@ import {
   renderConfigJsonSchema,
   SIZE_PATTERN,
 } from '../../../scripts/config-json-schema.ts';
+import { RANGE_META } from '../../../src/config/schema.ts';
 import { parseDuration, parseSize } from '../../../src/config/units.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -46,6 +47,14 @@ describe('docs/config.schema.json', () => {
     const text = JSON.stringify(schema);
     assert.ok(!text.includes('"format":"starts_with"'));
     assert.ok(text.includes('"default":"30s"'));
+  });
+
+  it('states the range of durations and sizes in their descriptions', () => {
+    const text = JSON.stringify(configJsonSchema());
+    assert.ok(!text.includes(RANGE_META));
+    assert.ok(text.includes('Range: 1ms–596h.'));
+    assert.ok(text.includes('Range: 0s–596h.'));
+    assert.ok(text.includes('Range: 1KiB–1MiB.'));
   });
 
   it('uses patterns that accept exactly what the unit parsers accept', () => {

@@ -66,6 +66,7 @@ describe('loadConfigFile', () => {
           backends: [{ url: 'http://127.0.0.1:9001', weight: 1 }],
           connectTimeout: 5_000,
           handshakeTimeout: 10_000,
+          responseTimeout: 60_000,
           retries: 2,
           preserveHost: true,
           tls: { verify: true },

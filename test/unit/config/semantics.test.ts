@@ -141,6 +141,22 @@ describe('checkSemantics', () => {
   });
 });
 
+describe('checkSemantics: shutdown', () => {
+  it('reports a close spread that reaches the drain deadline, with both durations', () => {
+    assert.deepEqual(messages({ shutdown: { drainTimeout: '30s', closeSpread: '30s' } }), [
+      'shutdown.closeSpread: 30s must be less than shutdown.drainTimeout (30s)',
+    ]);
+    assert.deepEqual(messages({ shutdown: { drainTimeout: '500ms' } }), [
+      'shutdown.closeSpread: 1s must be less than shutdown.drainTimeout (500ms)',
+    ]);
+  });
+
+  it('accepts a spread shorter than the deadline, or none', () => {
+    assert.deepEqual(messages({ shutdown: { drainTimeout: '30s', closeSpread: '29.999s' } }), []);
+    assert.deepEqual(messages({ shutdown: { drainTimeout: '1ms', closeSpread: '0s' } }), []);
+  });
+});
+
 describe('isAddressOrRange', () => {
   it('accepts addresses and ranges of both families', () => {
     for (const entry of [

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDuration, parseSize } from '../../../src/config/units.ts';
+import {
+  formatDuration,
+  MAX_DURATION,
+  MAX_DURATION_MS,
+  parseDuration,
+  parseSize,
+} from '../../../src/config/units.ts';
 
 describe('parseDuration', () => {
   it('reads every unit as milliseconds', () => {
@@ -19,6 +25,32 @@ describe('parseDuration', () => {
   it('rejects missing or unknown units and other text', () => {
     for (const text of ['10', '', 's', '1d', '10S', '-1s', '1e3ms', '5 seconds', 'forever', '1.s']) {
       assert.equal(parseDuration(text), undefined, text);
+    }
+  });
+});
+
+describe('MAX_DURATION', () => {
+  it('is what it says, and a delay Node.js timers can wait for', () => {
+    assert.equal(parseDuration(MAX_DURATION), MAX_DURATION_MS);
+    assert.ok(MAX_DURATION_MS <= 2 ** 31 - 1);
+    assert.ok(MAX_DURATION_MS + 3_600_000 > 2 ** 31 - 1);
+  });
+});
+
+describe('formatDuration', () => {
+  it('writes milliseconds in the largest unit that divides them', () => {
+    assert.equal(formatDuration(0), '0s');
+    assert.equal(formatDuration(250), '250ms');
+    assert.equal(formatDuration(1_500), '1500ms');
+    assert.equal(formatDuration(30_000), '30s');
+    assert.equal(formatDuration(90_000), '90s');
+    assert.equal(formatDuration(300_000), '5m');
+    assert.equal(formatDuration(7_200_000), '2h');
+  });
+
+  it('writes what parseDuration reads back', () => {
+    for (const ms of [1, 999, 1_000, 61_000, 3_600_000, MAX_DURATION_MS]) {
+      assert.equal(parseDuration(formatDuration(ms)), ms);
     }
   });
 });

@@ -21,6 +21,7 @@ test('an untrusted peer cannot forge its address, proto or host', () => {
     xForwardedFor: '203.0.113.9',
     xForwardedProto: 'http',
     xForwardedHost: 'chat.example.com',
+    fromTrustedProxy: false,
   });
   assert.equal(forwardedFor(none, '203.0.113.9', true, {}).xForwardedProto, 'https');
 });
@@ -37,6 +38,7 @@ test('a trusted proxy has its headers kept and appended to', () => {
     xForwardedFor: '198.51.100.7, 192.168.1.1, 10.1.2.3',
     xForwardedProto: 'https',
     xForwardedHost: 'chat.example.com',
+    fromTrustedProxy: true,
   });
 });
 

@@ -11,6 +11,7 @@ const forwarded = {
   xForwardedFor: '1.2.3.4',
   xForwardedProto: 'https',
   xForwardedHost: 'a.test',
+  fromTrustedProxy: false,
 };
 
 const pairs = (raw: string[]) =>
@@ -94,5 +95,42 @@ test("the client's 101 keeps the backend's headers minus hop-by-hop ones", () =>
     ['Set-Cookie', 'b=2'],
     ['Upgrade', 'websocket'],
     ['Connection', 'Upgrade'],
+  ]);
+});
+
+test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server pass only from a trusted proxy', () => {
+  const raw = [
+    'Host',
+    'a.test',
+    'X-Real-IP',
+    '6.6.6.6',
+    'x-forwarded-port',
+    '443',
+    'X-Forwarded-Prefix',
+    '/admin',
+    'X-Forwarded-Server',
+    'edge-1',
+    'X-Kept',
+    'yes',
+  ];
+  const names = (out: string[]) => pairs(out).map(([name]) => name);
+  const untrusted = names(upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined }));
+  assert.deepEqual(untrusted.slice(0, 2), ['Host', 'X-Kept']);
+  for (const name of ['X-Real-IP', 'x-forwarded-port', 'X-Forwarded-Prefix', 'X-Forwarded-Server']) {
+    assert.ok(!untrusted.includes(name), `${name} is dropped from an untrusted peer`);
+  }
+  const trusted = pairs(
+    upstreamUpgradeHeaders(raw, {
+      forwarded: { ...forwarded, fromTrustedProxy: true },
+      hostOverride: undefined,
+    }),
+  );
+  assert.deepEqual(trusted.slice(0, 6), [
+    ['Host', 'a.test'],
+    ['X-Real-IP', '6.6.6.6'],
+    ['x-forwarded-port', '443'],
+    ['X-Forwarded-Prefix', '/admin'],
+    ['X-Forwarded-Server', 'edge-1'],
+    ['X-Kept', 'yes'],
   ]);
 });

@@ -1,0 +1,49 @@
+/**
+ * Refuses requests that a backend could read differently from the router, before any route is
+ * matched. The router matches the raw request target and the gateway forwards it verbatim, so a
+ * target is accepted only when every reader agrees on its path:
+ * - origin-form only (RFC 9112 §3.2.1): it starts with "/"; absolute-form and "*" are refused;
+ * - no backslash, which URL parsers read as "/" (WHATWG URL) while the router does not;
+ * - no "#": a fragment is never part of a request target (RFC 9112 §3.2), and parsers that drop
+ *   it would see a different path than the one matched;
+ * - no dot segment ("." or "..", raw or percent-encoded, RFC 3986 §5.2.4) in the path part:
+ *   `/public/../admin` matches a `/public` route but means `/admin` to any backend that
+ *   normalizes. The query is not checked.
+ * A request with several Host headers is refused as well (RFC 9112 §3.2): which one a backend
+ * believes is anybody's guess, and the router saw only the first.
+ * Used by the upgrade pipeline and the plain HTTP pass alike.
+ */
+
+/** "." or "..", each dot raw or percent-encoded (%2e, any case). */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/** Why `target` (a request's raw target, `req.url`) is refused, or undefined when it is fine. */
+export function checkRequestTarget(target: string): string | undefined {
+  if (!target.startsWith('/')) return 'the request target is not a path';
+  if (target.includes('\\')) return 'the request target holds a backslash';
+  if (target.includes('#')) return 'the request target holds a fragment';
+  const queryAt = target.indexOf('?');
+  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  for (const segment of path.split('/')) {
+    if (DOT_SEGMENT.test(segment)) return 'the request path holds a dot segment';
+  }
+  return undefined;
+}
+
+/** How many Host header lines a raw header list (name, value, name, value, …) holds. */
+export function hostHeaderCount(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() === 'host') count++;
+  }
+  return count;
+}
+
+/** Why a request is refused as malformed (target or Host headers), or undefined when it is fine. */
+export function checkRequest(req: {
+  readonly url?: string | undefined;
+  readonly rawHeaders: readonly string[];
+}): string | undefined {
+  if (hostHeaderCount(req.rawHeaders) > 1) return 'several Host headers';
+  return checkRequestTarget(req.url ?? '');
+}

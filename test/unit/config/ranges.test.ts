@@ -1,0 +1,129 @@
+/**
+ * Durations and sizes out of the range the gateway can use: zero timeouts (which Node.js reads as
+ * "no timeout"), delays longer than a timer can wait, and request head limits that are too small
+ * or large. Every duration field is covered, found from the JSON Schema so that new ones are too.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { configJsonSchema, DURATION_PATTERN } from '../../../scripts/config-json-schema.ts';
+import { createConfigSchema } from '../../../src/config/schema.ts';
+import { MAX_DURATION_MS } from '../../../src/config/units.ts';
+
+/** Where each duration field sits in a configuration with one listener `public` and one pool `echo`. */
+const DURATIONS = [
+  ['listeners', 'public', 'handshakeTimeout'],
+  ['listeners', 'public', 'requestTimeout'],
+  ['listeners', 'public', 'keepAliveTimeout'],
+  ['pools', 'echo', 'connectTimeout'],
+  ['pools', 'echo', 'handshakeTimeout'],
+  ['pools', 'echo', 'responseTimeout'],
+  ['tunnel', 'closeTimeout'],
+  ['shutdown', 'drainTimeout'],
+  ['shutdown', 'closeSpread'],
+] as const;
+
+type Path = readonly string[];
+
+/** Field paths of the JSON Schema whose values are durations (`<name>` for names). */
+function durationPaths(node: unknown, prefix: Path = []): string[] {
+  if (typeof node !== 'object' || node === null) return [];
+  const schema = node as Record<string, unknown>;
+  if (schema.pattern === DURATION_PATTERN) return [prefix.join('.')];
+  const paths: string[] = [];
+  if (typeof schema.properties === 'object' && schema.properties !== null) {
+    for (const [key, child] of Object.entries(schema.properties))
+      paths.push(...durationPaths(child, [...prefix, key]));
+  }
+  if (typeof schema.additionalProperties === 'object') {
+    paths.push(...durationPaths(schema.additionalProperties, [...prefix, '<name>']));
+  }
+  return paths;
+}
+
+/** A configuration with `value` at `path`, on top of one listener, route and pool. */
+function withValue(path: Path, value: string): Record<string, unknown> {
+  const input: Record<string, unknown> = {
+    listeners: { public: { port: 8080 } },
+    routes: { echo: { pool: 'echo' } },
+    pools: { echo: { backends: ['http://127.0.0.1:9001'] } },
+  };
+  let node = input;
+  for (const key of path.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1] ?? ''] = value;
+  return input;
+}
+
+/** The problems of `input`, as `path: message`; empty when it is schema-valid. */
+function problems(input: Record<string, unknown>): string[] {
+  const result = createConfigSchema({ baseDir: '.' }).safeParse(input);
+  return result.success
+    ? []
+    : result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+}
+
+describe('duration ranges', () => {
+  it('covers every duration field', () => {
+    const named = DURATIONS.map((path) => path.join('.').replace(/^(listeners|pools)\.\w+/, '$1.<name>'));
+    assert.deepEqual(durationPaths(configJsonSchema()).sort(), [...named].sort());
+  });
+
+  for (const path of DURATIONS) {
+    const field = path.join('.');
+    const zeroAllowed = field === 'shutdown.closeSpread';
+
+    it(`${field}: ${zeroAllowed ? 'may be 0s' : 'must be more than 0s'}`, () => {
+      const zero = problems(withValue(path, '0s'));
+      assert.deepEqual(zero, zeroAllowed ? [] : [`${field}: must be more than 0s`]);
+      assert.deepEqual(problems(withValue(path, '1ms')), []);
+    });
+
+    it(`${field}: must be at most 596h`, () => {
+      assert.deepEqual(problems(withValue(path, '596h')), []);
+      for (const text of ['597h', '596.5h', `${2 ** 31}ms`, '100000h']) {
+        assert.deepEqual(problems(withValue(path, text)), [
+          `${field}: must be at most 596h (about 24.8 days)`,
+        ]);
+      }
+    });
+  }
+
+  it('explains a duration that rounds to zero milliseconds', () => {
+    assert.deepEqual(problems(withValue(['tunnel', 'closeTimeout'], '0.4ms')), [
+      'tunnel.closeTimeout: must be at least 1ms (durations are whole milliseconds)',
+    ]);
+    assert.deepEqual(problems(withValue(['tunnel', 'closeTimeout'], '0.000m')), [
+      'tunnel.closeTimeout: must be more than 0s',
+    ]);
+    assert.deepEqual(problems(withValue(['shutdown', 'closeSpread'], '0.4ms')), []);
+  });
+
+  it('never yields a delay a timer cannot wait for', () => {
+    const config = createConfigSchema({ baseDir: '.' }).parse(
+      withValue(['shutdown', 'drainTimeout'], '596h'),
+    );
+    assert.equal(config.shutdown.drainTimeout, MAX_DURATION_MS);
+    assert.ok(config.shutdown.drainTimeout <= 2 ** 31 - 1);
+  });
+});
+
+describe('maxHeaderSize range', () => {
+  const path = ['listeners', 'public', 'maxHeaderSize'];
+
+  it('accepts 1KiB to 1MiB', () => {
+    for (const text of ['1KiB', '1024B', '16KiB', '1MiB', '1048576B', '1MB']) {
+      assert.deepEqual(problems(withValue(path, text)), [], text);
+    }
+  });
+
+  it('rejects smaller and larger heads', () => {
+    for (const text of ['0B', '1023B', '1KB']) {
+      assert.deepEqual(problems(withValue(path, text)), [`${path.join('.')}: must be at least 1KiB`], text);
+    }
+    for (const text of ['1048577B', '1.5MiB', '1GiB']) {
+      assert.deepEqual(problems(withValue(path, text)), [`${path.join('.')}: must be at most 1MiB`], text);
+    }
+  });
+});
