@@ -6,8 +6,8 @@
  * Built on `http.request` rather than undici's upgrade API so a backend's 4xx reaches the client.
  */
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { isIP, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { Backend, BackendTls } from './pool.ts';
 
@@ -50,25 +50,29 @@ export interface UpgradeAttempt {
 }
 
 function startRequest(attempt: UpgradeAttempt): ClientRequest {
-  const { backend } = attempt;
-  const common = {
-    host: backend.host,
-    port: backend.port,
+  const { backend, tls } = attempt;
+  // The connection is opened here and handed over with `createConnection`: with `agent: false`
+  // Node would build a new Agent for every request, a cost paid on every upgrade.
+  const createConnection = backend.secure
+    ? () =>
+        tlsConnect({
+          host: backend.host,
+          port: backend.port,
+          // RFC 6066 §3: SNI carries host names only, never an IP literal (the certificate is
+          // then checked against the address itself).
+          servername: tls.servername ?? (isIP(backend.host) !== 0 ? '' : backend.host),
+          rejectUnauthorized: tls.rejectUnauthorized,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          minVersion: 'TLSv1.2',
+          ALPNProtocols: ['http/1.1'],
+        })
+    : () => netConnect({ host: backend.host, port: backend.port });
+  return httpRequest({
     method: 'GET',
     path: attempt.path,
     headers: [...attempt.headers],
     setHost: false,
-    agent: false as const,
-  };
-  if (!backend.secure) return httpRequest(common);
-  return httpsRequest({
-    ...common,
-    // RFC 6066 §3: SNI carries host names only, never an IP literal (the certificate is then
-    // checked against the address itself).
-    servername: attempt.tls.servername ?? (isIP(backend.host) !== 0 ? '' : backend.host),
-    rejectUnauthorized: attempt.tls.rejectUnauthorized,
-    ...(attempt.tls.ca ? { ca: attempt.tls.ca } : {}),
-    minVersion: 'TLSv1.2',
+    createConnection,
   });
 }
 
