@@ -143,3 +143,15 @@ export function openStubbornClient(port: number): Socket {
   socket.write(`GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
   return socket;
 }
+
+/** Targets a backend could read differently from the router; each must be refused with 400. */
+export const MISREADABLE_TARGETS = [
+  '/\\evil:99999/',
+  '/\\evil.example/x',
+  '/public/../secret',
+  '/public/%2e%2E/secret',
+  '/public/./x',
+  '/public/..#x',
+  'http://evil.example/public',
+  '*',
+];

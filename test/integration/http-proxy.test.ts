@@ -27,7 +27,7 @@ import {
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { closedPort, type HttpBackend, startHttpBackend } from '../helpers/backends.ts';
-import { rawRequest } from '../helpers/clients.ts';
+import { MISREADABLE_TARGETS, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 
@@ -572,18 +572,6 @@ async function sendRaw(
   );
   return { status: response.status, body: Buffer.concat(chunks).toString() };
 }
-
-/** Targets a backend could read differently from the router; each must be refused with 400. */
-const MISREADABLE_TARGETS = [
-  '/\\evil:99999/',
-  '/\\evil.example/x',
-  '/public/../secret',
-  '/public/%2e%2E/secret',
-  '/public/./x',
-  '/public/..#x',
-  'http://evil.example/public',
-  '*',
-];
 
 test('a request target a backend could read differently gets 400 before any backend is contacted', async (t) => {
   const backend = await startHttpBackend(t, (req, res) => res.end(`seen ${req.url}`));
