@@ -1,7 +1,7 @@
 /**
  * Loading a configuration file: YAML with positions, environment expansion, the schema, then the
  * semantic checks, with every problem from every stage mapped back to a line and column and
- * reported together in one ConfigError. Loading is total: any input yields a deep-frozen Config
+ * reported together in one ConfigError. Loading is total: every input yields a deep-frozen Config
  * or a ConfigError, never another exception, so `wsgate check` and a start-up share one path.
  */
 import { readFileSync } from 'node:fs';
