@@ -4,6 +4,7 @@
  * and the gateway is not draining: what a load balancer or Kubernetes should route on).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { RETRY_AFTER_SECONDS } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 
@@ -19,7 +20,11 @@ function reply(
   body: string,
   contentType = 'text/plain; charset=utf-8',
 ): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    ...(status === 503 ? { 'retry-after': RETRY_AFTER_SECONDS } : {}),
+  });
   res.end(body);
 }
 

@@ -67,7 +67,16 @@ export const CODES = {
     source: 'downstream',
     level: 'debug',
     description:
-      'Several Host headers, or a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or dot segments ("..", "."), which a backend could read differently from the router (upgrades and plain HTTP).',
+      'Several Host headers, a Connection header naming Content-Length, Transfer-Encoding, Host or a Sec-WebSocket-* header (request smuggling), or a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or dot segments ("..", "."), which a backend could read differently from the router (upgrades and plain HTTP). The connection is closed after the answer.',
+  },
+  HTTP_VERSION_UNSUPPORTED: {
+    phase: 'handshake',
+    status: 505,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description:
+      'The request line names an HTTP version other than 1.0 or 1.1 (e.g. `HTTP/2.0` or `HTTP/0.9` on an HTTP/1 connection), which the gateway would otherwise forward as HTTP/1.1 (RFC 9110 §15.6.6).',
   },
   GATEWAY_DRAINING: {
     phase: 'handshake',
@@ -228,6 +237,12 @@ export const CODES = {
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof CODES;
+
+/**
+ * The `Retry-After` (RFC 9110 §10.2.3) sent with every 503 the gateway answers, in seconds: long
+ * enough for a load balancer to pick another instance, short enough not to stall a reconnect.
+ */
+export const RETRY_AFTER_SECONDS = '1';
 
 /** Looks up a code's row; a typed accessor so callers never index the table with free text. */
 export function codeInfo(code: ErrorCode): CodeInfo {

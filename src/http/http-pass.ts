@@ -20,13 +20,13 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
-import { CODES, type ErrorCode } from '../errors/codes.ts';
+import { CODES, type ErrorCode, RETRY_AFTER_SECONDS } from '../errors/codes.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { hostName } from '../routing/host.ts';
-import { checkRequest } from '../routing/request-target.ts';
+import { checkRequest, unsupportedHttpVersion } from '../routing/request-target.ts';
 import type { Router } from '../routing/router.ts';
 import type { ListenerInfo } from '../upgrade/context.ts';
 import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
@@ -82,6 +82,34 @@ export interface HttpPassOptions {
   readonly isDraining: () => boolean;
 }
 
+/**
+ * Undoes http-proxy-3's `deleteLength` pass, which gives a DELETE or OPTIONS without
+ * Content-Length a `Content-Length: 0` and drops its Transfer-Encoding while the chunked body
+ * still flows: the backend would read that body as a second request (smuggling). The client's own
+ * framing, already checked by Node's parser, is put back before the request is sent. If the pass
+ * is ever renamed, `before` throws at start-up rather than letting requests through unguarded.
+ */
+function keepRequestFraming(proxy: ProxyServer): void {
+  const framing = new WeakMap<
+    IncomingMessage,
+    { length: string | undefined; encoding: string | undefined }
+  >();
+  proxy.before('web', 'deleteLength', (req) => {
+    framing.set(req, {
+      length: req.headers['content-length'],
+      encoding: req.headers['transfer-encoding'],
+    });
+  });
+  proxy.before('web', 'timeout', (req) => {
+    const original = framing.get(req);
+    if (!original) return;
+    if (original.length === undefined) delete req.headers['content-length'];
+    else req.headers['content-length'] = original.length;
+    if (original.encoding === undefined) delete req.headers['transfer-encoding'];
+    else req.headers['transfer-encoding'] = original.encoding;
+  });
+}
+
 function errorCodeOf(error: unknown): string {
   return error instanceof Error && 'code' in error ? String(error.code) : '';
 }
@@ -94,6 +122,7 @@ export class HttpPass {
   constructor(options: HttpPassOptions) {
     this.#options = options;
     this.#proxy = createProxyServer({ xfwd: false, ws: false, selfHandleResponse: true });
+    keepRequestFraming(this.#proxy);
     // Not emitted for a request carrying Expect, which `handle` removes (Node answered it already).
     this.#proxy.on('proxyReq', (proxyReq, req, _res, _options, socket) => {
       const attempt = this.#attempts.get(req);
@@ -114,6 +143,11 @@ export class HttpPass {
     if (this.#options.isDraining()) {
       res.shouldKeepAlive = false;
       this.#fail(req, res, 'GATEWAY_DRAINING', routeName);
+      return;
+    }
+    const version = unsupportedHttpVersion(req);
+    if (version) {
+      this.#fail(req, res, 'HTTP_VERSION_UNSUPPORTED', routeName, { detail: version });
       return;
     }
     // Before matching: a target or Host that a backend could read differently from the router.
@@ -288,10 +322,15 @@ export class HttpPass {
       return;
     }
     const body = `${STATUS_CODES[info.status] ?? 'Error'}\n`;
+    // A client that sent a malformed request gets no second chance on the same connection: what
+    // follows on it may be the rest of an attempt to smuggle one.
+    const close = code === 'GATEWAY_DRAINING' || (info.source === 'downstream' && code !== 'ROUTE_NOT_FOUND');
+    if (close) res.shouldKeepAlive = false;
     res.writeHead(info.status, {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
-      ...(code === 'GATEWAY_DRAINING' ? { connection: 'close' } : {}),
+      ...(close ? { connection: 'close' } : {}),
+      ...(info.status === 503 ? { 'retry-after': RETRY_AFTER_SECONDS } : {}),
     });
     res.end(body);
   }

@@ -4,11 +4,12 @@
  * kept), `Expect` dropped (Node's server answered it already, RFC 9110 §10.1.1), Forwarded and
  * X-Forwarded-For/-Proto/-Host replaced with the values computed for this request, and the other
  * proxy-set headers (X-Real-IP, X-Forwarded-Port, -Prefix, -Server) kept from a trusted proxy
- * only. The same rules as an upgrade's head (upstream/headers.ts).
+ * only, underscore spellings of all of these dropped. The same rules as an upgrade's head
+ * (upstream/headers.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { ForwardedFor } from '../listener/client-address.ts';
-import { connectionTokens, isHopByHop, isProxySet } from '../upstream/headers.ts';
+import { connectionTokens, isHopByHop, isProxySet, isUnderscoreAlias } from '../upstream/headers.ts';
 
 /** Hop-by-hop headers that still describe the body the backend receives. */
 const KEEP_FRAMING = new Set(['transfer-encoding']);
@@ -18,6 +19,7 @@ export function prepareRequestHead(req: IncomingMessage, forwarded: ForwardedFor
   const listed = connectionTokens(req.rawHeaders);
   for (const name of Object.keys(req.headers)) {
     if (isHopByHop(name, listed) && !KEEP_FRAMING.has(name)) delete req.headers[name];
+    else if (isUnderscoreAlias(name)) delete req.headers[name];
     else if (!forwarded.fromTrustedProxy && isProxySet(name)) delete req.headers[name];
   }
   delete req.headers.forwarded;

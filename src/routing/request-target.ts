@@ -10,9 +10,28 @@
  *   `/public/../admin` matches a `/public` route but means `/admin` to any backend that
  *   normalizes. The query is not checked.
  * A request with several Host headers is refused as well (RFC 9112 §3.2): which one a backend
- * believes is anybody's guess, and the router saw only the first.
+ * believes is anybody's guess, and the router saw only the first. So is a request whose
+ * Connection header names a header that frames or routes it (Content-Length, Transfer-Encoding,
+ * Host, Sec-WebSocket-*): a sender must not do that (RFC 9110 §7.6.1), and a proxy that obeyed
+ * would forward a body without its length, i.e. smuggle it in as a second request.
  * Used by the upgrade pipeline and the plain HTTP pass alike.
  */
+import { connectionNamesFraming } from '../upstream/headers.ts';
+
+/**
+ * Why a request's HTTP version is refused (505), or undefined for HTTP/1.0 and HTTP/1.1. Node's
+ * parser also accepts `HTTP/2.0` and `HTTP/0.9` request lines on an HTTP/1 connection; forwarded,
+ * they would reach the backend as HTTP/1.1 requests of a protocol the client never spoke.
+ */
+export function unsupportedHttpVersion(req: {
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+}): string | undefined {
+  if (req.httpVersionMajor === 1 && (req.httpVersionMinor === 0 || req.httpVersionMinor === 1)) {
+    return undefined;
+  }
+  return `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor}`;
+}
 
 /** "." or "..", each dot raw or percent-encoded (%2e, any case). */
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
@@ -45,5 +64,7 @@ export function checkRequest(req: {
   readonly rawHeaders: readonly string[];
 }): string | undefined {
   if (hostHeaderCount(req.rawHeaders) > 1) return 'several Host headers';
+  const framing = connectionNamesFraming(req.rawHeaders);
+  if (framing) return `the Connection header names ${framing}`;
   return checkRequestTarget(req.url ?? '');
 }

@@ -6,6 +6,7 @@
  */
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { RETRY_AFTER_SECONDS } from '../errors/codes.ts';
 import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
 
 /** Largest backend rejection body relayed to the client; the rest is dropped. */
@@ -30,6 +31,7 @@ export function writeResponse(
   head += 'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n';
   head += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
+  if (status === 503) head += `Retry-After: ${RETRY_AFTER_SECONDS}\r\n`;
   socket.end(`${head}\r\n${body}`, () => socket.destroy());
 }
 

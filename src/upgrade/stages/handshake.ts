@@ -4,6 +4,7 @@
  * `Connection: Upgrade`, a Sec-WebSocket-Key of 16 base64-encoded bytes and version 13.
  */
 import type { IncomingMessage } from 'node:http';
+import { unsupportedHttpVersion } from '../../routing/request-target.ts';
 import type { Rejection, UpgradeStage } from '../context.ts';
 
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
@@ -15,6 +16,8 @@ function hasToken(value: string | undefined, token: string): boolean {
 
 /** The rejection for a request that is not a valid opening handshake, if it is not. */
 export function checkHandshake(req: IncomingMessage): Rejection | undefined {
+  const version = unsupportedHttpVersion(req);
+  if (version) return { code: 'HTTP_VERSION_UNSUPPORTED', detail: version };
   // RFC 6455 §4.2.1 item 1: the method MUST be GET, the version at least HTTP/1.1.
   if (req.method !== 'GET') {
     return {

@@ -1,0 +1,78 @@
+/**
+ * What a client cannot make the gateway forward: request lines of an HTTP version the listener
+ * does not speak (`HTTP/2.0`, `HTTP/0.9` get 505 and never reach a backend, for plain requests and
+ * upgrades), and underscore spellings of the headers the gateway controls (`X_Forwarded_For`,
+ * `X_Real_IP`), which CGI, WSGI and PHP backends would read as the real ones.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startEchoBackend, startHttpBackend } from '../helpers/backends.ts';
+import { handshakeHeaders, openClient } from '../helpers/clients.ts';
+import { startGateway } from '../helpers/gateway.ts';
+import { exchange } from '../helpers/raw-http.ts';
+
+test('regression: GET / HTTP/2.0 and HTTP/0.9 on an HTTP/1 listener get 505, plain and upgrade', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
+  const gw = await startGateway(t, {
+    routes: { app: { pool: 'app' } },
+    pools: { app: { backends: [backend.url] } },
+  });
+  const upgradeLines = Object.entries(handshakeHeaders('a'))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  for (const version of ['2.0', '0.9']) {
+    const plain = await exchange(gw.port(), `GET / HTTP/${version}\r\nHost: a\r\n\r\n`);
+    assert.deepEqual(
+      plain.responses.map((response) => response.status),
+      [505],
+      `plain HTTP/${version}: 505`,
+    );
+    const upgrade = await exchange(gw.port(), `GET /ws HTTP/${version}\r\n${upgradeLines}\r\n`);
+    assert.deepEqual(
+      upgrade.responses.map((response) => response.status),
+      [505],
+      `upgrade HTTP/${version}: 505`,
+    );
+  }
+  assert.equal(backend.connections(), 0, 'the backend is never contacted');
+  const ok = await exchange(gw.port(), 'GET / HTTP/1.0\r\nHost: a\r\n\r\n');
+  assert.equal(ok.responses[0]?.status, 200, 'HTTP/1.0 is still served');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HTTP_VERSION_UNSUPPORTED' }), 2);
+});
+
+test('regression: underscore spellings of forwarding headers never reach a backend', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
+  const echo = await startEchoBackend(t);
+  const gw = await startGateway(t, {
+    routes: { app: { pool: 'app', path: '/' }, ws: { pool: 'ws', path: '/ws' } },
+    pools: { app: { backends: [backend.url] }, ws: { backends: [echo.url] } },
+  });
+  const spoofed = {
+    X_Forwarded_For: '6.6.6.6',
+    X_Real_IP: '6.6.6.6',
+    x_forwarded_host: 'evil.example',
+    X_Request_Id: 'forged',
+    X_App_Hint: 'kept',
+  };
+  const lines = Object.entries(spoofed)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  await exchange(gw.port(), `GET /plain HTTP/1.1\r\nHost: a\r\nConnection: close\r\n${lines}\r\n`);
+  const ws = await openClient(gw.wsUrl('/ws'), undefined, { headers: spoofed });
+  ws.terminate();
+  const received = [
+    ['plain request', backend.requests[0]?.rawHeaders ?? []],
+    ['upgrade', echo.upgrades[0]?.rawHeaders ?? []],
+  ] as const;
+  for (const [what, raw] of received) {
+    const names = raw.filter((_value, index) => index % 2 === 0).map((name) => name.toLowerCase());
+    assert.ok(names.length > 0, `${what} reached the backend`);
+    for (const name of ['x_forwarded_for', 'x_real_ip', 'x_forwarded_host', 'x_request_id']) {
+      assert.ok(!names.includes(name), `${what}: ${name} is dropped`);
+    }
+    assert.ok(names.includes('x_app_hint'), `${what}: an unrelated underscore header passes`);
+    const xff =
+      raw[raw.findIndex((name, index) => index % 2 === 0 && name.toLowerCase() === 'x-forwarded-for') + 1];
+    assert.equal(xff, '127.0.0.1', `${what}: X-Forwarded-For is the real peer`);
+  }
+});
