@@ -23,6 +23,7 @@ import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { Router } from './routing/router.ts';
+import { Sweeper } from './tunnel/sweeper.ts';
 import type { UpgradeStage } from './upgrade/context.ts';
 import { handshakeStage } from './upgrade/stages/handshake.ts';
 import { createRouteStage } from './upgrade/stages/route.ts';
@@ -32,6 +33,8 @@ import { Pool } from './upstream/pool.ts';
 export interface GatewayDeps {
   readonly log: Logger;
   readonly version: string;
+  /** Monotonic milliseconds for time-based checks (default: performance.now). */
+  readonly now?: () => number;
 }
 
 export interface Gateway {
@@ -63,13 +66,23 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const isDraining = (): boolean => draining;
 
   const stages: UpgradeStage[] = [handshakeStage, createRouteStage(router, pools)];
+  // Ticks often enough that a timeout fires within a quarter of its length (at most 1 s late).
+  const sweeper = new Sweeper(
+    Math.min(1_000, Math.max(25, Math.floor(config.tunnel.sendTimeout / 4))),
+    deps.now ?? (() => performance.now()),
+  );
   const upgrades = new UpgradeHandler({
     stages,
     registry,
     metrics,
     log,
     trustedProxies,
-    closeTimeoutMs: config.tunnel.closeTimeout,
+    tunnels: {
+      closeTimeoutMs: config.tunnel.closeTimeout,
+      sendTimeoutMs: config.tunnel.sendTimeout,
+      sweeper,
+      backpressure: metrics.backpressure,
+    },
     nextId: () => `${bootId}-${(++sequence).toString(36)}`,
     isDraining,
   });
@@ -92,6 +105,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const isReady = (): boolean => started && !draining;
 
   async function start(): Promise<void> {
+    sweeper.start();
     try {
       for (const listener of listeners) {
         bound[listener.name] = await listener.listen();
@@ -140,6 +154,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     clearTimeout(grace);
     await Promise.all(listeners.map((listener) => listener.stopAccepting()));
     httpPass.close();
+    sweeper.stop();
     for (const pool of pools.values()) pool.close();
     const adminServer = admin;
     if (adminServer?.listening) {

@@ -238,6 +238,9 @@ const forwardingSchema = z.strictObject({
 
 const tunnelSchema = z.strictObject({
   closeTimeout: duration('5s').describe('Time a side has to finish closing before its socket is destroyed.'),
+  sendTimeout: duration('30s').describe(
+    'Time a peer that stopped reading has to take what the gateway queued for it (about a socket buffer and 64 KiB) before its connection is destroyed and the tunnel closed.',
+  ),
 });
 
 const shutdownSchema = z.strictObject({

@@ -217,6 +217,24 @@ export const CODES = {
     description:
       'The backend connection ended or reset without a close frame; the client gets 1014 (or a TCP close if mid-frame).',
   },
+  CLIENT_SEND_TIMEOUT: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The client did not read what the gateway had queued for it within `tunnel.sendTimeout` (a stalled or vanished reader); its connection is destroyed (a close frame would never reach it) and the backend gets 1001.',
+  },
+  BACKEND_SEND_TIMEOUT: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 1014,
+    source: 'upstream',
+    level: 'warn',
+    description:
+      'The backend did not read what the gateway had queued for it within `tunnel.sendTimeout`; its connection is destroyed and the client gets 1014.',
+  },
   GATEWAY_SHUTDOWN: {
     phase: 'tunnel',
     status: 0,

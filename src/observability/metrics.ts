@@ -132,6 +132,21 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Tunnels backed up now, by the direction whose receiver has not drained; tunnels count here. */
+  readonly backpressure: Record<Direction, number> = { client_to_backend: 0, backend_to_client: 0 };
+
+  readonly backpressured = new Gauge({
+    name: 'wsgate_backpressured_tunnels',
+    help: 'Tunnels whose writes in a direction wait for the receiving side to drain (the sender is paused).',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const direction of ['client_to_backend', 'backend_to_client'] as const) {
+        this.backpressured.set({ direction }, this.backpressure[direction]);
+      }
+    },
+  });
+
   readonly draining = new Gauge({
     name: 'wsgate_draining',
     help: '1 while the gateway is shutting down, else 0.',

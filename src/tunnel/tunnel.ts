@@ -13,6 +13,13 @@
  *   peer sends afterwards, since nothing may follow a close frame (§5.5.1).
  * - A FIN or reset on one side ends the other; `closeTimeout` later, whatever is left is destroyed,
  *   so no socket lingers in CLOSE_WAIT. Teardown runs exactly once, when both sockets are closed.
+ *
+ * Stalls: a socket paused for backpressure is not read, so neither a FIN queued behind its unread
+ * bytes nor a reset would be seen. While a side is backed up the tunnel joins the gateway's
+ * sweeper: each tick probes the paused socket with an empty write (which fails on a reset
+ * connection, so the usual loss handling follows), and a destination that has not drained within
+ * `sendTimeout` is destroyed (nothing written to a peer that does not read would reach it), the
+ * other side gets a close frame and the tunnel ends.
  */
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors/codes.ts';
@@ -20,13 +27,27 @@ import type { Logger } from '../observability/logger.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import { FrameScanner, type ScanResult } from './frame-scanner.ts';
+import type { Sweepable, Sweeper } from './sweeper.ts';
 
 type Side = 'client' | 'backend';
+const SIDES = ['client', 'backend'] as const;
+const EMPTY = Buffer.alloc(0);
 
 /** Running totals a tunnel adds to while it runs, one per direction (shared per route). */
 export type TunnelCounters = Readonly<Record<Direction, TrafficCell>>;
 
-export interface TunnelOptions {
+/** What every tunnel of a gateway shares: its deadlines and the sweeper that enforces them. */
+export interface TunnelSettings {
+  readonly closeTimeoutMs: number;
+  /** How long a destination may take to drain what is queued for it before the tunnel ends. */
+  readonly sendTimeoutMs: number;
+  /** The gateway's coarse timer, joined while a side is backed up. */
+  readonly sweeper: Sweeper;
+  /** Tunnels backed up now, by the direction that waits (read by the metrics at scrape time). */
+  readonly backpressure: Record<Direction, number>;
+}
+
+export interface TunnelOptions extends TunnelSettings {
   readonly id: string;
   readonly client: Socket;
   readonly backend: Socket;
@@ -36,7 +57,6 @@ export interface TunnelOptions {
   readonly backendHead: Buffer;
   /** RSV bits the negotiated extensions allow (0x40 for permessage-deflate). */
   readonly allowedRsv: number;
-  readonly closeTimeoutMs: number;
   readonly counters: TunnelCounters;
   readonly log: Logger;
   readonly onEnd: (summary: TunnelSummary) => void;
@@ -63,7 +83,7 @@ const other = (side: Side): Side => (side === 'client' ? 'backend' : 'client');
 const directionFrom = (side: Side): Direction =>
   side === 'client' ? 'client_to_backend' : 'backend_to_client';
 
-export class Tunnel {
+export class Tunnel implements Sweepable {
   readonly id: string;
   readonly #options: Omit<TunnelOptions, 'clientHead' | 'backendHead'>;
   /** Handshake leftovers, forwarded by start() and then let go. */
@@ -86,6 +106,8 @@ export class Tunnel {
   readonly #boundaryToward: Record<Side, boolean> = { client: true, backend: true };
   /** End this side's socket as soon as its pending close frame is written. */
   readonly #endAfterClose: Record<Side, boolean> = { client: false, backend: false };
+  /** Since when (sweeper clock) the socket TOWARD each side has held bytes it could not flush. */
+  readonly #backedUpSince: Record<Side, number | undefined> = { client: undefined, backend: undefined };
   /** Set after an unexpected exception: scanner state is no longer trusted, data is dropped. */
   #broken = false;
   #closeCode: number | undefined;
@@ -122,7 +144,7 @@ export class Tunnel {
           this.#onBug(error);
         }
       });
-      socket.on('drain', () => this.#sockets[other(side)].resume());
+      socket.on('drain', () => this.#onDrain(side));
       socket.on('end', () => {
         try {
           this.#onEnd(side);
@@ -187,6 +209,73 @@ export class Tunnel {
     this.#armCloseTimer();
   }
 
+  /** Sweeper tick: ends the tunnel on a destination stalled past `sendTimeout`, probes paused sources. */
+  sweep(now: number): void {
+    try {
+      for (const side of SIDES) {
+        const since = this.#backedUpSince[side];
+        if (since === undefined) continue;
+        if (now - since >= this.#options.sendTimeoutMs) this.#sendTimedOut(side);
+        else this.#probe(other(side));
+      }
+    } catch (error) {
+      this.#onBug(error);
+    }
+  }
+
+  /** The socket toward `to` could not take a whole write: its source waits for 'drain'. */
+  #backedUp(to: Side): void {
+    if (this.#backedUpSince[to] !== undefined) return;
+    this.#backedUpSince[to] = this.#options.sweeper.now();
+    this.#options.backpressure[directionFrom(other(to))]++;
+    this.#options.sweeper.add(this);
+  }
+
+  /** `side` took everything queued for it (or is gone): no longer backed up. */
+  #flowsAgain(side: Side): void {
+    if (this.#backedUpSince[side] === undefined) return;
+    this.#backedUpSince[side] = undefined;
+    this.#options.backpressure[directionFrom(other(side))]--;
+    if (this.#backedUpSince[other(side)] === undefined) this.#options.sweeper.delete(this);
+  }
+
+  #onDrain(side: Side): void {
+    this.#flowsAgain(side);
+    this.#sockets[other(side)].resume();
+  }
+
+  /**
+   * Asks the kernel whether a socket that is not being read was reset: an empty write fails on a
+   * reset connection (then 'error' and 'close' follow) and changes nothing on a live one. A FIN
+   * behind unread bytes cannot be seen this way; the send timeout bounds that case.
+   */
+  #probe(side: Side): void {
+    const socket = this.#sockets[side];
+    if (socket.writable && socket.writableLength === 0) socket.write(EMPTY);
+  }
+
+  /** `stalled` read nothing of what was queued for it within `sendTimeout`. */
+  #sendTimedOut(stalled: Side): void {
+    this.#flowsAgain(stalled);
+    // Nothing more is written to a peer that does not read: a close frame would never reach it.
+    this.#closedToward[stalled] = true;
+    this.#sockets[stalled].destroy();
+    if (stalled === 'client') {
+      this.#errorCode ??= 'CLIENT_SEND_TIMEOUT';
+      this.#initiator ??= 'gateway'; // the client got no close frame: 1006 for it
+      this.#closeToward('backend', [1001, 'client not reading']);
+      this.#armCloseTimer();
+    } else {
+      this.#gatewayClose(
+        'BACKEND_SEND_TIMEOUT',
+        [1014, 'backend not reading'],
+        [1001, 'backend not reading'],
+      );
+    }
+    // What the other side still sends is dropped; reading it lets its close or FIN be seen.
+    this.#sockets[other(stalled)].resume();
+  }
+
   #createScanner(from: Side): FrameScanner {
     const direction = directionFrom(from);
     const cell = this.#options.counters[direction];
@@ -229,7 +318,10 @@ export class Tunnel {
     this.#options.counters[direction].bytes += chunk.length;
     const flowing = destination.write(chunk);
     this.#boundaryToward[other(from)] = atBoundary;
-    if (!flowing) this.#sockets[from].pause();
+    if (!flowing) {
+      this.#sockets[from].pause();
+      this.#backedUp(other(from));
+    }
   }
 
   #onCloseFrame(from: Side, code: number | undefined, reason: string): void {
@@ -352,6 +444,8 @@ export class Tunnel {
     if (this.#finished) return;
     this.#finished = true;
     clearTimeout(this.#closeTimer);
+    this.#flowsAgain('client');
+    this.#flowsAgain('backend');
     this.#options.onEnd({
       id: this.id,
       durationSeconds: (performance.now() - this.#startedAt) / 1000,

@@ -12,7 +12,7 @@ import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import type { Logger } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
-import { Tunnel, type TunnelSummary } from '../tunnel/tunnel.ts';
+import { Tunnel, type TunnelSettings, type TunnelSummary } from '../tunnel/tunnel.ts';
 import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
@@ -25,7 +25,7 @@ export interface UpgradeHandlerOptions {
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
   readonly trustedProxies: TrustedProxies;
-  readonly closeTimeoutMs: number;
+  readonly tunnels: TunnelSettings;
   readonly nextId: () => string;
   /** True once shutdown began: new upgrades are refused with 503. */
   readonly isDraining: () => boolean;
@@ -240,7 +240,7 @@ export class UpgradeHandler {
       clientHead,
       backendHead: outcome.head,
       allowedRsv: allowedRsvBits(response.headers['sec-websocket-extensions']),
-      closeTimeoutMs: this.#options.closeTimeoutMs,
+      ...this.#options.tunnels,
       counters,
       log: ctx.log,
       onEnd: (summary) => {

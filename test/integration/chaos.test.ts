@@ -1,7 +1,9 @@
 /**
  * Many tunnels at once, each ended a different way, chosen by a seeded generator: clean closes
  * from either side, terminations (RST) and FINs from either side, a backend that dies in the
- * middle of a frame, after messages of mixed sizes (some fragmented). Whatever happens, the
+ * middle of a frame, a backend that stops reading while its client floods it and leaves (FIN or
+ * reset), a client that stops reading while its backend floods it (and leaves or stays), after messages of
+ * mixed sizes (some fragmented). Whatever happens, the
  * gateway must not crash, every client must learn that its connection ended, and at the end no
  * tunnel, handshake or request may be left (the startGateway teardown checks that).
  * WSGATE_CHAOS_SEED and WSGATE_CHAOS_CONNECTIONS replay or enlarge a run.
@@ -34,8 +36,31 @@ const ENDINGS = [
   'client-fin',
   'backend-fin',
   'backend-mid-frame',
+  'backend-deaf-client-leaves',
+  'client-deaf-backend-floods',
 ] as const;
 type Ending = (typeof ENDINGS)[number];
+
+const CHUNK = Buffer.alloc(256 << 10, 1);
+const SEND_TIMEOUT_MS = 1_000;
+
+/**
+ * Sends until the sender's own buffer holds a MiB, i.e. every socket buffer up to the peer that
+ * stopped reading is full and the gateway holds this direction back; then calls `then`. Bounded
+ * by `maxChunks`.
+ */
+function floodUntilBackedUp(ws: WebSocket, then: () => void, maxChunks = 256): void {
+  let sent = 0;
+  const step = (): void => {
+    while (ws.bufferedAmount < 1 << 20 && sent < maxChunks) {
+      ws.send(CHUNK, () => {});
+      sent++;
+    }
+    if (ws.bufferedAmount >= 1 << 20 || sent >= maxChunks || ws.readyState !== ws.OPEN) then();
+    else setImmediate(step);
+  };
+  step();
+}
 
 const SEED = Number(process.env.WSGATE_CHAOS_SEED ?? 20261122);
 const CONNECTIONS = Number(process.env.WSGATE_CHAOS_CONNECTIONS ?? 120);
@@ -49,8 +74,16 @@ test(`chaos: ${CONNECTIONS} tunnels ended in random ways leave nothing behind (s
         plans.get(new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? '') ?? 'client-close';
       socket.on('message', (data, isBinary) => {
         const text = isBinary ? '' : data.toString();
+        const raw = (socket as unknown as { _socket: import('node:net').Socket })._socket;
+        if (text === 'deaf') {
+          raw.pause(); // the client's flood that follows is never read
+          return;
+        }
+        if (text === 'flood' || text === 'flood-and-stay') {
+          floodUntilBackedUp(socket, () => text === 'flood' && socket.terminate());
+          return;
+        }
         if (text === 'end') {
-          const raw = (socket as unknown as { _socket: import('node:net').Socket })._socket;
           if (ending === 'backend-close') socket.close(4001, 'backend says bye');
           else if (ending === 'backend-terminate') socket.terminate();
           else if (ending === 'backend-fin') raw.end();
@@ -68,7 +101,7 @@ test(`chaos: ${CONNECTIONS} tunnels ended in random ways leave nothing behind (s
   const gw = await startGateway(t, {
     routes: { echo: { pool: 'echo' } },
     pools: { echo: { backends: [backend.url] } },
-    tunnel: { closeTimeout: '1s' },
+    tunnel: { closeTimeout: '1s', sendTimeout: `${SEND_TIMEOUT_MS}ms` },
   });
   const clients: { ws: WebSocket; ending: Ending; closed: Promise<{ code: number }> }[] = [];
   for (let i = 0; i < CONNECTIONS; i++) {
@@ -97,7 +130,22 @@ test(`chaos: ${CONNECTIONS} tunnels ended in random ways leave nothing behind (s
     if (ending === 'client-close') ws.close(4000, 'client says bye');
     else if (ending === 'client-terminate') ws.terminate();
     else if (ending === 'client-fin') raw.end();
-    else ws.send('end');
+    else if (ending === 'backend-deaf-client-leaves') {
+      ws.send('deaf');
+      // Leave while the gateway holds the flood back: half with a reset, half with a FIN.
+      const reset = next() < 0.5;
+      floodUntilBackedUp(ws, () => (reset ? raw.resetAndDestroy() : raw.end()));
+    } else if (ending === 'client-deaf-backend-floods') {
+      raw.pause();
+      // Half of the backends leave after the flood, half stay until the gateway cuts the client.
+      ws.send(next() < 0.5 ? 'flood' : 'flood-and-stay');
+      // Read again later: by then the gateway has cut the tunnel, or (on a slow machine) the
+      // backlog just drains and the client says goodbye itself.
+      setTimeout(() => {
+        raw.resume();
+        if (ws.readyState === ws.OPEN) ws.close(4000, 'client says bye');
+      }, 4 * SEND_TIMEOUT_MS).unref();
+    } else ws.send('end');
   }
   const results = await Promise.all(clients.map((client) => client.closed));
   for (const [index, { code }] of results.entries()) {

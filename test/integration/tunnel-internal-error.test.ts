@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import type { TrafficCell } from '../../src/observability/metrics.ts';
 import { FrameScanner } from '../../src/tunnel/frame-scanner.ts';
+import { Sweeper } from '../../src/tunnel/sweeper.ts';
 import { Tunnel, type TunnelSummary } from '../../src/tunnel/tunnel.ts';
 import { within } from '../helpers/eventually.ts';
 import { encodeFrame } from '../helpers/frames.ts';
@@ -65,6 +66,9 @@ test('an exception inside the tunnel closes both sides with 1011 and tears down 
     backendHead: Buffer.alloc(0),
     allowedRsv: 0,
     closeTimeoutMs: 2_000,
+    sendTimeoutMs: 30_000,
+    sweeper: new Sweeper(1_000, () => performance.now()),
+    backpressure: { client_to_backend: 0, backend_to_client: 0 },
     counters: { client_to_backend: failing, backend_to_client: { messages: 0, bytes: 0 } },
     log: pino({ level: 'silent' }),
     onEnd: (summary) => summaries.push(summary),

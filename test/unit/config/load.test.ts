@@ -73,7 +73,7 @@ describe('loadConfigFile', () => {
         },
       },
       forwarding: { trustedProxies: [] },
-      tunnel: { closeTimeout: 5_000 },
+      tunnel: { closeTimeout: 5_000, sendTimeout: 30_000 },
       shutdown: { drainTimeout: 30_000, closeSpread: 1_000 },
     });
   });

@@ -1,0 +1,159 @@
+/**
+ * Tunnels whose data stops flowing because one peer stopped reading. The gateway pauses the
+ * sender while the stalled side's buffer is full, and must still end the tunnel when the sender
+ * leaves or the stalled side never reads again:
+ * - a backend that stops reading while its client fills the pipe and then resets: the reset is
+ *   noticed within about a sweep even though the client socket is paused (CLIENT_LOST, the
+ *   backend gets 1001), long before the send timeout;
+ * - the same client leaving with a FIN queued behind its unread bytes: nothing can see that FIN
+ *   before those bytes are read, so the send timeout ends the tunnel (BACKEND_SEND_TIMEOUT), at
+ *   about `tunnel.sendTimeout` and not before;
+ * - the mirror case, a client that never reads while its backend resets: noticed the same way
+ *   (BACKEND_LOST), and a client that never reads while its backend floods it is cut at the send
+ *   timeout (CLIENT_SEND_TIMEOUT, the backend gets 1001).
+ * In every case the tunnel, the gauges and the backend connection are released.
+ */
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { type TestContext, test } from 'node:test';
+import type { WebSocket } from 'ws';
+import { startEchoBackend, startHttpBackend, switchingProtocolsHead } from '../helpers/backends.ts';
+import { openClient } from '../helpers/clients.ts';
+import { eventually, within } from '../helpers/eventually.ts';
+import { type LogRecord, startGateway, type TestGateway } from '../helpers/gateway.ts';
+
+const SEND_TIMEOUT_MS = 1_500;
+/** The sweeper ticks every quarter of the send timeout; the rest is room for a loaded machine. */
+const LATEST_MS = SEND_TIMEOUT_MS + SEND_TIMEOUT_MS / 4 + 1_500;
+
+/** Asserts that `startedAt` (when the stall began) to now is the send timeout, not less. */
+function assertAtSendTimeout(startedAt: number, what: string): void {
+  const elapsed = Math.round(performance.now() - startedAt);
+  assert.ok(elapsed >= SEND_TIMEOUT_MS - 50, `${what}: not before the send timeout (${elapsed} ms)`);
+  assert.ok(elapsed <= LATEST_MS, `${what}: at about the send timeout (${elapsed} ms)`);
+}
+const MIB = Buffer.alloc(1 << 20, 7);
+
+function rawSocketOf(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
+}
+
+function closedLine(gw: TestGateway): LogRecord | undefined {
+  return gw.logs.find((line) => line.msg === 'websocket closed');
+}
+
+/** A backend that answers the upgrade and then never reads; `sockets` holds its ends. */
+async function deafBackend(t: TestContext): Promise<{ url: string; sockets: Socket[] }> {
+  const sockets: Socket[] = [];
+  const backend = await startHttpBackend(
+    t,
+    (_req, res) => res.end(),
+    (req, socket) => {
+      socket.write(switchingProtocolsHead(req));
+      socket.pause();
+      sockets.push(socket);
+    },
+  );
+  return { url: backend.url, sockets };
+}
+
+async function stallGateway(t: TestContext, backendUrl: string): Promise<TestGateway> {
+  return startGateway(t, {
+    routes: { app: { pool: 'app' } },
+    pools: { app: { backends: [backendUrl] } },
+    tunnel: { sendTimeout: `${SEND_TIMEOUT_MS}ms`, closeTimeout: '1s' },
+  });
+}
+
+/** Waits until the gateway holds writes in `direction` back (the sending side is paused). */
+async function backedUp(gw: TestGateway, direction: string): Promise<void> {
+  await eventually(
+    async () => (await gw.metric('wsgate_backpressured_tunnels', { direction })) === 1,
+    `the gateway to hold ${direction} back`,
+    10_000,
+  );
+}
+
+/** Sends until the gateway stops taking the client's bytes (its socket paused for backpressure). */
+async function fillThePipe(gw: TestGateway, ws: WebSocket): Promise<void> {
+  for (let i = 0; i < 24; i++) ws.send(MIB);
+  await backedUp(gw, 'client_to_backend');
+}
+
+test('regression: a client that resets while paused behind a deaf backend is noticed at once', async (t) => {
+  const backend = await deafBackend(t);
+  const gw = await stallGateway(t, backend.url);
+  const ws = await openClient(gw.wsUrl('/'));
+  ws.on('error', () => {});
+  await fillThePipe(gw, ws);
+  const startedAt = performance.now();
+  rawSocketOf(ws).resetAndDestroy();
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the tunnel to end', 10_000);
+  const elapsed = performance.now() - startedAt;
+  assert.ok(elapsed < SEND_TIMEOUT_MS, `noticed before the send timeout (${Math.round(elapsed)} ms)`);
+  assert.equal(closedLine(gw)?.code, 'CLIENT_LOST');
+  assert.equal(await gw.metric('wsgate_backend_connections_active'), 0, 'the backend connection is released');
+});
+
+test('regression: a client that leaves with a FIN behind unread bytes ends at the send timeout', async (t) => {
+  const backend = await deafBackend(t);
+  const gw = await stallGateway(t, backend.url);
+  const ws = await openClient(gw.wsUrl('/'));
+  ws.on('error', () => {});
+  await fillThePipe(gw, ws);
+  const stalledAt = performance.now();
+  rawSocketOf(ws).end(); // a FIN, queued behind the bytes the gateway has not read
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the tunnel to end', 10_000);
+  assertAtSendTimeout(stalledAt, 'the tunnel ends');
+  assert.equal(closedLine(gw)?.code, 'BACKEND_SEND_TIMEOUT');
+  assert.equal(await gw.metric('wsgate_tunnel_errors_total', { code: 'BACKEND_SEND_TIMEOUT' }), 1);
+  assert.equal(await gw.metric('wsgate_backend_connections_active'), 0, 'the backend connection is released');
+});
+
+test('regression: a client that never reads notices its backend reset, and is cut at the send timeout', async (t) => {
+  const floods: WebSocket[] = [];
+  const echo = await startEchoBackend(t, {
+    onConnection: (socket) => {
+      floods.push(socket);
+      socket.on('message', () => {
+        for (let i = 0; i < 24; i++) socket.send(MIB);
+      });
+    },
+  });
+  const gw = await stallGateway(t, echo.url);
+
+  // A client that stops reading, then its backend resets: noticed before the send timeout.
+  const first = await openClient(gw.wsUrl('/first'));
+  first.on('error', () => {});
+  rawSocketOf(first).pause();
+  first.send('flood me');
+  await backedUp(gw, 'backend_to_client');
+  const resetAt = performance.now();
+  rawSocketOf(floods[0] as WebSocket).resetAndDestroy();
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the first tunnel to end', 10_000);
+  assert.ok(performance.now() - resetAt < SEND_TIMEOUT_MS, 'the reset is noticed before the send timeout');
+  assert.equal(closedLine(gw)?.code, 'BACKEND_LOST');
+  first.terminate();
+
+  // A client that never reads while its backend keeps sending: cut at the send timeout.
+  const second = await openClient(gw.wsUrl('/second'));
+  second.on('error', () => {});
+  rawSocketOf(second).pause();
+  const backendClosed = new Promise<number>((resolve) => {
+    const waitForSocket = (): void => {
+      const socket = floods[1];
+      if (socket) socket.once('close', (code) => resolve(code));
+      else setImmediate(waitForSocket);
+    };
+    waitForSocket();
+  });
+  second.send('flood me');
+  await backedUp(gw, 'backend_to_client');
+  const stalledAt = performance.now();
+  assert.equal(await within(backendClosed, 'the backend to get a close', 10_000), 1001);
+  assertAtSendTimeout(stalledAt, 'the backend gets 1001');
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the second tunnel to end', 10_000);
+  const lines = gw.logs.filter((line) => line.msg === 'websocket closed');
+  assert.equal(lines[1]?.code, 'CLIENT_SEND_TIMEOUT');
+  second.terminate();
+});
