@@ -1,7 +1,8 @@
 /**
  * Starts a real gateway for a test on 127.0.0.1 with port 0 listeners, from a partial config that
  * goes through the same YAML loader as a config file. At teardown it checks the leak invariants
- * (no pending handshake, no tunnel, the active-connections gauge at 0) before shutting down.
+ * (no pending handshake, no tunnel, no HTTP request in flight, the active-connections gauges at 0)
+ * before shutting down.
  */
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
@@ -70,6 +71,29 @@ export function testConfig(raw: Record<string, unknown>, baseDir = process.cwd()
   return parseConfigText(stringify(merge(DEFAULTS, raw)), { file: 'test.yaml', baseDir, env: {} });
 }
 
+/** The leak invariants checked at teardown: nothing left in the registry, both gauges at 0. */
+async function assertNothingLeft(
+  gateway: Gateway,
+  metric: (name: string, labels?: Record<string, string>) => Promise<number>,
+): Promise<void> {
+  const { registry } = gateway;
+  await eventually(
+    () => registry.tunnelCount === 0 && registry.pendingCount === 0 && registry.requestCount === 0,
+    'no tunnel, pending handshake or HTTP request left',
+  ).catch((error: unknown) => {
+    throw new Error(
+      `leak at teardown: tunnels ${registry.tunnelCount}, pending handshakes ${registry.pendingCount}, HTTP requests in flight ${registry.requestCount}`,
+      { cause: error },
+    );
+  });
+  assert.equal(await metric('wsgate_connections_active'), 0, 'wsgate_connections_active is 0 at teardown');
+  assert.equal(
+    await metric('wsgate_backend_connections_active'),
+    0,
+    'wsgate_backend_connections_active is 0 at teardown',
+  );
+}
+
 export async function startGateway(
   t: TestContext,
   raw: Record<string, unknown>,
@@ -101,23 +125,12 @@ export async function startGateway(
       .reduce((sum, sample) => sum + sample.value, 0);
   };
   t.after(async () => {
-    if (!options.skipLeakCheck) {
-      await eventually(
-        () => gateway.registry.tunnelCount === 0 && gateway.registry.pendingCount === 0,
-        `no tunnel or pending handshake left (tunnels ${gateway.registry.tunnelCount}, pending ${gateway.registry.pendingCount})`,
-      );
-      assert.equal(
-        await metric('wsgate_connections_active'),
-        0,
-        'wsgate_connections_active is 0 at teardown',
-      );
-      assert.equal(
-        await metric('wsgate_backend_connections_active'),
-        0,
-        'wsgate_backend_connections_active is 0',
-      );
+    try {
+      if (!options.skipLeakCheck) await assertNothingLeft(gateway, metric);
+    } finally {
+      // Shut down even when the check fails, or the open listeners would keep the process alive.
+      await gateway.shutdown();
     }
-    await gateway.shutdown();
   });
   return {
     gateway,

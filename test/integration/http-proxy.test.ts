@@ -30,6 +30,7 @@ import { closedPort, type HttpBackend, startHttpBackend } from '../helpers/backe
 import { MISREADABLE_TARGETS, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { assertElapsedAbout } from '../helpers/timing.ts';
 
 interface Reply {
   readonly status: number;
@@ -503,12 +504,15 @@ test('504 when an https backend accepts TCP but never completes the TLS handshak
       }),
   );
   const port = (silent.address() as AddressInfo).port;
-  const gw = await apiGateway(t, [`https://127.0.0.1:${port}`], {}, { connectTimeout: '200ms', retries: 0 });
+  const gw = await apiGateway(t, [`https://127.0.0.1:${port}`], {}, { connectTimeout: '300ms', retries: 0 });
   const accepted = within(
     new Promise<void>((resolve) => silent.once('connection', () => resolve())),
     'the silent backend to accept the TCP connection',
   );
+  // Taken before the request is sent, so never later than the backend connect that starts the timer.
+  const startedAt = performance.now();
   const reply = await send(gw.httpUrl('/api/slow'));
+  assertElapsedAbout(startedAt, 300, 'the 504 for a TLS backend that never completes its handshake');
   await accepted;
   assertGatewayError(reply, 504, 'Gateway Timeout');
   assert.equal(
@@ -517,7 +521,9 @@ test('504 when an https backend accepts TCP but never completes the TLS handshak
   );
   await eventually(() => sockets.size === 0, 'the gateway to drop the half-open TLS connection');
   // The same bound holds for a request that went through `Expect: 100-continue`.
+  const expectingAt = performance.now();
   const expecting = await sendExpectingContinue(gw.httpUrl('/api/upload'), Buffer.from('body'));
+  assertElapsedAbout(expectingAt, 300, 'the 504 for a request that went through 100-continue');
   assertGatewayError(expecting, 504, 'Gateway Timeout');
   await eventually(
     async () => (await gw.metric('wsgate_http_requests_total', { route: 'api', status: '504' })) === 2,
@@ -557,20 +563,27 @@ test('wsgate_http_requests_total counts by route and status', async (t) => {
   await eventually(async () => (await counted()) === '2 1 1 4', 'the request counters to settle');
 });
 
-/** A raw request on its own connection (`Connection: close`), read until the gateway closes it. */
+/**
+ * A raw request on its own connection (`Connection: close`), read until the gateway closes it; a
+ * failure to get a whole answer names the target.
+ */
 async function sendRaw(
   port: number,
   path: string,
   headers: Record<string, string> = { Host: '127.0.0.1' },
 ): Promise<{ status: number; body: string }> {
-  const response = await rawRequest(port, { path, headers: { ...headers, Connection: 'close' } });
-  const chunks = [response.rest];
-  response.socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await within(
-    new Promise<void>((resolve) => response.socket.once('close', resolve)),
-    'the gateway to close the connection',
-  );
-  return { status: response.status, body: Buffer.concat(chunks).toString() };
+  try {
+    const response = await rawRequest(port, { path, headers: { ...headers, Connection: 'close' } });
+    const chunks = [response.rest];
+    response.socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await within(
+      new Promise<void>((resolve) => response.socket.once('close', resolve)),
+      'the gateway to close the connection',
+    );
+    return { status: response.status, body: Buffer.concat(chunks).toString() };
+  } catch (error) {
+    throw new Error(`${path}: no complete answer`, { cause: error });
+  }
 }
 
 test('a request target a backend could read differently gets 400 before any backend is contacted', async (t) => {
@@ -620,7 +633,7 @@ test('the request target reaches the backend exactly as sent: encoded slashes, d
   for (const target of targets) {
     const reply = await sendRaw(gw.port(), target);
     assert.equal(reply.status, 200, target);
-    assert.equal(reply.body, `seen ${target}`);
+    assert.equal(reply.body, `seen ${target}`, target);
   }
   assert.deepEqual(
     backend.requests.map((req) => req.url),
@@ -642,7 +655,10 @@ test('a request with two Host headers gets 400 and never reaches the backend', a
 test('504 when the backend accepts a request and never answers within responseTimeout', async (t) => {
   const backend = await startHttpBackend(t, () => {});
   const gw = await apiGateway(t, [backend.url], {}, { responseTimeout: '300ms' });
+  // Taken before the request is sent, so never later than the moment the timer starts.
+  const startedAt = performance.now();
   const reply = await send(gw.httpUrl('/api/hang'));
+  assertElapsedAbout(startedAt, 300, 'the 504 for a backend that never answers');
   assertGatewayError(reply, 504, 'Gateway Timeout');
   assert.equal(backend.requests.length, 1, 'the request reached the backend, and was not sent again');
   assert.ok(
@@ -672,9 +688,14 @@ test('an SSE stream that started is not cut by responseTimeout while it stays si
   res.on('data', (chunk: Buffer) => chunks.push(chunk));
   const ended = within(new Promise<void>((resolve) => res.once('end', resolve)), 'the end of the stream');
   await eventually(() => Buffer.concat(chunks).toString() === 'data: first\n\n', 'the first event');
-  // A request sent after the stream started times out: the stream's own timer would have fired too.
-  assertGatewayError(await send(gw.httpUrl('/api/hang')), 504, 'Gateway Timeout');
+  // A request sent after the stream started times out at responseTimeout: by then the stream's own
+  // timer, started earlier, would have fired too.
+  const hangAt = performance.now();
+  const hang = await send(gw.httpUrl('/api/hang'));
+  assertElapsedAbout(hangAt, 300, 'the 504 for a request sent after the stream started');
+  assertGatewayError(hang, 504, 'Gateway Timeout');
   assert.equal(res.complete, false, 'the stream is still open after the timeout window');
+  assert.equal(res.destroyed, false, 'the stream was not cut');
   next.release();
   await ended;
   assert.equal(Buffer.concat(chunks).toString(), 'data: first\n\ndata: second\n\n');

@@ -12,6 +12,7 @@ import { startEchoBackend } from '../helpers/backends.ts';
 import { closeOf, openClient, openStubbornClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway } from '../helpers/gateway.ts';
+import { assertElapsedAbout } from '../helpers/timing.ts';
 
 const echoConfig = (url: string) => ({
   routes: { echo: { pool: 'echo' } },
@@ -45,9 +46,9 @@ test('shutdown sends 1001 to every client and backend, fails readiness, then clo
   const adminPort = gw.adminPort();
   const done = gw.gateway.shutdown();
   assert.equal(gw.gateway.isReady(), false);
-  for (const closed of await Promise.all(clientCloses)) {
-    assert.equal(closed.code, 1001);
-    assert.equal(closed.reason, 'gateway shutting down');
+  for (const [index, closed] of (await Promise.all(clientCloses)).entries()) {
+    assert.equal(closed.code, 1001, `client ${index}: close code`);
+    assert.equal(closed.reason, 'gateway shutting down', `client ${index}: close reason`);
   }
   assert.deepEqual(await within(Promise.all(backendCloses), 'backend closes'), [1001, 1001, 1001]);
   await within(done, 'shutdown to finish');
@@ -102,7 +103,13 @@ test('tunnels still open at the drain deadline are destroyed and shutdown comple
   await eventually(() => gw.gateway.registry.tunnelCount === 1, 'the tunnel is open');
   // Half-open by choice, the client sees the gateway's side end (FIN) but keeps its own open.
   const closed = new Promise<void>((resolve) => stubborn.once('end', () => resolve()));
-  await within(gw.gateway.shutdown(), 'shutdown despite a client that never closes');
+  const startedAt = performance.now();
+  const done = within(gw.gateway.shutdown(), 'shutdown despite a client that never closes');
+  // The stubborn tunnel outlives the drain (its closeTimeout is far longer) and goes at the deadline.
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the stubborn tunnel to be destroyed');
+  assertElapsedAbout(startedAt, 300, 'the stubborn tunnel destroyed');
+  await done;
+  assertElapsedAbout(startedAt, 300, 'shutdown finished');
   await within(closed, 'the gateway closes its side of the stubborn connection');
   stubborn.destroy();
   assert.equal(gw.gateway.registry.tunnelCount, 0);

@@ -188,7 +188,7 @@ async function echoInOrder(
       `the echo of ${JSON.stringify(message)}`,
       10_000,
     );
-    assert.deepEqual(session.received, expected);
+    assert.deepEqual(session.received, expected, `the echo of ${JSON.stringify(message)}, in order`);
     afterEach();
   }
   const burst = messages.map((message, i) => `${message} (burst ${i})`);

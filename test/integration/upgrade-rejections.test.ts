@@ -42,11 +42,22 @@ function readToClose(socket: Socket, first: Buffer): Promise<string> {
   );
 }
 
-/** Sends a raw request and returns the whole response; the gateway must close the connection. */
-async function send(port: number, options: Parameters<typeof rawRequest>[1]): Promise<FullResponse> {
-  const response = await rawRequest(port, options);
-  const body = await readToClose(response.socket, response.rest);
-  return { status: response.status, statusLine: response.statusLine, headers: response.headers, body };
+/**
+ * Sends a raw request and returns the whole response; the gateway must close the connection.
+ * `what` names the request if no complete answer comes.
+ */
+async function send(
+  port: number,
+  options: Parameters<typeof rawRequest>[1],
+  what = 'the request',
+): Promise<FullResponse> {
+  try {
+    const response = await rawRequest(port, options);
+    const body = await readToClose(response.socket, response.rest);
+    return { status: response.status, statusLine: response.statusLine, headers: response.headers, body };
+  } catch (error) {
+    throw new Error(`${what}: no complete answer`, { cause: error });
+  }
 }
 
 async function echoGateway(t: TestContext): Promise<{ backend: EchoBackend; gw: TestGateway }> {
@@ -58,12 +69,13 @@ async function echoGateway(t: TestContext): Promise<{ backend: EchoBackend; gw: 
   return { backend, gw };
 }
 
-function assertPlainError(response: FullResponse, status: number, text: string): void {
-  assert.equal(response.statusLine, `HTTP/1.1 ${status} ${text}`);
-  assert.equal(response.body, `${text}\n`, 'the body says only the status text');
-  assert.equal(response.headers['content-length'], String(text.length + 1));
-  assert.equal(response.headers['content-type'], 'text/plain; charset=utf-8');
-  assert.equal(response.headers.connection, 'close');
+/** Asserts a gateway error answer; `what` names the request in every failure message. */
+function assertPlainError(response: FullResponse, status: number, text: string, what = 'the request'): void {
+  assert.equal(response.statusLine, `HTTP/1.1 ${status} ${text}`, `${what}: status line`);
+  assert.equal(response.body, `${text}\n`, `${what}: the body says only the status text`);
+  assert.equal(response.headers['content-length'], String(text.length + 1), `${what}: Content-Length`);
+  assert.equal(response.headers['content-type'], 'text/plain; charset=utf-8', `${what}: Content-Type`);
+  assert.equal(response.headers.connection, 'close', `${what}: Connection`);
 }
 
 function without(headers: Record<string, string>, name: string): Record<string, string> {
@@ -94,9 +106,9 @@ test('malformed handshakes get 400 and never reach the backend', async (t) => {
     ['missing Host', { headers: without(valid, 'Host') }],
   ];
   for (const [what, options] of cases) {
-    const response = await send(gw.port(), options);
-    assertPlainError(response, 400, 'Bad Request');
-    assert.equal(response.headers['sec-websocket-accept'], undefined, what);
+    const response = await send(gw.port(), options, what);
+    assertPlainError(response, 400, 'Bad Request', what);
+    assert.equal(response.headers['sec-websocket-accept'], undefined, `${what}: no Sec-WebSocket-Accept`);
   }
   assert.equal(backend.connections(), 0, 'backend never contacted');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_MALFORMED' }), cases.length);
@@ -109,13 +121,14 @@ test('malformed handshakes get 400 and never reach the backend', async (t) => {
 test('an unsupported or missing Sec-WebSocket-Version gets 426 naming version 13', async (t) => {
   const { backend, gw } = await echoGateway(t);
   const valid = handshakeHeaders();
-  for (const headers of [
-    { ...valid, 'Sec-WebSocket-Version': '8' },
-    without(valid, 'Sec-WebSocket-Version'),
-  ]) {
-    const response = await send(gw.port(), { headers });
-    assertPlainError(response, 426, 'Upgrade Required');
-    assert.equal(response.headers['sec-websocket-version'], '13');
+  const cases: [string, Record<string, string>][] = [
+    ['Sec-WebSocket-Version: 8', { ...valid, 'Sec-WebSocket-Version': '8' }],
+    ['no Sec-WebSocket-Version', without(valid, 'Sec-WebSocket-Version')],
+  ];
+  for (const [what, headers] of cases) {
+    const response = await send(gw.port(), { headers }, what);
+    assertPlainError(response, 426, 'Upgrade Required', what);
+    assert.equal(response.headers['sec-websocket-version'], '13', `${what}: Sec-WebSocket-Version names 13`);
   }
   assert.equal(backend.connections(), 0, 'backend never contacted');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'HANDSHAKE_VERSION_UNSUPPORTED' }), 2);
@@ -144,8 +157,8 @@ test('no matching route is 404; host wildcards and the longest prefix pick the b
     ['eu.example.com', '/chat'], // wildcard host, path of another route
   ];
   for (const [host, path] of misses) {
-    const response = await send(gw.port(), { path, headers: handshakeHeaders(host) });
-    assertPlainError(response, 404, 'Not Found');
+    const response = await send(gw.port(), { path, headers: handshakeHeaders(host) }, `${host}${path}`);
+    assertPlainError(response, 404, 'Not Found', `${host}${path}`);
   }
   assert.equal(chat.connections() + live.connections(), 0, 'no backend contacted for a 404');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'ROUTE_NOT_FOUND' }), misses.length);
@@ -156,12 +169,20 @@ test('no matching route is 404; host wildcards and the longest prefix pick the b
     ['eu.west.example.com', '/api/v1', 'live', 'api'], // wildcard host
   ];
   for (const [host, path, expected, route] of hits) {
-    const ws = await openClient(gw.wsUrl(path), undefined, { headers: { Host: host } });
+    const ws = await openClient(gw.wsUrl(path), undefined, { headers: { Host: host } }).catch(
+      (error: unknown) => {
+        throw new Error(`${host}${path} did not upgrade`, { cause: error });
+      },
+    );
     t.after(() => ws.terminate());
     const reply = nextMessage(ws);
     ws.send('who');
     assert.equal((await reply).data.toString(), expected, `${host}${path} served by ${expected}`);
-    assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPGRADED', route }), 1);
+    assert.equal(
+      await gw.metric('wsgate_upgrades_total', { code: 'UPGRADED', route }),
+      1,
+      `${host}${path} counted as UPGRADED on route ${route}`,
+    );
     ws.close();
   }
   assert.deepEqual(
@@ -190,8 +211,8 @@ test('a WebSocket request without Connection: Upgrade reaches the HTTP handler a
 test('an upgrade whose target a backend could read differently gets 400 before any backend is contacted', async (t) => {
   const { backend, gw } = await echoGateway(t);
   for (const path of MISREADABLE_TARGETS) {
-    const response = await send(gw.port(), { path, headers: handshakeHeaders() });
-    assertPlainError(response, 400, 'Bad Request');
+    const response = await send(gw.port(), { path, headers: handshakeHeaders() }, `target ${path}`);
+    assertPlainError(response, 400, 'Bad Request', `target ${path}`);
   }
   assert.equal(backend.connections(), 0, 'backend never contacted');
   assert.equal(

@@ -14,6 +14,7 @@ import { closedPort, startEchoBackend, startHttpBackend } from '../helpers/backe
 import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { assertElapsedAbout } from '../helpers/timing.ts';
 
 interface FullResponse {
   readonly status: number;
@@ -60,10 +61,16 @@ async function startSilentServer(t: TestContext): Promise<{ port: number; socket
   return { port: (server.address() as AddressInfo).port, sockets };
 }
 
-function assertGatewayError(response: FullResponse, status: number, text: string): void {
-  assert.equal(response.statusLine, `HTTP/1.1 ${status} ${text}`);
-  assert.equal(response.body, `${text}\n`, 'the body says only the status text');
-  assert.equal(response.headers.connection, 'close');
+/** Asserts a gateway error answer; `what` names the request in every failure message. */
+function assertGatewayError(
+  response: FullResponse,
+  status: number,
+  text: string,
+  what = 'the request',
+): void {
+  assert.equal(response.statusLine, `HTTP/1.1 ${status} ${text}`, `${what}: status line`);
+  assert.equal(response.body, `${text}\n`, `${what}: the body says only the status text`);
+  assert.equal(response.headers.connection, 'close', `${what}: Connection`);
 }
 
 test('a refused backend is skipped for the next candidate, which upgrades', async (t) => {
@@ -112,8 +119,12 @@ test('a backend that never answers the upgrade is 504 and is not retried elsewhe
   const silent = await startSilentServer(t);
   const live = await startEchoBackend(t);
   const silentUrl = `http://127.0.0.1:${silent.port}`;
-  const gw = await gatewayWith(t, [silentUrl, live.url], { handshakeTimeout: '200ms' });
-  assertGatewayError(await handshake(gw), 504, 'Gateway Timeout');
+  const gw = await gatewayWith(t, [silentUrl, live.url], { handshakeTimeout: '300ms' });
+  // Taken before the client sends, so never later than the backend connect that starts the timer.
+  const startedAt = performance.now();
+  const response = await handshake(gw);
+  assertElapsedAbout(startedAt, 300, 'the 504 for a silent backend');
+  assertGatewayError(response, 504, 'Gateway Timeout');
   assert.equal(silent.sockets.length, 1);
   assert.equal(live.connections(), 0, 'the request was sent, so no other backend is tried');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPSTREAM_HANDSHAKE_TIMEOUT' }), 1);
@@ -141,8 +152,11 @@ test('a TLS backend that never completes its handshake is 504 UPSTREAM_CONNECT_T
   process.on('warning', onWarning);
   t.after(() => process.off('warning', onWarning));
   const silent = await startSilentServer(t);
-  const gw = await gatewayWith(t, [`https://127.0.0.1:${silent.port}`], { connectTimeout: '200ms' });
-  assertGatewayError(await handshake(gw), 504, 'Gateway Timeout');
+  const gw = await gatewayWith(t, [`https://127.0.0.1:${silent.port}`], { connectTimeout: '300ms' });
+  const startedAt = performance.now();
+  const response = await handshake(gw);
+  assertElapsedAbout(startedAt, 300, 'the 504 for a TLS backend that never completes its handshake');
+  assertGatewayError(response, 504, 'Gateway Timeout');
   assert.equal(silent.sockets.length, 1, 'the TCP connection was made');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPSTREAM_CONNECT_TIMEOUT' }), 1);
   assert.equal(
@@ -186,10 +200,14 @@ test('a backend answering an upgrade with 500 or 200 is 502 UPSTREAM_BAD_RESPONS
     });
     const gw = await gatewayWith(t, [backend.url]);
     const response = await handshake(gw);
-    assertGatewayError(response, 502, 'Bad Gateway');
+    assertGatewayError(response, 502, 'Bad Gateway', `a backend answering ${status}`);
     assert.equal(response.headers['x-leak'], undefined, `nothing of the ${status} is relayed`);
-    assert.equal(backend.requests.length, 1);
-    assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPSTREAM_BAD_RESPONSE' }), 1);
+    assert.equal(backend.requests.length, 1, `a backend answering ${status}: one request, not retried`);
+    assert.equal(
+      await gw.metric('wsgate_upgrades_total', { code: 'UPSTREAM_BAD_RESPONSE' }),
+      1,
+      `a backend answering ${status}: counted as UPSTREAM_BAD_RESPONSE`,
+    );
   }
 });
 
@@ -242,6 +260,8 @@ test("a backend's 4xx whose body stalls is cut at handshakeTimeout: both sides c
   );
   const gw = await gatewayWith(t, [backend.url], { handshakeTimeout: '300ms' });
   const response = await rawRequest(gw.port(), { headers: handshakeHeaders() });
+  // The gateway arms its deadline as it starts relaying, just before the head reaches the client.
+  const relayedAt = performance.now();
   assert.equal(response.status, 403);
   await within(
     new Promise<void>((resolve) => {
@@ -250,6 +270,7 @@ test("a backend's 4xx whose body stalls is cut at handshakeTimeout: both sides c
     }),
     'the gateway to close the client connection',
   );
+  assertElapsedAbout(relayedAt, 300, 'the client connection cut under a stalled 4xx body');
   await eventually(() => gw.gateway.registry.pendingCount === 0, 'no pending handshake left');
   await eventually(() => backendClosed, 'the gateway to close the backend connection');
 });

@@ -199,8 +199,12 @@ describe('FrameScanner properties', () => {
             assert.ok((whole.failureOffset ?? 0) < (split.failureChunkStart ?? 0));
           else assert.equal(split.failureOffset, whole.failureOffset);
           assert.equal(split.scanner.atBoundary, split.failureOffset !== -1);
-          for (const later of split.results.slice((split.failureChunk ?? 0) + 1)) {
-            assert.deepEqual(later, { ...whole.failure, boundary: -1 });
+          for (const [index, later] of split.results.slice((split.failureChunk ?? 0) + 1).entries()) {
+            assert.deepEqual(
+              later,
+              { ...whole.failure, boundary: -1 },
+              `push ${index + 1} after the failure repeats it`,
+            );
           }
         } else {
           assert.equal(split.scanner.atBoundary, whole.scanner.atBoundary);

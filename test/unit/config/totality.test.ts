@@ -25,8 +25,11 @@ function assertTotal(text: string): void {
     const lineCount = text.split('\n').length;
     for (const problem of error.problems) {
       assert.ok(!problem.message.startsWith('unexpected failure'), problem.message);
-      assert.ok(problem.line >= 0 && problem.line <= lineCount + 1, `line ${problem.line} of ${lineCount}`);
-      assert.ok(problem.column >= 0);
+      assert.ok(
+        problem.line >= 0 && problem.line <= lineCount + 1,
+        `${problem.message}: line ${problem.line} of ${lineCount}`,
+      );
+      assert.ok(problem.column >= 0, `${problem.message}: column ${problem.column}`);
     }
   }
 }

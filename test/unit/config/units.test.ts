@@ -50,7 +50,7 @@ describe('formatDuration', () => {
 
   it('writes what parseDuration reads back', () => {
     for (const ms of [1, 999, 1_000, 61_000, 3_600_000, MAX_DURATION_MS]) {
-      assert.equal(parseDuration(formatDuration(ms)), ms);
+      assert.equal(parseDuration(formatDuration(ms)), ms, `${ms} ms written as ${formatDuration(ms)}`);
     }
   });
 });

@@ -45,12 +45,15 @@ test('every metric is documented with its type and labels', async () => {
 
 test('names follow Prometheus conventions', async () => {
   for (const metric of await wsgateMetrics()) {
-    assert.match(metric.name, /^wsgate_[a-z_]+$/);
+    assert.match(metric.name, /^wsgate_[a-z_]+$/, `${metric.name} is wsgate_ and snake case`);
     if (metric.type === 'counter') assert.match(metric.name, /_total$/, `${metric.name} is a counter`);
-    else assert.doesNotMatch(metric.name, /_total$/);
+    else assert.doesNotMatch(metric.name, /_total$/, `${metric.name} is a ${metric.type}, not a counter`);
     if (metric.type === 'histogram') assert.match(metric.name, /_seconds$/, `${metric.name} is in seconds`);
     for (const label of metric.labels)
-      assert.ok(!['ip', 'address', 'path', 'client', 'subject'].includes(label));
+      assert.ok(
+        !['ip', 'address', 'path', 'client', 'subject'].includes(label),
+        `${metric.name}: label ${label} would be unbounded`,
+      );
   }
 });
 

@@ -62,30 +62,48 @@ function splits(data: Buffer): Array<[string, Buffer[]]> {
   return ways;
 }
 
-/** Asserts every way of splitting `data` ends in `expected` events, all pushes ok, at a boundary. */
-function assertValid(options: ScannerOptions, data: Buffer, expected: ScanEvent[]): void {
+/** `how` a stream was split, after `what` it holds when a test loops over cases. */
+function label(how: string, what: string | undefined): string {
+  return what === undefined ? how : `${what}, ${how}`;
+}
+
+/**
+ * Asserts every way of splitting `data` ends in `expected` events, all pushes ok, at a boundary;
+ * `what` names the case in every failure message.
+ */
+function assertValid(options: ScannerOptions, data: Buffer, expected: ScanEvent[], what?: string): void {
   for (const [how, chunks] of splits(data)) {
     const r = run(options, chunks);
-    assert.equal(r.failure, undefined, `${how}: ${r.failure?.violation} ${r.failure?.detail}`);
-    assert.deepEqual(r.trace, expected, how);
-    assert.equal(r.scanner.atBoundary, true, how);
+    const where = label(how, what);
+    assert.equal(r.failure, undefined, `${where}: ${r.failure?.violation} ${r.failure?.detail}`);
+    assert.deepEqual(r.trace, expected, where);
+    assert.equal(r.scanner.atBoundary, true, `${where}: at a boundary`);
   }
 }
 
-/** Asserts every way of splitting `data` fails with `violation` after exactly the `before` events. */
+/**
+ * Asserts every way of splitting `data` fails with `violation` after exactly the `before` events;
+ * `what` names the case in every failure message.
+ */
 function assertViolation(
   options: ScannerOptions,
   data: Buffer,
   violation: string,
   before: ScanEvent[] = [],
+  what?: string,
 ): void {
   for (const [how, chunks] of splits(data)) {
     const r = run(options, chunks);
-    assert.equal(r.failure?.violation, violation, `${how}: got ${r.failure?.violation ?? 'ok'}`);
-    assert.deepEqual(r.trace, before, how);
+    const where = label(how, what);
+    assert.equal(r.failure?.violation, violation, `${where}: got ${r.failure?.violation ?? 'ok'}`);
+    assert.deepEqual(r.trace, before, where);
     // Every push after the first failure repeats it with boundary -1.
-    for (const later of r.results.slice((r.failureChunk ?? 0) + 1)) {
-      assert.deepEqual(later, { ok: false, violation, detail: r.failure?.detail, boundary: -1 }, how);
+    for (const [index, later] of r.results.slice((r.failureChunk ?? 0) + 1).entries()) {
+      assert.deepEqual(
+        later,
+        { ok: false, violation, detail: r.failure?.detail, boundary: -1 },
+        `${where}: push ${index + 1} after the failure repeats it`,
+      );
     }
   }
 }
@@ -152,14 +170,12 @@ describe('FrameScanner: streams of frames', () => {
         encodeFrame({ opcode: 1, masked }),
         encodeFrame({ opcode: 8, payload: closePayload(1000, 'done'), masked }),
       ]);
-      assertValid(options, data, [
-        msg(1, 2),
-        ctl(9, 1),
-        msg(2, 300),
-        ctl(10, 0),
-        msg(1, 0),
-        close(1000, 'done'),
-      ]);
+      assertValid(
+        options,
+        data,
+        [msg(1, 2), ctl(9, 1), msg(2, 300), ctl(10, 0), msg(1, 0), close(1000, 'done')],
+        options.direction,
+      );
     }
   });
 
@@ -223,7 +239,7 @@ describe('FrameScanner: RSV bits', () => {
 
   it('rejects any RSV bit when no extension was negotiated', () => {
     for (const rsv of [0x40, 0x20, 0x10, 0x70]) {
-      assertViolation(B2C, encodeFrame({ opcode: 1, rsv, payload: 'x' }), 'RESERVED_BITS');
+      assertViolation(B2C, encodeFrame({ opcode: 1, rsv, payload: 'x' }), 'RESERVED_BITS', [], `rsv ${rsv}`);
     }
   });
 
@@ -246,7 +262,7 @@ describe('FrameScanner: RSV bits', () => {
 
   it('rejects RSV1 on control frames even when negotiated', () => {
     for (const opcode of [8, 9, 10]) {
-      assertViolation(deflate, encodeFrame({ opcode, rsv: 0x40 }), 'RESERVED_BITS');
+      assertViolation(deflate, encodeFrame({ opcode, rsv: 0x40 }), 'RESERVED_BITS', [], `opcode ${opcode}`);
     }
   });
 
@@ -262,13 +278,19 @@ describe('FrameScanner: RSV bits', () => {
 describe('FrameScanner: opcodes, fragmentation and control frames', () => {
   it('rejects every reserved opcode', () => {
     for (const opcode of [0x3, 0x4, 0x5, 0x6, 0x7, 0xb, 0xc, 0xd, 0xe, 0xf]) {
-      assertViolation(B2C, encodeFrame({ opcode, payload: 'x' }), 'BAD_OPCODE');
+      assertViolation(B2C, encodeFrame({ opcode, payload: 'x' }), 'BAD_OPCODE', [], `opcode ${opcode}`);
     }
   });
 
   it('rejects a fragmented control frame (RFC 6455 §5.5)', () => {
     for (const opcode of [8, 9, 10]) {
-      assertViolation(C2B, encodeFrame({ opcode, fin: false, masked: true }), 'BAD_CONTROL_FRAME');
+      assertViolation(
+        C2B,
+        encodeFrame({ opcode, fin: false, masked: true }),
+        'BAD_CONTROL_FRAME',
+        [],
+        `opcode ${opcode}`,
+      );
     }
   });
 
@@ -299,7 +321,7 @@ describe('FrameScanner: opcodes, fragmentation and control frames', () => {
         encodeFrame({ opcode: 9 }),
         encodeFrame({ opcode, payload: 'b' }),
       ]);
-      assertViolation(B2C, data, 'EXPECTED_CONTINUATION', [ctl(9, 0)]);
+      assertViolation(B2C, data, 'EXPECTED_CONTINUATION', [ctl(9, 0)], `opcode ${opcode}`);
     }
   });
 
@@ -359,7 +381,12 @@ describe('FrameScanner: close frames (RFC 6455 §5.5.1, §7.4)', () => {
 
   it('accepts every code a peer may send', () => {
     for (const code of [1000, 1003, 1007, 1011, 1014, 3000, 4999]) {
-      assertValid(B2C, encodeFrame({ opcode: 8, payload: closePayload(code) }), [close(code, '')]);
+      assertValid(
+        B2C,
+        encodeFrame({ opcode: 8, payload: closePayload(code) }),
+        [close(code, '')],
+        `code ${code}`,
+      );
     }
   });
 
@@ -379,6 +406,8 @@ describe('FrameScanner: close frames (RFC 6455 §5.5.1, §7.4)', () => {
         C2B,
         encodeFrame({ opcode: 8, payload: closePayload(code), masked: true }),
         'BAD_CLOSE_PAYLOAD',
+        [],
+        `code ${code}`,
       );
     }
   });
@@ -389,11 +418,15 @@ describe('FrameScanner: close frames (RFC 6455 §5.5.1, §7.4)', () => {
         B2C,
         encodeFrame({ opcode: 8, payload: closePayload(1000, hex(bad)) }),
         'BAD_CLOSE_PAYLOAD',
+        [],
+        `reason ${bad}, backend to client`,
       );
       assertViolation(
         C2B,
         encodeFrame({ opcode: 8, payload: closePayload(1000, hex(bad)), masked: true }),
         'BAD_CLOSE_PAYLOAD',
+        [],
+        `reason ${bad}, client to backend`,
       );
     }
   });
@@ -401,7 +434,7 @@ describe('FrameScanner: close frames (RFC 6455 §5.5.1, §7.4)', () => {
   it('unmasks the close payload with whatever key the client chose', () => {
     for (const maskKey of [hex('00000000'), hex('ffffffff'), hex('01020304')]) {
       const frame = encodeFrame({ opcode: 8, payload: closePayload(3003, 'é'), masked: true, maskKey });
-      assertValid(C2B, frame, [close(3003, 'é')]);
+      assertValid(C2B, frame, [close(3003, 'é')], `mask key ${maskKey.toString('hex')}`);
     }
   });
 
@@ -500,7 +533,7 @@ describe('FrameScanner: boundaries', () => {
     const cuts = [1, 2, 3, 4, 6, 8, 9, 200, 307, 308];
     let start = 0;
     for (const cut of cuts) {
-      assert.equal(scanner.push(frame.subarray(start, cut)).ok, true);
+      assert.equal(scanner.push(frame.subarray(start, cut)).ok, true, `push up to ${cut} bytes`);
       assert.equal(scanner.atBoundary, cut === 308, `after ${cut} bytes`);
       start = cut;
     }

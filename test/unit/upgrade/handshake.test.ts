@@ -39,20 +39,32 @@ test('a valid handshake passes (tokens are case-insensitive and may be listed)',
 });
 
 test('each malformed handshake gets its code', () => {
-  const code = (overrides: Parameters<typeof request>[0]) => checkHandshake(request(overrides))?.code;
-  assert.equal(code({ method: 'POST' }), 'HANDSHAKE_METHOD_NOT_ALLOWED');
-  assert.equal(code({ version: [1, 0] }), 'HANDSHAKE_MALFORMED');
-  assert.equal(code({ headers: { host: undefined } }), 'HANDSHAKE_MALFORMED');
-  assert.equal(code({ headers: { upgrade: 'h2c' } }), 'HANDSHAKE_MALFORMED');
-  assert.equal(code({ headers: { connection: 'keep-alive' } }), 'HANDSHAKE_MALFORMED');
-  assert.equal(code({ headers: { 'sec-websocket-key': undefined } }), 'HANDSHAKE_MALFORMED');
-  assert.equal(
-    code({ headers: { 'sec-websocket-key': 'c2hvcnQ=' } }),
-    'HANDSHAKE_MALFORMED',
-    '4 bytes, not 16',
-  );
-  assert.equal(code({ headers: { 'sec-websocket-version': '8' } }), 'HANDSHAKE_VERSION_UNSUPPORTED');
-  assert.equal(code({ headers: { 'sec-websocket-version': undefined } }), 'HANDSHAKE_VERSION_UNSUPPORTED');
+  const cases: [string, Parameters<typeof request>[0], string][] = [
+    ['method POST', { method: 'POST' }, 'HANDSHAKE_METHOD_NOT_ALLOWED'],
+    ['HTTP/1.0', { version: [1, 0] }, 'HANDSHAKE_MALFORMED'],
+    ['no Host', { headers: { host: undefined } }, 'HANDSHAKE_MALFORMED'],
+    ['Upgrade: h2c', { headers: { upgrade: 'h2c' } }, 'HANDSHAKE_MALFORMED'],
+    ['Connection without Upgrade', { headers: { connection: 'keep-alive' } }, 'HANDSHAKE_MALFORMED'],
+    ['no Sec-WebSocket-Key', { headers: { 'sec-websocket-key': undefined } }, 'HANDSHAKE_MALFORMED'],
+    [
+      'Sec-WebSocket-Key of 4 bytes, not 16',
+      { headers: { 'sec-websocket-key': 'c2hvcnQ=' } },
+      'HANDSHAKE_MALFORMED',
+    ],
+    [
+      'Sec-WebSocket-Version: 8',
+      { headers: { 'sec-websocket-version': '8' } },
+      'HANDSHAKE_VERSION_UNSUPPORTED',
+    ],
+    [
+      'no Sec-WebSocket-Version',
+      { headers: { 'sec-websocket-version': undefined } },
+      'HANDSHAKE_VERSION_UNSUPPORTED',
+    ],
+  ];
+  for (const [what, overrides, expected] of cases) {
+    assert.equal(checkHandshake(request(overrides))?.code, expected, what);
+  }
 });
 
 test('405 carries Allow: GET and 426 carries the supported version', () => {
