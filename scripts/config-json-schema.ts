@@ -1,8 +1,12 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: "${NAME}" here is the configuration's reference syntax.
 /**
  * Generates `docs/config.schema.json`, the JSON Schema of the configuration file as written (the
  * input side of the zod schema), for editors that complete and check YAML. Durations and sizes get
- * the patterns the loader accepts, and their ranges in the description. A test compares the
- * committed file with this output, so the two cannot drift apart.
+ * the patterns the loader accepts, and their ranges in the description. Every value the loader
+ * would read after `${ENV}` expansion (numbers, booleans, enums, strings with a pattern) also
+ * accepts a `${...}` reference, since the loader expands references before validation; patterns
+ * of strings the schema lower-cases first accept either case. A test compares the committed file
+ * with this output, so the two cannot drift apart.
  *
  *   node scripts/config-json-schema.ts           write docs/config.schema.json
  *   node scripts/config-json-schema.ts --stdout  print it instead
@@ -13,6 +17,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { createConfigSchema, RANGE_META } from '../src/config/schema.ts';
 import { parseDuration, parseSize } from '../src/config/units.ts';
+import { caseInsensitivePattern } from './case-insensitive-pattern.ts';
 
 /** Where the generated schema is committed. */
 export const CONFIG_JSON_SCHEMA_PATH = resolve(import.meta.dirname, '..', 'docs', 'config.schema.json');
@@ -34,6 +39,37 @@ const STANDARD_FORMATS = new Set([
   'uri',
   'uuid',
 ]);
+
+/** A `${NAME}` or `${NAME:-default}` reference as env.ts reads it (a default holds no `${`). */
+const REFERENCE = '\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-([^}$]|\\$(?!\\{))*)?\\}';
+/**
+ * A value that is exactly one reference: after expansion the loader reads it again as YAML, so it
+ * can become a number or a boolean.
+ */
+export const ENV_REFERENCE_PATTERN = `^${REFERENCE}$`;
+/**
+ * A string holding at least one reference, read the way env.ts reads it from the left: `$${` is a
+ * literal `${`, a reference ends at the first `}`, any other `$` is itself.
+ */
+export const ENV_TEMPLATE_PATTERN = `^([^$]|\\$\\$\\{|\\$(?!\\{|\\$\\{)|\\$\\{[^}]*\\})*${REFERENCE}`;
+
+/** Where the two reference schemas live in the generated file. */
+const ENV_REFERENCE_REF = '#/definitions/envReference';
+const ENV_TEMPLATE_REF = '#/definitions/envTemplate';
+const ENV_DEFINITIONS = {
+  envReference: {
+    description:
+      'A ${NAME} or ${NAME:-default} reference to an environment variable, replaced by its value before the file is checked.',
+    type: 'string',
+    pattern: ENV_REFERENCE_PATTERN,
+  },
+  envTemplate: {
+    description:
+      'Text with ${NAME} or ${NAME:-default} references to environment variables, replaced by their values before the file is checked.',
+    type: 'string',
+    pattern: ENV_TEMPLATE_PATTERN,
+  },
+};
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -62,12 +98,130 @@ function annotate(node: unknown): void {
   for (const value of Object.values(node)) annotate(value);
 }
 
-/** The JSON Schema (draft-07, which most YAML editors support) of the configuration input. */
-export function configJsonSchema(): Record<string, unknown> {
-  const schema = createConfigSchema({ baseDir: '.' });
-  const generated = z.toJSONSchema(schema, { io: 'input', target: 'draft-7', unrepresentable: 'any' });
+/** Keywords that describe a value without constraining it: they stay outside the `anyOf`. */
+const ANNOTATIONS = new Set([
+  'title',
+  'description',
+  'default',
+  'examples',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  '$comment',
+]);
+/** Types a single reference can turn into when the loader reads the expanded text as YAML again. */
+const RETYPED = new Set(['number', 'integer', 'boolean', 'null']);
+/** Keywords that restrict which strings are accepted. */
+const STRING_CONSTRAINTS = ['pattern', 'format', 'enum', 'const', 'minLength', 'maxLength', 'allOf'];
+/** Keywords holding one subschema, and those holding a list or a map of them. */
+const SUBSCHEMA = ['additionalProperties', 'items', 'additionalItems', 'contains', 'if', 'then', 'else'];
+const SUBSCHEMA_LISTS = ['anyOf', 'oneOf', 'allOf', 'items', 'prefixItems'];
+const SUBSCHEMA_MAPS = ['properties', 'patternProperties', 'definitions', '$defs'];
+
+function typesOf(node: Record<string, unknown>): string[] {
+  if (typeof node.type === 'string') return [node.type];
+  if (Array.isArray(node.type)) return node.type.filter((type) => typeof type === 'string');
+  // An enum or const without a type: the types of its values.
+  const values = Array.isArray(node.enum) ? node.enum : 'const' in node ? [node.const] : [];
+  return values.map((value) => (value === null ? 'null' : typeof value));
+}
+
+/** The reference schema a scalar needs next to it, if the loader may accept a reference there. */
+function referenceFor(node: Record<string, unknown>): string | undefined {
+  const types = typesOf(node);
+  if (types.includes('string')) {
+    return STRING_CONSTRAINTS.some((keyword) => keyword in node) ? ENV_TEMPLATE_REF : undefined;
+  }
+  return types.some((type) => RETYPED.has(type)) ? ENV_REFERENCE_REF : undefined;
+}
+
+/**
+ * Lets every scalar that a `${...}` reference could stand for accept one, in place: the node's
+ * constraints move into the first branch of an `anyOf` whose second branch is the reference, and
+ * its description and default stay where editors show them. Map keys (`propertyNames`) are never
+ * expanded, so they are left alone.
+ */
+function acceptEnvReferences(node: unknown): void {
+  if (!isRecord(node)) return;
+  const reference = referenceFor(node);
+  if (reference !== undefined) {
+    const constraints: Record<string, unknown> = {};
+    for (const [keyword, value] of Object.entries(node)) {
+      if (ANNOTATIONS.has(keyword)) continue;
+      constraints[keyword] = value;
+      delete node[keyword];
+    }
+    node.anyOf = [constraints, { $ref: reference }];
+    return;
+  }
+  for (const keyword of SUBSCHEMA) acceptEnvReferences(node[keyword]);
+  for (const keyword of SUBSCHEMA_LISTS) {
+    const list = node[keyword];
+    if (Array.isArray(list)) for (const item of list) acceptEnvReferences(item);
+  }
+  for (const keyword of SUBSCHEMA_MAPS) {
+    const map = node[keyword];
+    if (isRecord(map)) for (const child of Object.values(map)) acceptEnvReferences(child);
+  }
+}
+
+/**
+ * Loosens the constraints of a string that the schema normalizes before checking them, so that they
+ * hold for the text as written: case-insensitive patterns after a change of case, none otherwise.
+ */
+function relaxNormalized(node: Record<string, unknown>, caseOnly: boolean): void {
+  const relaxPattern = (schema: Record<string, unknown>) => {
+    if (typeof schema.pattern !== 'string') return;
+    const rewritten = caseOnly ? caseInsensitivePattern(schema.pattern) : undefined;
+    if (rewritten === undefined) delete schema.pattern;
+    else schema.pattern = rewritten;
+  };
+  relaxPattern(node);
+  if (Array.isArray(node.allOf)) for (const part of node.allOf) if (isRecord(part)) relaxPattern(part);
+  if (!caseOnly) {
+    // A value that is trimmed or otherwise rewritten before its checks cannot be described as written.
+    for (const keyword of ['format', 'minLength', 'maxLength', 'enum', 'const']) delete node[keyword];
+  }
+}
+
+/**
+ * zod checks a string after its normalizing steps (`.toLowerCase()`, `.trim()`), so the patterns it
+ * emits describe the normalized text, which would reject what the loader accepts ("Chat.Example.com").
+ * A step that only changes case makes the patterns case-insensitive; any other drops them.
+ */
+function describeInputOfNormalizedStrings(ctx: {
+  zodSchema: z.core.$ZodType;
+  jsonSchema: Record<string, unknown>;
+}): void {
+  if (!(ctx.zodSchema instanceof z.core.$ZodString)) return;
+  const checks = ctx.zodSchema._zod.def.checks ?? [];
+  const first = checks.findIndex((check) => check instanceof z.core.$ZodCheckOverwrite);
+  const normalize = checks[first];
+  if (!(normalize instanceof z.core.$ZodCheckOverwrite) || first === checks.length - 1) return;
+  const probe = String(normalize._zod.def.tx(' aZ '));
+  relaxNormalized(ctx.jsonSchema, probe === ' az ' || probe === ' AZ ');
+}
+
+/**
+ * The JSON Schema (draft-07, which most YAML editors support) of what `schema` accepts as written
+ * in a configuration file, `${ENV}` references included.
+ */
+export function inputJsonSchema(schema: z.core.$ZodType): Record<string, unknown> {
+  const generated = z.toJSONSchema(schema, {
+    io: 'input',
+    target: 'draft-7',
+    unrepresentable: 'any',
+    override: describeInputOfNormalizedStrings,
+  });
   annotate(generated);
-  const { $schema, ...rest } = generated;
+  acceptEnvReferences(generated);
+  const { definitions, ...rest } = generated;
+  return { ...rest, definitions: { ...(isRecord(definitions) ? definitions : {}), ...ENV_DEFINITIONS } };
+}
+
+/** The JSON Schema of the configuration file. */
+export function configJsonSchema(): Record<string, unknown> {
+  const { $schema, ...rest } = inputJsonSchema(createConfigSchema({ baseDir: '.' }));
   return {
     $schema,
     $comment: 'Generated by scripts/config-json-schema.ts from src/config/schema.ts; do not edit.',

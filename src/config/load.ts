@@ -137,10 +137,44 @@ function toProblems(file: string, lines: LineCounter, pending: readonly PendingP
 
 const EMPTY = 'the file is empty; a configuration needs at least listeners, routes and pools';
 
+/**
+ * True when some mapping holds two scalar keys with the same value: yaml's `uniqueKeys` test
+ * (which never counts NaN as equal to itself), with a set per mapping.
+ */
+function hasDuplicateKeys(node: unknown): boolean {
+  if (isMap(node)) {
+    const seen = new Set<unknown>();
+    for (const pair of node.items) {
+      if (isScalar(pair.key) && !Number.isNaN(pair.key.value)) {
+        if (seen.has(pair.key.value)) return true;
+        seen.add(pair.key.value);
+      }
+      if (hasDuplicateKeys(pair.key) || hasDuplicateKeys(pair.value)) return true;
+    }
+  } else if (isSeq(node)) {
+    for (const item of node.items) if (hasDuplicateKeys(item)) return true;
+  }
+  return false;
+}
+
+/**
+ * The YAML document and its line index. yaml's own duplicate key check compares every key of a
+ * mapping with every key before it, which makes a file with thousands of routes take seconds; so
+ * the text is parsed without it, checked with a set per mapping, and parsed again with yaml's check
+ * (for its exact errors) only when there is a duplicate to report.
+ */
+function parseYaml(text: string): { doc: Document; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
+  if (!hasDuplicateKeys(doc.contents)) return { doc, lines };
+  const checkedLines = new LineCounter();
+  const checked = parseDocument(text, { lineCounter: checkedLines, uniqueKeys: true, prettyErrors: false });
+  return { doc: checked, lines: checkedLines };
+}
+
 function parseUnchecked(text: string, options: ParseOptions): Config {
   const { file } = options;
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const { doc, lines } = parseYaml(text);
   const failure = (pending: readonly PendingProblem[]) =>
     new ConfigError(file, toProblems(file, lines, pending));
 

@@ -3,8 +3,15 @@
  * path prefix both match, the most specific host wins (exact name, then the longest wildcard
  * suffix, then routes for any host), and then the longest path prefix. Matching is on the raw
  * request path, without decoding, so what is matched is exactly what the backend receives.
+ *
+ * Routes are indexed when the router is built: one prefix tree per exact host, per wildcard
+ * suffix and for any host. A lookup tries the exact host, then each wildcard suffix the host
+ * ends with (longest first), then any host, and takes the longest prefix in the first of these
+ * classes that has one; its cost depends on the lengths of the host and path, not on the number
+ * of routes.
  */
 import type { RouteConfig } from '../config/schema.ts';
+import { PrefixTree } from './prefix-tree.ts';
 
 /** A route as the data plane sees it: its name, its pool and the compiled match. */
 export interface Route {
@@ -14,57 +21,55 @@ export interface Route {
   readonly config: RouteConfig;
 }
 
-interface CompiledRoute {
-  readonly route: Route;
-  readonly exactHosts: ReadonlySet<string>;
-  /** Wildcard suffixes, each with its leading dot: "*.example.com" → ".example.com". */
-  readonly wildcardSuffixes: readonly string[];
-  readonly anyHost: boolean;
-}
+const WILDCARD = '*.';
 
-/** Host specificity of a match: higher is more specific; -1 when the host does not match. */
-function hostScore(compiled: CompiledRoute, host: string | undefined): number {
-  if (host !== undefined && compiled.exactHosts.has(host)) return 1_000_000;
-  let best = -1;
-  if (host !== undefined) {
-    for (const suffix of compiled.wildcardSuffixes) {
-      if (host.length > suffix.length && host.endsWith(suffix)) best = Math.max(best, 1_000 + suffix.length);
-    }
+function treeFor(trees: Map<string, PrefixTree<Route>>, key: string): PrefixTree<Route> {
+  let tree = trees.get(key);
+  if (tree === undefined) {
+    tree = new PrefixTree();
+    trees.set(key, tree);
   }
-  if (best === -1 && compiled.anyHost) best = 0;
-  return best;
+  return tree;
 }
 
 export class Router {
-  readonly #routes: readonly CompiledRoute[];
+  /** Routes by the exact host they name. */
+  readonly #exactHosts = new Map<string, PrefixTree<Route>>();
+  /** Routes by wildcard suffix, with its leading dot: "*.example.com" → ".example.com". */
+  readonly #wildcardSuffixes = new Map<string, PrefixTree<Route>>();
+  /** Routes without hosts. */
+  readonly #anyHost = new PrefixTree<Route>();
 
   constructor(routes: Readonly<Record<string, RouteConfig>>) {
-    this.#routes = Object.entries(routes).map(([name, config]) => ({
-      route: { name, poolName: config.pool, pathPrefix: config.path, config },
-      exactHosts: new Set(config.hosts.filter((host) => !host.startsWith('*.'))),
-      wildcardSuffixes: config.hosts.filter((host) => host.startsWith('*.')).map((host) => host.slice(1)),
-      anyHost: config.hosts.length === 0,
-    }));
+    // Insertion keeps the first route for a prefix, so among equals the route defined first wins.
+    for (const [name, config] of Object.entries(routes)) {
+      const route: Route = { name, poolName: config.pool, pathPrefix: config.path, config };
+      if (config.hosts.length === 0) this.#anyHost.insert(config.path, route);
+      for (const host of config.hosts) {
+        const tree = host.startsWith(WILDCARD)
+          ? treeFor(this.#wildcardSuffixes, host.slice(WILDCARD.length - 1))
+          : treeFor(this.#exactHosts, host);
+        tree.insert(config.path, route);
+      }
+    }
   }
 
   /** The best route for `host` (already normalized) and the request target `url`, if any. */
   match(host: string | undefined, url: string): Route | undefined {
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
-    let best: Route | undefined;
-    let bestHost = -1;
-    let bestPath = -1;
-    for (const compiled of this.#routes) {
-      const prefix = compiled.route.pathPrefix;
-      if (!path.startsWith(prefix)) continue;
-      const score = hostScore(compiled, host);
-      if (score < 0) continue;
-      if (score > bestHost || (score === bestHost && prefix.length > bestPath)) {
-        best = compiled.route;
-        bestHost = score;
-        bestPath = prefix.length;
+    if (host !== undefined) {
+      const exact = this.#exactHosts.get(host)?.longestPrefixOf(path);
+      if (exact !== undefined) return exact;
+      if (this.#wildcardSuffixes.size > 0) {
+        // A wildcard matches at a dot with at least one character before it; the first dot gives
+        // the longest suffix.
+        for (let dot = host.indexOf('.', 1); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+          const wildcard = this.#wildcardSuffixes.get(host.slice(dot))?.longestPrefixOf(path);
+          if (wildcard !== undefined) return wildcard;
+        }
       }
     }
-    return best;
+    return this.#anyHost.longestPrefixOf(path);
   }
 }

@@ -18,6 +18,8 @@ const DURATIONS = [
   ['pools', 'echo', 'handshakeTimeout'],
   ['pools', 'echo', 'responseTimeout'],
   ['tunnel', 'closeTimeout'],
+  ['tunnel', 'sendTimeout'],
+  ['shutdown', 'drainDelay'],
   ['shutdown', 'drainTimeout'],
   ['shutdown', 'closeSpread'],
 ] as const;
@@ -29,6 +31,13 @@ function durationPaths(node: unknown, prefix: Path = []): string[] {
   if (typeof node !== 'object' || node === null) return [];
   const schema = node as Record<string, unknown>;
   if (schema.pattern === DURATION_PATTERN) return [prefix.join('.')];
+  // A field that also accepts ${ENV} references holds the duration pattern as one alternative.
+  const alternatives = Array.isArray(schema.anyOf) ? schema.anyOf : [];
+  if (
+    alternatives.some((option) => (option as Record<string, unknown> | null)?.pattern === DURATION_PATTERN)
+  ) {
+    return [prefix.join('.')];
+  }
   const paths: string[] = [];
   if (typeof schema.properties === 'object' && schema.properties !== null) {
     for (const [key, child] of Object.entries(schema.properties))
@@ -72,20 +81,22 @@ describe('duration ranges', () => {
 
   for (const path of DURATIONS) {
     const field = path.join('.');
-    const zeroAllowed = field === 'shutdown.closeSpread';
+    const zeroAllowed = field === 'shutdown.closeSpread' || field === 'shutdown.drainDelay';
 
     it(`${field}: ${zeroAllowed ? 'may be 0s' : 'must be more than 0s'}`, () => {
       const zero = problems(withValue(path, '0s'));
-      assert.deepEqual(zero, zeroAllowed ? [] : [`${field}: must be more than 0s`]);
-      assert.deepEqual(problems(withValue(path, '1ms')), []);
+      assert.deepEqual(zero, zeroAllowed ? [] : [`${field}: must be more than 0s`], `${field}: 0s`);
+      assert.deepEqual(problems(withValue(path, '1ms')), [], `${field}: 1ms`);
     });
 
     it(`${field}: must be at most 596h`, () => {
-      assert.deepEqual(problems(withValue(path, '596h')), []);
+      assert.deepEqual(problems(withValue(path, '596h')), [], `${field}: 596h`);
       for (const text of ['597h', '596.5h', `${2 ** 31}ms`, '100000h']) {
-        assert.deepEqual(problems(withValue(path, text)), [
-          `${field}: must be at most 596h (about 24.8 days)`,
-        ]);
+        assert.deepEqual(
+          problems(withValue(path, text)),
+          [`${field}: must be at most 596h (about 24.8 days)`],
+          `${field}: ${text}`,
+        );
       }
     });
   }
