@@ -1,12 +1,21 @@
 # syntax=docker/dockerfile:1
 # wsgate container image: a build stage compiles TypeScript to dist/, the runtime stage holds only
-# Node.js, the production dependencies and dist/, and runs as the unprivileged `node` user.
+# Node.js, the production dependencies and dist/, and runs as UID/GID 1000 (the image's `node`
+# user, given by number so that Kubernetes' runAsNonRoot can verify it).
 #
 #   docker build -t wsgate .
 #   docker run --rm -p 8080:8080 -v "$PWD/my-config.yaml:/etc/wsgate/config.yaml:ro" wsgate
 #
-# SIGTERM (docker stop, Kubernetes) drains: new upgrades get 503, live WebSockets get close 1001,
-# and the process exits 0 within shutdown.drainTimeout (keep terminationGracePeriodSeconds above it).
+# The image ships no configuration of its own: without one mounted at /etc/wsgate/config.yaml the
+# container exits at once with status 2 and says the file cannot be read, rather than starting
+# against backends that do not exist and reporting ready while it answers 502. The commented
+# example is at /usr/share/wsgate/config.example.yaml (`docker run --rm --entrypoint cat wsgate
+# /usr/share/wsgate/config.example.yaml`).
+#
+# The process runs directly as the container's main process (no npm, no shell), so signals reach
+# it: SIGTERM (docker stop, Kubernetes) fails readiness, keeps serving for shutdown.drainDelay,
+# then drains (new upgrades get 503, live WebSockets get close 1001) and exits 0 within
+# shutdown.drainTimeout; keep terminationGracePeriodSeconds above it (docs/kubernetes.md).
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -29,9 +38,9 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY config.example.yaml /etc/wsgate/config.yaml
-USER node
-EXPOSE 8080 9090
+COPY config.example.yaml /usr/share/wsgate/config.example.yaml
+USER 1000:1000
+EXPOSE 8080 8410
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/dist/cli.js"]
 CMD ["--config", "/etc/wsgate/config.yaml"]

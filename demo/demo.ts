@@ -1,6 +1,6 @@
 /**
  * `npm run demo`: two echo backends on 127.0.0.1:9001 and :9002, and wsgate in front of them on
- * config.example.yaml (listener 127.0.0.1:8080, admin 127.0.0.1:9090). It checks one round trip
+ * config.example.yaml (listener 127.0.0.1:8080, admin 127.0.0.1:8410). It checks one round trip
  * through the gateway, prints where to connect, and stops everything on Ctrl-C.
  */
 import { spawn } from 'node:child_process';
@@ -63,7 +63,7 @@ wsgate demo is running (self-check through the gateway answered: "${reply}")
 
   WebSocket:  ws://127.0.0.1:8080/echo      e.g.  npx wscat -c ws://127.0.0.1:8080/echo
   Browser:    http://127.0.0.1:8080/        a page served through the gateway that opens a WebSocket
-  Metrics:    http://127.0.0.1:9090/metrics      Health: /healthz  Ready: /readyz
+  Metrics:    http://127.0.0.1:8410/metrics      Health: /healthz  Ready: /readyz
 
 Backends echo-a (127.0.0.1:9001) and echo-b (127.0.0.1:9002) take turns. Ctrl-C drains and stops.
 `);

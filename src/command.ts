@@ -1,15 +1,20 @@
 /**
  * What the `wsgate` command does: `wsgate --config FILE` runs the gateway in the foreground, `wsgate check
  * --config FILE` validates a configuration like `nginx -t`, plus `--help` and `--version`.
- * Signals: SIGTERM/SIGINT drain and exit 0; a second one exits at once with 1.
+ * Signals: SIGTERM drains (after `shutdown.drainDelay`) and exits 0, SIGINT drains at once; a
+ * second one exits at once with 1. SIGHUP changes nothing and says so (an operator's reflex
+ * `kill -HUP` must not drop every connection). Started by npm (`npx wsgate`, `npm run`), whose
+ * shell does not pass signals on, the gateway drains when npm goes away instead of running on
+ * as an orphan.
  * Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 bad usage or invalid config.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/config-error.ts';
 import { loadConfigFile } from './config/load.ts';
 import { createGateway } from './gateway.ts';
+import type { Logger } from './observability/logger.ts';
 import { createLogger } from './observability/logger.ts';
+import { packageVersion } from './package-info.ts';
 
 const HELP = `wsgate: a WebSocket gateway
 
@@ -23,19 +28,15 @@ Options:
   -h, --help          show this help
   -v, --version       show the version
 
-Signals: SIGTERM or SIGINT drains (new upgrades get 503, live WebSockets get close 1001) and
-exits 0 within shutdown.drainTimeout; a second signal exits at once with status 1.
+Signals: SIGTERM drains (after shutdown.drainDelay: new upgrades get 503, live WebSockets get
+close 1001) and exits 0 within shutdown.drainTimeout; SIGINT (Ctrl-C) drains at once; a second
+signal exits at once with status 1. SIGHUP is logged and changes nothing.
 Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid configuration.
 Documentation: docs/configuration.md, docs/metrics.md, docs/errors.md
 `;
 
-function packageVersion(): string {
-  const text = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
-  const parsed: unknown = JSON.parse(text);
-  return typeof parsed === 'object' && parsed !== null && 'version' in parsed
-    ? String(parsed.version)
-    : '0.0.0';
-}
+/** A command line that cannot be run: its message is printed with the usage, exit status 2. */
+class UsageError extends Error {}
 
 function write(stream: NodeJS.WriteStream, text: string): void {
   stream.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -46,22 +47,60 @@ interface Invocation {
   readonly configFile: string;
 }
 
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+/** Reads the command line; every mistake is a UsageError naming what was wrong. */
 function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invocation {
-  const { values, positionals } = parseArgs({
+  // Not strict: unknown options come back as tokens, reported in the gateway's own words.
+  const { values, positionals, tokens } = parseArgs({
     args: [...argv],
     allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
+    strict: false,
+    tokens: true,
+    options: OPTIONS,
   });
-  const configFile = values.config ?? env.WSGATE_CONFIG ?? 'wsgate.yaml';
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const known = Object.hasOwn(OPTIONS, token.name)
+      ? OPTIONS[token.name as keyof typeof OPTIONS]
+      : undefined;
+    if (!known) throw new UsageError(`unknown option ${token.rawName}`);
+    if (known.type === 'string' && token.value === undefined) {
+      throw new UsageError(`${token.rawName} needs a value`);
+    }
+    if (known.type === 'boolean' && token.value !== undefined) {
+      throw new UsageError(`${token.rawName} takes no value`);
+    }
+  }
+  const configOption = values.config;
+  const configFile =
+    (typeof configOption === 'string' ? configOption : undefined) ?? env.WSGATE_CONFIG ?? 'wsgate.yaml';
   if (values.help) return { command: 'help', configFile };
   if (values.version) return { command: 'version', configFile };
   if (positionals.length === 0) return { command: 'run', configFile };
   if (positionals.length === 1 && positionals[0] === 'check') return { command: 'check', configFile };
-  throw new TypeError(`unknown command "${positionals.join(' ')}"`);
+  throw new UsageError(`unknown command "${positionals.join(' ')}"`);
+}
+
+/**
+ * npm runs a command through a shell that does not pass SIGTERM on, so stopping `npx wsgate` or
+ * `npm run` would leave the gateway running with no parent. When started by npm, the gateway
+ * checks every second whether its parent is still the one that started it.
+ */
+function watchNpmParent(log: Logger, onGone: () => void): void {
+  if (process.env.npm_command === undefined) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    log.warn({ parent }, 'the npm process that started wsgate is gone, shutting down');
+    onGone();
+  }, 1_000);
+  timer.unref();
 }
 
 async function run(configFile: string, version: string): Promise<number> {
@@ -70,14 +109,8 @@ async function run(configFile: string, version: string): Promise<number> {
   const gateway = createGateway(config, { log, version });
   let signals = 0;
   const exitCode = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      signals++;
-      if (signals > 1) {
-        log.warn({ signal }, 'second signal, exiting now');
-        process.exit(1);
-      }
-      log.info({ signal }, 'shutting down');
-      gateway.shutdown().then(
+    const stop = (immediate: boolean): void => {
+      gateway.shutdown({ immediate }).then(
         () => resolve(0),
         (error: unknown) => {
           log.error({ err: error }, 'shutdown failed');
@@ -85,8 +118,27 @@ async function run(configFile: string, version: string): Promise<number> {
         },
       );
     };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal }, 'second signal, exiting now');
+        process.exit(1);
+      }
+      log.info({ signal }, 'shutting down');
+      stop(signal === 'SIGINT');
+    };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () =>
+      log.warn(
+        { signal: 'SIGHUP' },
+        'configuration reload is not supported; the running configuration is unchanged',
+      ),
+    );
+    watchNpmParent(log, () => {
+      signals++;
+      stop(false);
+    });
   });
   process.on('uncaughtException', (error) => {
     log.fatal({ err: error }, 'uncaught exception, exiting');
@@ -107,7 +159,8 @@ async function main(): Promise<number> {
   try {
     invocation = parseInvocation(process.argv.slice(2), process.env);
   } catch (error) {
-    write(process.stderr, `wsgate: ${error instanceof Error ? error.message : String(error)}\n\n${HELP}`);
+    if (!(error instanceof UsageError)) throw error;
+    write(process.stderr, `wsgate: ${error.message}\n\n${HELP}`);
     return 2;
   }
   const version = packageVersion();

@@ -4,12 +4,14 @@
  * metrics) and returns start and shutdown. Nothing lives at module level, so any number of
  * gateways can run in one process (the tests do exactly that).
  *
- * Shutdown (SIGTERM) follows the order that loses nothing: readiness fails; listeners stay open
- * but answer new upgrades and requests with 503 and `Connection: close` (a clean answer a client
- * retries elsewhere, rather than a refused connection while load balancers catch up); every live
- * tunnel gets a 1001 close, spread over `closeSpread` so clients do not all reconnect in the same
- * instant; in-flight HTTP requests finish. When nothing is left, or at `drainTimeout`, whatever
- * remains is destroyed and the listeners close.
+ * Shutdown (SIGTERM) follows the order that loses nothing: readiness fails at once, and for
+ * `drainDelay` the gateway keeps serving (plain HTTP responses close their keep-alive
+ * connections) while load balancers and Kubernetes endpoints stop sending it traffic; then the
+ * drain: listeners stay open but answer new upgrades and requests with 503, `Retry-After` and
+ * `Connection: close` (a clean answer a client retries elsewhere, rather than a refused
+ * connection); every live tunnel gets a 1001 close, spread over `closeSpread` so clients do not
+ * all reconnect in the same instant; in-flight HTTP requests finish. When nothing is left, or at
+ * `drainTimeout` after the signal, whatever remains is destroyed and the listeners close.
  */
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -17,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { Config } from './config/schema.ts';
 import { HttpPass } from './http/http-pass.ts';
+import type { Phase, ShutdownOptions } from './lifecycle.ts';
 import { TrustedProxies } from './listener/client-address.ts';
 import { Listener } from './listener/listener.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
@@ -42,8 +45,11 @@ export interface Gateway {
   readonly registry: ConnectionRegistry;
   /** Binds the listeners and the admin server. Rejects (and closes what was bound) on failure. */
   start(): Promise<void>;
-  /** Graceful drain, then everything closed. Resolves when done; safe to call twice. */
-  shutdown(): Promise<void>;
+  /**
+   * Graceful drain, then everything closed. Resolves when done; safe to call twice (a second call
+   * with `immediate` cuts a running drain delay short).
+   */
+  shutdown(options?: ShutdownOptions): Promise<void>;
   /** Bound addresses by listener name (after start). */
   addresses(): Readonly<Record<string, AddressInfo>>;
   /** The admin server's address, if it is enabled and started. */
@@ -60,10 +66,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
-  let started = false;
-  let draining = false;
+  let phase: Phase = 'starting';
   let shutdownPromise: Promise<void> | undefined;
-  const isDraining = (): boolean => draining;
+  let endDelay: (() => void) | undefined;
+  const currentPhase = (): Phase => phase;
+  const isDraining = (): boolean => phase === 'draining';
 
   const stages: UpgradeStage[] = [handshakeStage, createRouteStage(router, pools)];
   // Ticks often enough that a timeout fires within a quarter of its length (at most 1 s late).
@@ -77,6 +84,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     metrics,
     log,
     trustedProxies,
+    query: config.log.query,
     tunnels: {
       closeTimeoutMs: config.tunnel.closeTimeout,
       sendTimeoutMs: config.tunnel.sendTimeout,
@@ -86,7 +94,16 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     nextId: () => `${bootId}-${(++sequence).toString(36)}`,
     isDraining,
   });
-  const httpPass = new HttpPass({ router, pools, trustedProxies, metrics, registry, log, isDraining });
+  const httpPass = new HttpPass({
+    router,
+    pools,
+    trustedProxies,
+    metrics,
+    registry,
+    log,
+    phase: currentPhase,
+    accessLog: { ...config.log.httpRequests, query: config.log.query },
+  });
   const listeners = Object.entries(config.listeners).map(
     ([name, listenerConfig]) =>
       new Listener(
@@ -102,7 +119,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const bound: Record<string, AddressInfo> = {};
   let admin: Server | undefined;
 
-  const isReady = (): boolean => started && !draining;
+  const isReady = (): boolean => phase === 'running';
 
   async function start(): Promise<void> {
     sweeper.start();
@@ -133,7 +150,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         const address = server.address() as AddressInfo;
         log.info({ address: address.address, port: address.port }, 'admin listening');
       }
-      started = true;
+      if (phase === 'starting') phase = 'running';
     } catch (error) {
       await closeEverything();
       throw error;
@@ -165,9 +182,27 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     }
   }
 
-  async function drain(): Promise<void> {
-    draining = true;
+  /** Not ready, still serving, for `drainDelay` (or until an immediate shutdown cuts it short). */
+  async function delay(options: ShutdownOptions): Promise<void> {
+    const delayMs = config.shutdown.drainDelay;
+    if (options.immediate || delayMs === 0) return;
+    log.info({ drainDelayMs: delayMs }, 'not ready; serving until the drain starts');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, delayMs);
+      endDelay = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    endDelay = undefined;
+  }
+
+  async function drain(options: ShutdownOptions): Promise<void> {
+    const signalledAt = performance.now();
+    phase = 'stopping'; // not ready from this instant
     metrics.draining.set(1);
+    await delay(options);
+    phase = 'draining';
     const tunnels = registry.tunnels();
     log.info(
       { tunnels: tunnels.length, pending: registry.pendingCount, requests: registry.requestCount },
@@ -178,10 +213,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       return timer;
     });
     let deadline: NodeJS.Timeout | undefined;
+    const remainingMs = Math.max(0, config.shutdown.drainTimeout - (performance.now() - signalledAt));
     const timedOut = await Promise.race([
       registry.whenEmpty().then(() => false),
       new Promise<boolean>((resolve) => {
-        deadline = setTimeout(() => resolve(true), config.shutdown.drainTimeout);
+        deadline = setTimeout(() => resolve(true), remainingMs);
       }),
     ]);
     clearTimeout(deadline);
@@ -200,8 +236,9 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     metrics,
     registry,
     start,
-    shutdown: () => {
-      shutdownPromise ??= drain();
+    shutdown: (options: ShutdownOptions = {}) => {
+      if (shutdownPromise && options.immediate) endDelay?.();
+      shutdownPromise ??= drain(options);
       return shutdownPromise;
     },
     addresses: () => bound,

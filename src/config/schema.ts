@@ -221,12 +221,41 @@ const logSchema = z.strictObject({
     .enum(['json', 'pretty'])
     .default('json')
     .describe('json: one JSON object per line; pretty: for humans.'),
+  query: z
+    .enum(['redact', 'keep'])
+    .default('redact')
+    .describe(
+      'Query strings in logged paths: redact writes the parameter names with their values replaced (tokens and secrets often travel there), keep writes them as received.',
+    ),
+  httpRequests: z
+    .strictObject({
+      level: z
+        .enum(['trace', 'debug', 'info', 'warn'])
+        .default('info')
+        .describe(
+          'Level of the access line of a plain HTTP request that the backend answered; failures log at the level of their outcome code.',
+        ),
+      sample: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(1)
+        .describe(
+          'Share of those lines written, from 0 (none) to 1 (all); failed requests are always logged.',
+        ),
+    })
+    .prefault({})
+    .describe('The access line written for each plain HTTP request (long-polling, SSE, streaming).'),
 });
 
 const adminSchema = z.strictObject({
   enabled: z.boolean().default(true).describe('Serve /metrics, /healthz and /readyz.'),
   address: address.default('127.0.0.1').describe('Address to bind; keep it private.'),
-  port: port.default(9090).describe('Port to bind; 0 picks a free port.'),
+  port: port
+    .default(8410)
+    .describe(
+      "Port to bind; 0 picks a free port. The default, 8410, is clear of the ports of Prometheus (9090), its exporters (9100-9999) and other proxies' admin ports.",
+    ),
 });
 
 const forwardingSchema = z.strictObject({
@@ -244,9 +273,14 @@ const tunnelSchema = z.strictObject({
 });
 
 const shutdownSchema = z.strictObject({
-  drainTimeout: duration('30s').describe('Longest time from SIGTERM to exit; leftovers are destroyed then.'),
+  drainDelay: duration('0s', { zeroAllowed: true }).describe(
+    'After SIGTERM, time to keep serving normally while /readyz answers 503, so that load balancers and Kubernetes endpoints stop sending traffic first; then the drain starts. SIGINT skips it.',
+  ),
+  drainTimeout: duration('30s').describe(
+    'Longest time from SIGTERM to exit, drain delay included; leftovers are destroyed then.',
+  ),
   closeSpread: duration('1s', { zeroAllowed: true }).describe(
-    'Close frames (1001) to live tunnels are spread over this window (0s: all at once); less than drainTimeout.',
+    'Close frames (1001) to live tunnels are spread over this window (0s: all at once); drainDelay plus closeSpread must be less than drainTimeout.',
   ),
 });
 

@@ -182,13 +182,27 @@ function checkRouteOverlap(config: Config, out: SemanticProblem[]): void {
   }
 }
 
-/** Close frames spread up to the drain deadline would meet tunnels already destroyed there. */
+/**
+ * The drain deadline counts from SIGTERM: the drain delay must end before it, and close frames
+ * spread after the delay would otherwise meet tunnels already destroyed at the deadline.
+ */
 function checkShutdown(config: Config, out: SemanticProblem[]): void {
-  const { drainTimeout, closeSpread } = config.shutdown;
-  if (closeSpread >= drainTimeout) {
+  const { drainTimeout, closeSpread, drainDelay } = config.shutdown;
+  if (drainDelay >= drainTimeout) {
+    out.push({
+      path: ['shutdown', 'drainDelay'],
+      message: `${formatDuration(drainDelay)} must be less than shutdown.drainTimeout (${formatDuration(drainTimeout)})`,
+    });
+    return;
+  }
+  if (drainDelay + closeSpread >= drainTimeout) {
+    const limit =
+      drainDelay === 0
+        ? `shutdown.drainTimeout (${formatDuration(drainTimeout)})`
+        : `shutdown.drainTimeout (${formatDuration(drainTimeout)}) minus shutdown.drainDelay (${formatDuration(drainDelay)})`;
     out.push({
       path: ['shutdown', 'closeSpread'],
-      message: `${formatDuration(closeSpread)} must be less than shutdown.drainTimeout (${formatDuration(drainTimeout)})`,
+      message: `${formatDuration(closeSpread)} must be less than ${limit}`,
     });
   }
 }

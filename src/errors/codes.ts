@@ -182,7 +182,25 @@ export const CODES = {
     description:
       'The backend broke a proxied HTTP response after its status line; the client connection is cut.',
   },
-  // After the 101: why a tunnel ended other than by a close handshake between the peers.
+  // After the 101: how a tunnel ended. First the close handshakes between the peers.
+  CLIENT_CLOSED: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'info',
+    description:
+      "The client sent the first close frame; it was relayed, and the backend's answer too (a normal end).",
+  },
+  BACKEND_CLOSED: {
+    phase: 'tunnel',
+    status: 0,
+    closeCode: 0,
+    source: 'upstream',
+    level: 'info',
+    description: 'The backend sent the first close frame; the client got its code and reason (a normal end).',
+  },
+  // Then the ways the gateway had to step in.
   CLIENT_PROTOCOL_ERROR: {
     phase: 'tunnel',
     status: 0,

@@ -21,8 +21,10 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode, RETRY_AFTER_SECONDS } from '../errors/codes.ts';
+import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
+import { requestIdFor } from '../listener/request-id.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { hostName } from '../routing/host.ts';
@@ -31,6 +33,7 @@ import type { Router } from '../routing/router.ts';
 import type { ListenerInfo } from '../upgrade/context.ts';
 import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
+import { type AccessLineSettings, HttpAccessLog, type RequestRecord } from './access-line.ts';
 import {
   armConnectTimeout,
   armResponseTimeout,
@@ -79,7 +82,9 @@ export interface HttpPassOptions {
   readonly metrics: GatewayMetrics;
   readonly registry: ConnectionRegistry;
   readonly log: Logger;
-  readonly isDraining: () => boolean;
+  /** From `stopping` on, responses close their connections; `draining` refuses new requests. */
+  readonly phase: () => Phase;
+  readonly accessLog: AccessLineSettings;
 }
 
 /**
@@ -118,9 +123,12 @@ export class HttpPass {
   readonly #options: HttpPassOptions;
   readonly #proxy: ProxyServer;
   readonly #attempts = new WeakMap<IncomingMessage, Attempt>();
+  readonly #records = new WeakMap<IncomingMessage, RequestRecord>();
+  readonly #accessLog: HttpAccessLog;
 
   constructor(options: HttpPassOptions) {
     this.#options = options;
+    this.#accessLog = new HttpAccessLog(options.log, options.accessLog);
     this.#proxy = createProxyServer({ xfwd: false, ws: false, selfHandleResponse: true });
     keepRequestFraming(this.#proxy);
     // Not emitted for a request carrying Expect, which `handle` removes (Node answered it already).
@@ -137,10 +145,33 @@ export class HttpPass {
   /** The `request` event handler of a listener's HTTP server. */
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
     const { router, pools, metrics } = this.#options;
+    const startedAt = performance.now();
     this.#options.registry.addRequest(res);
+    const socket = req.socket as Socket;
+    const forwarded = forwardedFor(
+      this.#options.trustedProxies,
+      socket.remoteAddress ?? '',
+      listener.encrypted,
+      req.headers,
+    );
+    const record: RequestRecord = {
+      requestId: requestIdFor(req.headers, forwarded.fromTrustedProxy),
+      listener: listener.name,
+      client: forwarded.clientAddress,
+      startedAt,
+      route: '',
+      pool: undefined,
+      backend: undefined,
+      code: undefined,
+      detail: {},
+    };
+    this.#records.set(req, record);
+    res.once('close', () => {
+      metrics.httpRequests.inc({ route: record.route, status: String(res.statusCode) });
+      this.#accessLog.write(req, res, record);
+    });
     let routeName = '';
-    res.once('close', () => metrics.httpRequests.inc({ route: routeName, status: String(res.statusCode) }));
-    if (this.#options.isDraining()) {
+    if (this.#options.phase() === 'draining') {
       res.shouldKeepAlive = false;
       this.#fail(req, res, 'GATEWAY_DRAINING', routeName);
       return;
@@ -158,6 +189,7 @@ export class HttpPass {
     }
     const route = router.match(hostName(req.headers.host), req.url ?? '/');
     routeName = route?.name ?? '';
+    record.route = routeName;
     // A WebSocket handshake without `Connection: Upgrade` is malformed, not a plain request.
     if ((req.headers.upgrade ?? '').toLowerCase().includes('websocket')) {
       this.#fail(req, res, 'HANDSHAKE_MALFORMED', routeName);
@@ -168,14 +200,8 @@ export class HttpPass {
       this.#fail(req, res, 'ROUTE_NOT_FOUND', routeName);
       return;
     }
-    const socket = req.socket as Socket;
-    const forwarded = forwardedFor(
-      this.#options.trustedProxies,
-      socket.remoteAddress ?? '',
-      listener.encrypted,
-      req.headers,
-    );
-    prepareRequestHead(req, forwarded);
+    record.pool = pool.name;
+    prepareRequestHead(req, forwarded, record.requestId);
     const plan: Plan = { pool, route: routeName, withBody: hasBody(req), fresh: false, resent: false };
     this.#proxyTo(req, res, plan, pool.candidates());
   }
@@ -196,6 +222,8 @@ export class HttpPass {
       responseTimeoutMs: pool.config.responseTimeout,
     };
     this.#attempts.set(req, attempt);
+    const record = this.#records.get(req);
+    if (record) record.backend = backend.id;
     try {
       this.#proxy.web(
         req,
@@ -280,8 +308,12 @@ export class HttpPass {
       const name = raw[i] ?? '';
       if (!isHopByHop(name, listed)) headers.push(name, raw[i + 1] ?? '');
     }
-    // While draining, keep-alive connections are wound down after their current response.
-    if (this.#options.isDraining()) headers.push('Connection', 'close');
+    // From SIGTERM on, keep-alive connections are wound down after their current response, so that
+    // clients reconnect through a load balancer that no longer picks this instance.
+    if (this.#options.phase() !== 'running') {
+      res.shouldKeepAlive = false;
+      headers.push('Connection', 'close');
+    }
     const attempt = this.#attempts.get(req);
     const route = attempt?.route ?? '';
     const backend = attempt?.backend.id;
@@ -313,10 +345,12 @@ export class HttpPass {
     fields: Record<string, unknown> = {},
   ): void {
     const info = CODES[code];
-    this.#options.log[info.level](
-      { route, path: req.url, method: req.method, code, ...fields },
-      'http request failed',
-    );
+    const record = this.#records.get(req);
+    if (record) {
+      record.code = code;
+      record.route ||= route;
+      record.detail = fields;
+    }
     if (info.status === 0 || res.headersSent) {
       res.destroy();
       return;

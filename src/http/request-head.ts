@@ -4,18 +4,24 @@
  * kept), `Expect` dropped (Node's server answered it already, RFC 9110 §10.1.1), Forwarded and
  * X-Forwarded-For/-Proto/-Host replaced with the values computed for this request, and the other
  * proxy-set headers (X-Real-IP, X-Forwarded-Port, -Prefix, -Server) kept from a trusted proxy
- * only, underscore spellings of all of these dropped. The same rules as an upgrade's head
+ * only, underscore spellings of all of these dropped, and X-Request-Id set to the request id. The same rules as an upgrade's head
  * (upstream/headers.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { ForwardedFor } from '../listener/client-address.ts';
-import { connectionTokens, isHopByHop, isProxySet, isUnderscoreAlias } from '../upstream/headers.ts';
+import {
+  connectionTokens,
+  isHopByHop,
+  isProxySet,
+  isUnderscoreAlias,
+  REQUEST_ID_HEADER,
+} from '../upstream/headers.ts';
 
 /** Hop-by-hop headers that still describe the body the backend receives. */
 const KEEP_FRAMING = new Set(['transfer-encoding']);
 
 /** Rewrites `req.headers` into the head sent to the backend. */
-export function prepareRequestHead(req: IncomingMessage, forwarded: ForwardedFor): void {
+export function prepareRequestHead(req: IncomingMessage, forwarded: ForwardedFor, requestId: string): void {
   const listed = connectionTokens(req.rawHeaders);
   for (const name of Object.keys(req.headers)) {
     if (isHopByHop(name, listed) && !KEEP_FRAMING.has(name)) delete req.headers[name];
@@ -26,6 +32,7 @@ export function prepareRequestHead(req: IncomingMessage, forwarded: ForwardedFor
   delete req.headers.expect;
   req.headers['x-forwarded-for'] = forwarded.xForwardedFor;
   req.headers['x-forwarded-proto'] = forwarded.xForwardedProto;
+  req.headers[REQUEST_ID_HEADER] = requestId;
   if (forwarded.xForwardedHost !== undefined) req.headers['x-forwarded-host'] = forwarded.xForwardedHost;
   else delete req.headers['x-forwarded-host'];
 }

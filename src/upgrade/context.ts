@@ -18,6 +18,8 @@ export interface ListenerInfo {
 
 export interface UpgradeContext {
   readonly id: string;
+  /** Ties the gateway's log lines to the backend's (sent as X-Request-Id). */
+  readonly requestId: string;
   readonly req: IncomingMessage;
   readonly socket: Socket;
   readonly head: Buffer;

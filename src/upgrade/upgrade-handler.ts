@@ -10,6 +10,8 @@ import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
+import { requestIdFor } from '../listener/request-id.ts';
+import { loggedHeader, loggedPath, type QueryLogging } from '../observability/log-fields.ts';
 import type { Logger } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
 import { Tunnel, type TunnelSettings, type TunnelSummary } from '../tunnel/tunnel.ts';
@@ -25,6 +27,8 @@ export interface UpgradeHandlerOptions {
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
   readonly trustedProxies: TrustedProxies;
+  /** How query strings appear in logged paths. */
+  readonly query: QueryLogging;
   readonly tunnels: TunnelSettings;
   readonly nextId: () => string;
   /** True once shutdown began: new upgrades are refused with 503. */
@@ -44,15 +48,29 @@ function clientGone(socket: Socket): boolean {
   return socket.destroyed || socket.readableEnded;
 }
 
-/** The fixed fields of a tunnel's access-log line. */
-interface AccessFields {
-  readonly log: Logger;
+/**
+ * What the access-log lines of a WebSocket say about its handshake, copied out of the request so
+ * that a tunnel does not keep the request alive. Field names use the words of the metric labels.
+ */
+interface HandshakeFields {
   readonly listener: string;
+  readonly route: string | undefined;
+  readonly client: string;
+  readonly host: string | undefined;
+  readonly origin: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly path: string;
+}
+
+/** The fixed fields of a tunnel's access-log line. */
+interface AccessFields extends HandshakeFields {
+  readonly log: Logger;
   readonly route: string;
   readonly pool: string;
   readonly backend: string;
-  readonly client: string;
-  readonly path: string;
+  readonly subprotocol: string | undefined;
+  readonly extensions: string | undefined;
+  readonly handshakeMs: number;
 }
 
 export class UpgradeHandler {
@@ -75,15 +93,17 @@ export class UpgradeHandler {
       listener.encrypted,
       req.headers,
     );
+    const requestId = requestIdFor(req.headers, forwarded.fromTrustedProxy);
     const ctx: UpgradeContext = {
       id,
+      requestId,
       req,
       socket,
       head,
       listener,
       startedAt: performance.now(),
       forwarded,
-      log: this.#options.log.child({ conn: id }),
+      log: this.#options.log.child({ conn: id, requestId }),
     };
     this.#run(ctx)
       .catch((error: unknown) => {
@@ -167,6 +187,7 @@ export class UpgradeHandler {
         headers: upstreamUpgradeHeaders(ctx.req.rawHeaders, {
           forwarded: ctx.forwarded,
           hostOverride: pool.config.preserveHost ? undefined : backend.url.host,
+          requestId: ctx.requestId,
         }),
         connectTimeoutMs: pool.config.connectTimeout,
         handshakeTimeoutMs: pool.config.handshakeTimeout,
@@ -211,8 +232,14 @@ export class UpgradeHandler {
     const headers = downstreamUpgradeHeaders(response.rawHeaders);
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     ctx.socket.write(`${head}\r\n`);
-    metrics.handshakeDuration.observe({ route: routeName }, (performance.now() - ctx.startedAt) / 1000);
-    this.#account(ctx, 'UPGRADED', { backend: backend.id });
+    const handshakeSeconds = (performance.now() - ctx.startedAt) / 1000;
+    metrics.handshakeDuration.observe({ route: routeName }, handshakeSeconds);
+    const negotiated = {
+      subprotocol: loggedHeader(response.headers['sec-websocket-protocol']),
+      extensions: loggedHeader(response.headers['sec-websocket-extensions']),
+    };
+    // Visible when it opens, not only when it ends hours later.
+    this.#account(ctx, 'UPGRADED', { pool: pool.name, backend: backend.id, ...negotiated });
 
     const labels = { route: routeName, pool: pool.name };
     const backendLabels = { pool: pool.name, backend: backend.id };
@@ -223,15 +250,14 @@ export class UpgradeHandler {
       client_to_backend: metrics.trafficCell(routeName, 'client_to_backend'),
       backend_to_client: metrics.trafficCell(routeName, 'backend_to_client'),
     };
-    // What the access log needs, copied out so the tunnel does not keep the request alive.
     const access: AccessFields = {
+      ...this.#handshakeFields(ctx),
       log: ctx.log,
-      listener: ctx.listener.name,
       route: routeName,
       pool: pool.name,
       backend: backend.id,
-      client: ctx.forwarded.clientAddress,
-      path: ctx.req.url ?? '/',
+      ...negotiated,
+      handshakeMs: Math.round(handshakeSeconds * 1000),
     };
     const tunnel = new Tunnel({
       id: ctx.id,
@@ -261,20 +287,20 @@ export class UpgradeHandler {
     metrics.connectionDuration.observe({ route }, summary.durationSeconds);
     metrics.closes.inc({ route, initiator: summary.initiator, code: closeCodeLabel(summary.closeCode) });
     if (summary.errorCode) metrics.tunnelErrors.inc({ route, code: summary.errorCode });
-    const level = summary.errorCode ? CODES[summary.errorCode].level : 'info';
-    log[level](
+    // A close handshake between the peers is an outcome too: who started it.
+    const code: ErrorCode =
+      summary.errorCode ?? (summary.initiator === 'backend' ? 'BACKEND_CLOSED' : 'CLIENT_CLOSED');
+    log[CODES[code].level](
       {
         ...fields,
         route,
         durationMs: Math.round(summary.durationSeconds * 1000),
-        messagesIn: summary.messages.client_to_backend,
-        messagesOut: summary.messages.backend_to_client,
-        bytesIn: summary.bytes.client_to_backend,
-        bytesOut: summary.bytes.backend_to_client,
+        messages: summary.messages,
+        bytes: summary.bytes,
         closeCode: summary.closeCode ?? 1006,
         closeReason: summary.closeReason || undefined,
-        closedBy: summary.initiator,
-        code: summary.errorCode ?? null,
+        initiator: summary.initiator,
+        code,
       },
       'websocket closed',
     );
@@ -287,22 +313,32 @@ export class UpgradeHandler {
     else ctx.socket.destroy();
   }
 
+  #handshakeFields(ctx: UpgradeContext): HandshakeFields {
+    const headers = ctx.req.headers;
+    return {
+      listener: ctx.listener.name,
+      route: ctx.route?.name,
+      client: ctx.forwarded.clientAddress,
+      host: loggedHeader(headers.host),
+      origin: loggedHeader(headers.origin),
+      userAgent: loggedHeader(headers['user-agent']),
+      path: loggedPath(ctx.req.url ?? '/', this.#options.query),
+    };
+  }
+
   /** The upgrades metric and the handshake's log line. */
   #account(ctx: UpgradeContext, code: ErrorCode | 'UPGRADED', fields: Record<string, unknown>): void {
     this.#options.metrics.upgrades.inc({ listener: ctx.listener.name, route: ctx.route?.name ?? '', code });
     const level = code === 'UPGRADED' ? 'debug' : CODES[code].level;
     ctx.log[level](
       {
-        listener: ctx.listener.name,
-        route: ctx.route?.name,
-        client: ctx.forwarded.clientAddress,
-        path: ctx.req.url,
+        ...this.#handshakeFields(ctx),
         code,
         status: code === 'UPGRADED' ? 101 : (fields.status ?? CODES[code].status),
         durationMs: Math.round(performance.now() - ctx.startedAt),
         ...fields,
       },
-      code === 'UPGRADED' ? 'websocket upgraded' : 'websocket rejected',
+      code === 'UPGRADED' ? 'websocket opened' : 'websocket rejected',
     );
   }
 }

@@ -4,7 +4,8 @@
  * Proxy-Authorization) belong to the client's connection and are dropped; the X-Forwarded-*
  * headers are replaced with the values computed for this request, and the other headers only a
  * proxy sets (X-Real-IP, X-Forwarded-Port, -Prefix, -Server: many backends believe X-Real-IP) are
- * passed on from a trusted proxy only. Everything else, including
+ * passed on from a trusted proxy only; X-Request-Id carries the gateway's request id. Everything
+ * else, including
  * Sec-WebSocket-Key, -Protocol, -Extensions and -Version, goes through unchanged and in order, so
  * the backend chooses the subprotocol and permessage-deflate stays end to end.
  *
@@ -110,6 +111,8 @@ export interface UpstreamHeadOptions {
   readonly forwarded: ForwardedFor;
   /** Replaces the Host header (the backend's own host) when set. */
   readonly hostOverride: string | undefined;
+  /** Sent as X-Request-Id, replacing whatever the client sent (see listener/request-id.ts). */
+  readonly requestId: string;
 }
 
 /**
@@ -126,6 +129,7 @@ export function upstreamUpgradeHeaders(
     const name = rawHeaders[i] ?? '';
     const lower = name.toLowerCase();
     if (isHopByHop(lower, listed) || FORWARDED.has(lower) || isUnderscoreAlias(lower)) continue;
+    if (lower === REQUEST_ID_HEADER) continue;
     if (!options.forwarded.fromTrustedProxy && PROXY_SET.has(lower)) continue;
     if (lower === 'host' && options.hostOverride !== undefined) continue;
     out.push(name, rawHeaders[i + 1] ?? '');
@@ -133,6 +137,7 @@ export function upstreamUpgradeHeaders(
   if (options.hostOverride !== undefined) out.push('Host', options.hostOverride);
   out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
   appendForwarded(out, options.forwarded);
+  out.push('X-Request-Id', options.requestId);
   return out;
 }
 

@@ -5,89 +5,21 @@
  * exits at once with 1.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { startEchoBackend } from '../helpers/backends.ts';
+import { cliConfig, runCli, startCliGateway, writeConfig } from '../helpers/cli.ts';
 import { closeOf, openClient, openStubbornClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return within(
-    once(child, 'close').then(([code]) => ({ code: code as number | null, stdout, stderr })),
-    `wsgate ${args.join(' ')}`,
-    20_000,
+const validConfig = (backendUrl: string, port = 0): string =>
+  cliConfig(backendUrl, 'shutdown: { closeSpread: 0s, drainTimeout: 5s }\n').replace(
+    'port: 0 }',
+    `port: ${port} }`,
   );
-}
-
-function writeConfig(t: TestContext, text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'wsgate-cli-'));
-  const file = join(dir, 'wsgate.yaml');
-  writeFileSync(file, text);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return file;
-}
-
-const validConfig = (backendUrl: string, port = 0): string => `
-log: { level: info }
-admin: { enabled: false }
-listeners:
-  public: { address: 127.0.0.1, port: ${port} }
-routes:
-  echo: { pool: echo }
-pools:
-  echo:
-    backends: ["${backendUrl}"]
-shutdown: { closeSpread: 0s, drainTimeout: 5s }
-`;
-
-/** Starts the gateway process and resolves with it and its listener port (from the log). */
-async function startProcess(
-  file: string,
-): Promise<{ child: ChildProcess; port: number; output: () => string }> {
-  const child = spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  let port = 0;
-  await eventually(
-    () => {
-      const line = output.split('\n').find((entry) => entry.includes('"msg":"listening"'));
-      if (line) port = (JSON.parse(line) as { port: number }).port;
-      return port > 0 || child.exitCode !== null;
-    },
-    'the gateway process to listen',
-    20_000,
-  );
-  assert.ok(port > 0, `the gateway started; output:\n${output}`);
-  return { child, port, output: () => output };
-}
 
 test('--help and --version', async () => {
   const help = await runCli(['--help']);
@@ -149,8 +81,7 @@ test('a port already in use makes the process exit 1 with a fatal log line', asy
 test('SIGTERM drains: clients get 1001 and the process exits 0', async (t) => {
   const backend = await startEchoBackend(t);
   const file = writeConfig(t, validConfig(backend.url));
-  const { child, port, output } = await startProcess(file);
-  t.after(() => child.kill('SIGKILL'));
+  const { child, port, output } = await startCliGateway(t, file);
   const ws = await openClient(`ws://127.0.0.1:${port}/`);
   const closed = closeOf(ws, 10_000);
   const exited = once(child, 'exit');
@@ -164,8 +95,7 @@ test('SIGTERM drains: clients get 1001 and the process exits 0', async (t) => {
 test('a second signal during the drain exits at once with status 1', async (t) => {
   const backend = await startEchoBackend(t);
   const file = writeConfig(t, validConfig(backend.url).replace('drainTimeout: 5s', 'drainTimeout: 60s'));
-  const { child, port } = await startProcess(file);
-  t.after(() => child.kill('SIGKILL'));
+  const { child, port } = await startCliGateway(t, file);
   // A client that never answers close frames keeps the drain going.
   const stubborn = openStubbornClient(port);
   await eventually(() => backend.sockets.length === 1, 'the tunnel is open');

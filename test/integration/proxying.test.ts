@@ -409,9 +409,14 @@ test('with preserveHost false the backend gets its own host, and X-Forwarded-Hos
 });
 
 test('one access log line per tunnel with route, backend, client, counts, bytes and close', async (t) => {
-  const backend = await startEchoBackend(t);
+  const backend = await startEchoBackend(t, {
+    ws: { handleProtocols: (offered) => [...offered][0] ?? false },
+  });
   const gw = await gatewayTo(t, backend);
-  const ws = await openClient(gw.wsUrl('/logged?x=1'), undefined, { perMessageDeflate: false });
+  const ws = await openClient(gw.wsUrl('/logged?x=1&token=secret&flag'), 'chat.v1', {
+    perMessageDeflate: false,
+    headers: { Origin: 'https://app.example', 'User-Agent': 'test-agent/1.0' },
+  });
   for (const text of ['hello', 'again']) {
     const reply = nextMessage(ws);
     ws.send(text);
@@ -433,16 +438,25 @@ test('one access log line per tunnel with route, backend, client, counts, bytes 
   assert.equal(line.pool, 'echo');
   assert.equal(line.backend, backend.url);
   assert.equal(line.client, '127.0.0.1');
-  assert.equal(line.path, '/logged?x=1');
-  assert.equal(line.messagesIn, 2);
-  assert.equal(line.messagesOut, 2);
-  assert.equal(line.bytesIn, bytesIn);
-  assert.equal(line.bytesOut, bytesOut);
+  assert.equal(line.path, '/logged?x=[redacted]&token=[redacted]&flag', 'query values are redacted');
+  assert.deepEqual(line.messages, { client_to_backend: 2, backend_to_client: 2 });
+  assert.deepEqual(line.bytes, { client_to_backend: bytesIn, backend_to_client: bytesOut });
   assert.equal(line.closeCode, 1000);
   assert.equal(line.closeReason, 'done');
-  assert.equal(line.closedBy, 'client');
-  assert.equal(line.code, null);
+  assert.equal(line.initiator, 'client');
+  assert.equal(line.code, 'CLIENT_CLOSED', 'a normal close has an outcome code too');
   assert.equal(typeof line.durationMs, 'number');
+  assert.equal(typeof line.handshakeMs, 'number');
+  assert.equal(line.host, `127.0.0.1:${gw.port()}`);
+  assert.equal(line.origin, 'https://app.example');
+  assert.equal(line.userAgent, 'test-agent/1.0');
+  assert.equal(line.subprotocol, 'chat.v1');
+  assert.equal(line.extensions, undefined, 'no extension was negotiated');
+  assert.equal(typeof line.requestId, 'string');
+  assert.equal(upgradeOf(backend).headers['x-request-id'], line.requestId, 'the backend got the same id');
+  const opened = gw.logs.find((entry) => entry.msg === 'websocket opened');
+  assert.equal(opened?.requestId, line.requestId, 'the line written at open carries the same id');
+  assert.equal(opened?.subprotocol, 'chat.v1');
   assert.equal(await gw.metric('wsgate_bytes_total', { direction: 'client_to_backend' }), bytesIn);
   assert.equal(await gw.metric('wsgate_bytes_total', { direction: 'backend_to_client' }), bytesOut);
 });

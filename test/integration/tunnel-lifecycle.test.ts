@@ -22,6 +22,7 @@ import { closeOf, handshakeHeaders, nextMessage, openClient, rawRequest } from '
 import { eventually, within } from '../helpers/eventually.ts';
 import { closePayload, encodeFrame } from '../helpers/frames.ts';
 import { type LogRecord, startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { assertElapsedAbout } from '../helpers/timing.ts';
 
 interface Frame {
   readonly fin: boolean;
@@ -127,7 +128,7 @@ test('a backend reset mid-stream gives the client 1014', async (t) => {
   assert.deepEqual(await closed, { code: 1014, reason: 'backend lost' });
   const line = await accessLog(gw);
   assert.equal(line.code, 'BACKEND_LOST');
-  assert.equal(line.closedBy, 'backend');
+  assert.equal(line.initiator, 'backend');
   assert.equal(line.closeCode, 1006);
   assert.equal(line.level, 'warn');
   assert.equal(await gw.metric('wsgate_tunnel_errors_total', { code: 'BACKEND_LOST' }), 1);
@@ -144,7 +145,7 @@ test('a backend that closes TCP without a close frame gives the client 1014', as
   assert.deepEqual(await closed, { code: 1014, reason: 'backend lost' });
   const line = await accessLog(gw);
   assert.equal(line.code, 'BACKEND_LOST');
-  assert.equal(line.closedBy, 'backend');
+  assert.equal(line.initiator, 'backend');
 });
 
 for (const how of ['terminate', 'reset'] as const) {
@@ -168,7 +169,7 @@ for (const how of ['terminate', 'reset'] as const) {
     assert.equal(reason.toString(), 'client went away');
     const line = await accessLog(gw);
     assert.equal(line.code, 'CLIENT_LOST');
-    assert.equal(line.closedBy, 'client');
+    assert.equal(line.initiator, 'client');
     assert.equal(await gw.metric('wsgate_tunnel_errors_total', { code: 'CLIENT_LOST' }), 1);
   });
 }
@@ -197,7 +198,7 @@ test('an unmasked frame from the client is a protocol error: 1002 to both sides'
   assert.equal(await gw.metric('wsgate_messages_total'), 0, 'the bad frame was not relayed');
   const line = await accessLog(gw);
   assert.equal(line.code, 'CLIENT_PROTOCOL_ERROR');
-  assert.equal(line.closedBy, 'gateway');
+  assert.equal(line.initiator, 'gateway');
   assert.equal(line.closeCode, 1002);
 });
 
@@ -231,7 +232,7 @@ test('a masked frame from the backend is a protocol error: 1014 to the client, 1
   assert.deepEqual(closeInfo(frames[0]), { code: 1002, reason: 'protocol error' });
   const line = await accessLog(gw);
   assert.equal(line.code, 'BACKEND_PROTOCOL_ERROR');
-  assert.equal(line.closedBy, 'gateway');
+  assert.equal(line.initiator, 'gateway');
   assert.equal(line.closeCode, 1014);
 });
 
@@ -312,8 +313,11 @@ test("a client that never answers the gateway's close is cut after tunnel.closeT
   const client = await rawUpgrade(gw, t);
   await eventually(() => backend.sockets.length === 1, 'the backend connection');
   // The raw client sends one message and then never reads again: it cannot answer a close.
+  // Taken before the message that makes the backend reset, so never later than the close's start.
+  const startedAt = performance.now();
   client.socket.write(encodeFrame({ opcode: 0x1, masked: true, payload: 'reset please' }));
   await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the tunnel to be torn down');
+  assertElapsedAbout(startedAt, 300, 'the tunnel torn down after the backend reset');
   assert.equal(client.socket.writableEnded, false, 'the client itself never closed');
   const line = await accessLog(gw);
   assert.equal(line.code, 'BACKEND_LOST');
@@ -336,14 +340,17 @@ test("a client that never answers the backend's close is cut after tunnel.closeT
   const server = backend.sockets[0];
   assert.ok(server);
   const atBackend = within(once(server, 'close'), 'the backend close');
+  // Taken before the message that makes the backend close, so never later than the close's start.
+  const startedAt = performance.now();
   client.socket.write(encodeFrame({ opcode: 0x1, masked: true, payload: 'close please' }));
   await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the tunnel to be torn down');
+  assertElapsedAbout(startedAt, 300, "the tunnel torn down after the backend's close");
   assert.equal(client.socket.writableEnded, false, 'the client itself never closed');
   const [code] = (await atBackend) as [number, Buffer];
   assert.equal(code, 1006, 'the backend never got a close frame back: its connection was cut');
   const line = await accessLog(gw);
   assert.equal(line.code, 'CLOSE_TIMEOUT');
-  assert.equal(line.closedBy, 'backend');
+  assert.equal(line.initiator, 'backend');
   assert.equal(line.closeCode, 1000);
   assert.equal(line.closeReason, 'bye');
   assert.equal(await gw.metric('wsgate_tunnel_errors_total', { code: 'CLOSE_TIMEOUT' }), 1);

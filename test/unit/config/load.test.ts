@@ -37,7 +37,7 @@ describe('loadConfigFile', () => {
       keepAliveTimeout: 5_000,
       maxHeaderSize: 16_384,
     });
-    assert.deepEqual(config.admin, { enabled: true, address: '127.0.0.1', port: 9090 });
+    assert.deepEqual(config.admin, { enabled: true, address: '127.0.0.1', port: 8410 });
     assert.deepEqual(config.routes.echo, { hosts: [], path: '/', pool: 'echo' });
     assert.deepEqual(config.pools.echo?.backends, [
       { url: 'http://127.0.0.1:9001', weight: 1 },
@@ -48,8 +48,13 @@ describe('loadConfigFile', () => {
   it('fills in every default for a minimal file', () => {
     const config = loadConfigFile(resolve(VALID, 'minimal.yaml'), {});
     assert.deepEqual(config, {
-      log: { level: 'info', format: 'json' },
-      admin: { enabled: true, address: '127.0.0.1', port: 9090 },
+      log: {
+        level: 'info',
+        format: 'json',
+        query: 'redact',
+        httpRequests: { level: 'info', sample: 1 },
+      },
+      admin: { enabled: true, address: '127.0.0.1', port: 8410 },
       listeners: {
         public: {
           address: '0.0.0.0',
@@ -74,7 +79,7 @@ describe('loadConfigFile', () => {
       },
       forwarding: { trustedProxies: [] },
       tunnel: { closeTimeout: 5_000, sendTimeout: 30_000 },
-      shutdown: { drainTimeout: 30_000, closeSpread: 1_000 },
+      shutdown: { drainDelay: 0, drainTimeout: 30_000, closeSpread: 1_000 },
     });
   });
 

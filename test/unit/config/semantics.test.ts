@@ -91,9 +91,9 @@ describe('checkSemantics', () => {
   });
 
   it('reports a listener on the admin address and port, unless the admin server is off', () => {
-    const listeners = { public: { address: '::', port: 9090 } };
+    const listeners = { public: { address: '::', port: 8410 } };
     assert.deepEqual(messages({ listeners }), [
-      'listeners.public.port: [::]:9090 conflicts with the admin server on 127.0.0.1:9090',
+      'listeners.public.port: [::]:8410 conflicts with the admin server on 127.0.0.1:8410',
     ]);
     assert.deepEqual(messages({ listeners, admin: { enabled: false } }), []);
     assert.deepEqual(messages({ listeners, admin: { port: 0 } }), []);
@@ -154,6 +154,19 @@ describe('checkSemantics: shutdown', () => {
   it('accepts a spread shorter than the deadline, or none', () => {
     assert.deepEqual(messages({ shutdown: { drainTimeout: '30s', closeSpread: '29.999s' } }), []);
     assert.deepEqual(messages({ shutdown: { drainTimeout: '1ms', closeSpread: '0s' } }), []);
+  });
+
+  it('counts the drain delay into the deadline', () => {
+    assert.deepEqual(messages({ shutdown: { drainTimeout: '30s', drainDelay: '30s', closeSpread: '0s' } }), [
+      'shutdown.drainDelay: 30s must be less than shutdown.drainTimeout (30s)',
+    ]);
+    assert.deepEqual(messages({ shutdown: { drainTimeout: '30s', drainDelay: '25s', closeSpread: '5s' } }), [
+      'shutdown.closeSpread: 5s must be less than shutdown.drainTimeout (30s) minus shutdown.drainDelay (25s)',
+    ]);
+    assert.deepEqual(
+      messages({ shutdown: { drainTimeout: '30s', drainDelay: '10s', closeSpread: '5s' } }),
+      [],
+    );
   });
 });
 

@@ -70,7 +70,7 @@ test("an upgrade's head to the backend drops underscore spellings and keeps fram
       'Sec-WebSocket-Key',
       'k',
     ],
-    { forwarded: FORWARDED, hostOverride: undefined },
+    { forwarded: FORWARDED, hostOverride: undefined, requestId: 'req-1' },
   );
   const names = out.filter((_value, index) => index % 2 === 0).map((name) => name.toLowerCase());
   assert.ok(!names.includes('x_forwarded_for'), 'X_Forwarded_For dropped');

@@ -48,23 +48,33 @@ test('the backend gets the end-to-end headers, in order, plus Connection/Upgrade
     'Cookie',
     'sid=1',
   ];
-  assert.deepEqual(pairs(upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined })), [
-    ['Host', 'a.test'],
-    ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
-    ['Sec-WebSocket-Version', '13'],
-    ['Sec-WebSocket-Protocol', 'a, b'],
-    ['Sec-WebSocket-Extensions', 'permessage-deflate; client_max_window_bits'],
-    ['Cookie', 'sid=1'],
-    ['Connection', 'Upgrade'],
-    ['Upgrade', 'websocket'],
-    ['X-Forwarded-For', '1.2.3.4'],
-    ['X-Forwarded-Proto', 'https'],
-    ['X-Forwarded-Host', 'a.test'],
-  ]);
+  assert.deepEqual(
+    pairs(upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined, requestId: 'req-1' })),
+    [
+      ['Host', 'a.test'],
+      ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
+      ['Sec-WebSocket-Version', '13'],
+      ['Sec-WebSocket-Protocol', 'a, b'],
+      ['Sec-WebSocket-Extensions', 'permessage-deflate; client_max_window_bits'],
+      ['Cookie', 'sid=1'],
+      ['Connection', 'Upgrade'],
+      ['Upgrade', 'websocket'],
+      ['X-Forwarded-For', '1.2.3.4'],
+      ['X-Forwarded-Proto', 'https'],
+      ['X-Forwarded-Host', 'a.test'],
+      ['X-Request-Id', 'req-1'],
+    ],
+  );
 });
 
 test('hostOverride replaces the Host header', () => {
-  const out = pairs(upstreamUpgradeHeaders(['Host', 'a.test'], { forwarded, hostOverride: 'backend:9000' }));
+  const out = pairs(
+    upstreamUpgradeHeaders(['Host', 'a.test'], {
+      forwarded,
+      hostOverride: 'backend:9000',
+      requestId: 'req-1',
+    }),
+  );
   assert.deepEqual(
     out.filter(([name]) => name?.toLowerCase() === 'host'),
     [['Host', 'backend:9000']],
@@ -114,7 +124,9 @@ test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server pass only from a trusted 
     'yes',
   ];
   const names = (out: string[]) => pairs(out).map(([name]) => name);
-  const untrusted = names(upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined }));
+  const untrusted = names(
+    upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined, requestId: 'req-1' }),
+  );
   assert.deepEqual(untrusted.slice(0, 2), ['Host', 'X-Kept']);
   for (const name of ['X-Real-IP', 'x-forwarded-port', 'X-Forwarded-Prefix', 'X-Forwarded-Server']) {
     assert.ok(!untrusted.includes(name), `${name} is dropped from an untrusted peer`);
@@ -123,6 +135,7 @@ test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server pass only from a trusted 
     upstreamUpgradeHeaders(raw, {
       forwarded: { ...forwarded, fromTrustedProxy: true },
       hostOverride: undefined,
+      requestId: 'req-1',
     }),
   );
   assert.deepEqual(trusted.slice(0, 6), [

@@ -1,0 +1,149 @@
+/**
+ * Signals and the command line, on a real process: SIGHUP is logged and changes nothing (an
+ * operator's reflex `kill -HUP` must not drop connections); SIGTERM waits `shutdown.drainDelay`
+ * with readiness failed while SIGINT drains at once; a gateway started by npm drains and exits
+ * when the npm process that started it is gone (npm's shell does not pass signals on); an
+ * unknown option prints the usage and exits 2 in the gateway's own words.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { test } from 'node:test';
+import { startEchoBackend } from '../helpers/backends.ts';
+import { CLI, cliConfig, jsonLines, runCli, startCliGateway, writeConfig } from '../helpers/cli.ts';
+import { closeOf, nextMessage, openClient } from '../helpers/clients.ts';
+import { eventually, within } from '../helpers/eventually.ts';
+
+function readyStatus(port: number): Promise<number> {
+  return within(
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/readyz', agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    }),
+    'GET /readyz',
+  );
+}
+
+test('regression: SIGHUP is logged and changes nothing; connections stay up', async (t) => {
+  const backend = await startEchoBackend(t);
+  const gateway = await startCliGateway(t, writeConfig(t, cliConfig(backend.url)));
+  const ws = await openClient(`ws://127.0.0.1:${gateway.port}/`);
+  gateway.child.kill('SIGHUP');
+  await eventually(
+    () => gateway.lines().some((line) => line.msg?.toString().includes('reload is not supported')),
+    'the SIGHUP log line',
+  );
+  ws.send('still there?');
+  assert.equal((await nextMessage(ws)).data.toString(), 'still there?', 'the tunnel still works');
+  assert.equal(gateway.child.exitCode, null, 'the process is still running');
+  const closed = closeOf(ws, 10_000);
+  const exited = once(gateway.child, 'exit');
+  gateway.child.kill('SIGTERM');
+  assert.equal((await closed).code, 1001);
+  assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0);
+});
+
+test('SIGTERM keeps serving for the drain delay with readiness failed; SIGINT drains at once', async (t) => {
+  const backend = await startEchoBackend(t);
+  const config = cliConfig(backend.url)
+    .replace('admin: { enabled: false }', 'admin: { address: 127.0.0.1, port: 0 }')
+    .concat('shutdown: { drainDelay: 30s, drainTimeout: 40s, closeSpread: 0s }\n');
+  const file = writeConfig(t, config);
+  const adminPort = (lines: Record<string, unknown>[]): number =>
+    Number(lines.find((line) => line.msg === 'admin listening')?.port ?? 0);
+
+  const terminated = await startCliGateway(t, file);
+  await eventually(() => adminPort(terminated.lines()) > 0, 'the admin server to listen');
+  const ws = await openClient(`ws://127.0.0.1:${terminated.port}/`);
+  terminated.child.kill('SIGTERM');
+  await eventually(
+    async () => (await readyStatus(adminPort(terminated.lines()))) === 503,
+    'readiness to fail',
+  );
+  ws.send('during the delay');
+  assert.equal((await nextMessage(ws)).data.toString(), 'during the delay', 'tunnels still work');
+  const late = await openClient(`ws://127.0.0.1:${terminated.port}/late`);
+  late.terminate();
+  ws.terminate();
+
+  const interrupted = await startCliGateway(t, file);
+  const client = await openClient(`ws://127.0.0.1:${interrupted.port}/`);
+  const closed = closeOf(client, 10_000);
+  const exited = once(interrupted.child, 'exit');
+  interrupted.child.kill('SIGINT');
+  assert.equal((await closed).code, 1001, 'SIGINT closes tunnels without the 30 s delay');
+  assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0);
+});
+
+test('regression: a gateway started by npm drains and exits when npm is gone', async (t) => {
+  const backend = await startEchoBackend(t);
+  const file = writeConfig(t, cliConfig(backend.url));
+  // A stand-in for npm: starts the gateway as its child (with npm's environment), reports the
+  // gateway's pid, then is killed without a chance to pass anything on.
+  const launcher = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const { spawn } = require('node:child_process');
+       const child = spawn(process.execPath, ${JSON.stringify([CLI, '--config', file])}, { stdio: 'inherit', env: { ...process.env, npm_command: 'exec' } });
+       console.log(JSON.stringify({ gatewayPid: child.pid }));
+       setInterval(() => {}, 1000);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  t.after(() => launcher.kill('SIGKILL'));
+  let output = '';
+  launcher.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  await eventually(
+    () => jsonLines(output).some((line) => line.msg === 'listening'),
+    'the gateway to listen',
+    20_000,
+  );
+  const gatewayPid = Number(jsonLines(output).find((line) => line.gatewayPid)?.gatewayPid);
+  t.after(() => {
+    try {
+      process.kill(gatewayPid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  const port = Number(jsonLines(output).find((line) => line.msg === 'listening')?.port);
+  const ws = await openClient(`ws://127.0.0.1:${port}/`);
+  const closed = closeOf(ws, 10_000);
+  launcher.kill('SIGKILL');
+  assert.equal((await closed).code, 1001, 'the orphaned gateway drains');
+  const alive = (): boolean => {
+    try {
+      process.kill(gatewayPid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await eventually(() => !alive(), 'the orphaned gateway to exit', 10_000);
+});
+
+test('an unknown option prints the usage and exits 2', async () => {
+  for (const args of [['--nope'], ['--config'], ['--help=yes'], ['-x']]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 2, `${args.join(' ')}: exit 2`);
+    assert.match(
+      result.stderr,
+      /^wsgate: (unknown option|.* needs a value|.* takes no value)/,
+      `${args.join(' ')}: our message`,
+    );
+    assert.match(result.stderr, /Usage:/, `${args.join(' ')}: the usage follows`);
+    assert.doesNotMatch(
+      result.stderr,
+      /To specify a positional argument/,
+      `${args.join(' ')}: not Node's message`,
+    );
+  }
+});
