@@ -25,7 +25,7 @@ import { Listener } from './listener/listener.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
-import { Router } from './routing/router.ts';
+import { RouteLookup } from './routing/route-lookup.ts';
 import { Sweeper } from './tunnel/sweeper.ts';
 import type { UpgradeStage } from './upgrade/context.ts';
 import { handshakeStage } from './upgrade/stages/handshake.ts';
@@ -62,7 +62,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const metrics = new GatewayMetrics(deps.version);
   const registry = new ConnectionRegistry();
   const pools = new Map(Object.entries(config.pools).map(([name, pool]) => [name, new Pool(name, pool)]));
-  const router = new Router(config.routes);
+  const routes = new RouteLookup(config.routes);
   const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
@@ -72,7 +72,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const currentPhase = (): Phase => phase;
   const isDraining = (): boolean => phase === 'draining';
 
-  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(router, pools)];
+  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(routes, pools)];
   // Ticks often enough that a timeout fires within a quarter of its length (at most 1 s late).
   const sweeper = new Sweeper(
     Math.min(1_000, Math.max(25, Math.floor(config.tunnel.sendTimeout / 4))),
@@ -95,7 +95,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     isDraining,
   });
   const httpPass = new HttpPass({
-    router,
+    routes,
     pools,
     trustedProxies,
     metrics,

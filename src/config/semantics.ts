@@ -8,6 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { matchingPath } from '../routing/path-key.ts';
 import type { Config } from './schema.ts';
 import { formatDuration } from './units.ts';
 
@@ -166,7 +167,8 @@ function checkRouteOverlap(config: Config, out: SemanticProblem[]): void {
     const hosts = route.hosts.length === 0 ? ['*'] : [...new Set(route.hosts)];
     const reported = new Set<string>();
     for (const host of hosts) {
-      const key = `${host} ${route.path}`;
+      // Paths are matched normalized (`/%61pi` is `/api`): so are they compared here.
+      const key = `${host} ${matchingPath(route.path)}`;
       const owner = owners.get(key);
       if (owner === undefined) {
         owners.set(key, name);

@@ -29,7 +29,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { hostName } from '../routing/host.ts';
 import { checkRequest, unsupportedHttpVersion } from '../routing/request-target.ts';
-import type { Router } from '../routing/router.ts';
+import type { RouteLookup } from '../routing/route-lookup.ts';
 import type { ListenerInfo } from '../upgrade/context.ts';
 import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
@@ -76,7 +76,7 @@ interface Plan {
 }
 
 export interface HttpPassOptions {
-  readonly router: Router;
+  readonly routes: RouteLookup;
   readonly pools: ReadonlyMap<string, Pool>;
   readonly trustedProxies: TrustedProxies;
   readonly metrics: GatewayMetrics;
@@ -144,7 +144,7 @@ export class HttpPass {
 
   /** The `request` event handler of a listener's HTTP server. */
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
-    const { router, pools, metrics } = this.#options;
+    const { routes, pools, metrics } = this.#options;
     const startedAt = performance.now();
     this.#options.registry.addRequest(res);
     const socket = req.socket as Socket;
@@ -187,7 +187,12 @@ export class HttpPass {
       this.#fail(req, res, 'REQUEST_MALFORMED', routeName, { detail: malformed });
       return;
     }
-    const route = router.match(hostName(req.headers.host), req.url ?? '/');
+    const found = routes.find(hostName(req.headers.host), req.url ?? '/');
+    if (found.refused) {
+      this.#fail(req, res, 'REQUEST_MALFORMED', routeName, { detail: found.refused });
+      return;
+    }
+    const route = found.route;
     routeName = route?.name ?? '';
     record.route = routeName;
     // A WebSocket handshake without `Connection: Upgrade` is malformed, not a plain request.

@@ -1,8 +1,9 @@
 /**
  * Picks the route for a request from its host and path. Among the routes whose host pattern and
  * path prefix both match, the most specific host wins (exact name, then the longest wildcard
- * suffix, then routes for any host), and then the longest path prefix. Matching is on the raw
- * request path, without decoding, so what is matched is exactly what the backend receives.
+ * suffix, then routes for any host), and then the longest path prefix. Prefixes are compared as
+ * strings; routing/route-lookup.ts hands the router paths and prefixes already normalized the way
+ * a backend reads them.
  *
  * Routes are indexed when the router is built: one prefix tree per exact host, per wildcard
  * suffix and for any host. A lookup tries the exact host, then each wildcard suffix the host

@@ -76,3 +76,26 @@ test('regression: underscore spellings of forwarding headers never reach a backe
     assert.equal(xff, '127.0.0.1', `${what}: X-Forwarded-For is the real peer`);
   }
 });
+
+test('regression: /%73olo/x reaches the /solo/ route and /solo%2fx is refused, on both paths', async (t) => {
+  const root = await startHttpBackend(t, (_req, res) => res.end('root'));
+  const solo = await startHttpBackend(t, (_req, res) => res.end('solo'));
+  const gw = await startGateway(t, {
+    routes: { root: { pool: 'root', path: '/' }, solo: { pool: 'solo', path: '/solo/' } },
+    pools: { root: { backends: [root.url] }, solo: { backends: [solo.url] } },
+  });
+  const get = async (target: string) =>
+    (await exchange(gw.port(), `GET ${target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`))
+      .responses[0];
+  const encoded = await get('/%73olo/x');
+  assert.equal(encoded?.body, 'solo', '/%73olo/x goes where a decoding backend reads it');
+  assert.equal(solo.requests[0]?.url, '/%73olo/x', 'and the target is forwarded as sent');
+  assert.equal((await get('//solo/x'))?.body, 'solo', '//solo/x too');
+  assert.equal((await get('/solo%2fx'))?.status, 400, '/solo%2fx is refused');
+  const upgradeLines = Object.entries(handshakeHeaders('a'))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  const upgrade = await exchange(gw.port(), `GET /solo%2fx HTTP/1.1\r\n${upgradeLines}\r\n`);
+  assert.equal(upgrade.responses[0]?.status, 400, 'an upgrade to /solo%2fx is refused');
+  assert.equal(root.requests.length, 0, 'nothing reached the / route');
+});

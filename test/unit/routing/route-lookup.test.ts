@@ -1,0 +1,59 @@
+/**
+ * Routes are found the way a backend reads the path: unreserved escapes decoded, `//` merged, on
+ * configured prefixes and request paths alike; an encoded slash is refused only where decoding it
+ * would change the route or reveal a dot segment.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RouteConfig } from '../../../src/config/schema.ts';
+import { matchingPath } from '../../../src/routing/path-key.ts';
+import { RouteLookup } from '../../../src/routing/route-lookup.ts';
+
+const route = (path: string): RouteConfig => ({ hosts: [], path, pool: 'p' });
+const lookup = new RouteLookup({
+  root: route('/'),
+  solo: route('/solo/'),
+  admin: route('/admin'),
+  api: route('/api/'),
+  tilde: route('/%7Euser/'),
+});
+const pick = (target: string): string | undefined => {
+  const found = lookup.find(undefined, target);
+  return found.refused ? `refused: ${found.refused}` : found.route?.name;
+};
+
+test('the matching key decodes unreserved escapes, upper-cases the rest and merges slashes', () => {
+  const cases: [string, string][] = [
+    ['/%73olo/x', '/solo/x'],
+    ['/a%2fb', '/a%2Fb'],
+    ['/%7euser', '/~user'],
+    ['//admin///x', '/admin/x'],
+    ['/%zz/%4', '/%zz/%4'],
+    ['/caf%C3%A9', '/caf%C3%A9'],
+  ];
+  for (const [path, expected] of cases) assert.equal(matchingPath(path), expected, path);
+});
+
+test('regression: encoded and doubled spellings reach the route a decoding backend serves', () => {
+  const cases: [string, string | undefined][] = [
+    ['/%73olo/x', 'solo'],
+    ['/%61dmin', 'admin'],
+    ['//admin', 'admin'],
+    ['/solo//x', 'solo'],
+    ['/~user/page', 'tilde'],
+    ['/%7Euser/page', 'tilde'],
+    ['/other?x=%2F', 'root'],
+  ];
+  for (const [target, expected] of cases) assert.equal(pick(target), expected, target);
+});
+
+test('regression: an encoded slash is refused when it would change the route', () => {
+  assert.match(String(pick('/solo%2fx')), /^refused: .*another route/, '/solo%2fx');
+  assert.match(String(pick('/solo%5Cx')), /^refused/, '/solo%5Cx reads as /solo/x to some servers');
+  assert.match(String(pick('/public%2F..%2Fadmin')), /^refused: .*dot segment/, 'a hidden dot segment');
+});
+
+test('an encoded slash that stays within its route is served', () => {
+  assert.equal(pick('/api/group%2Fproject/issues'), 'api');
+  assert.equal(pick('/files/a%2Fb'), 'root');
+});
