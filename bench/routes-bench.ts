@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RouteConfig } from '../src/config/schema.ts';
-import { Router } from '../src/routing/router.ts';
+import { RouteLookup } from '../src/routing/route-lookup.ts';
 import { generatedRoutes, type LookupRequest, lookupRequests, manyRoutesConfig } from './many-routes.ts';
 import type { StartFigures } from './routes-start.ts';
 
@@ -41,7 +41,7 @@ function routeTable(count: number): Record<string, RouteConfig> {
 /** A lookup workload: the router and the requests sent to it, over and over. */
 interface Workload {
   readonly count: number;
-  readonly router: Router;
+  readonly router: RouteLookup;
   readonly requests: readonly LookupRequest[];
 }
 
@@ -53,7 +53,7 @@ function lookupWindow({ router, requests }: Workload): number {
   const end = start + BigInt(LOOKUP_WINDOW_MS * 1e6);
   let now = start;
   while (now < end) {
-    for (const { host, url } of requests) if (router.match(host, url) !== undefined) found++;
+    for (const { host, url } of requests) if (router.find(host, url).route !== undefined) found++;
     passes++;
     now = process.hrtime.bigint();
   }
@@ -78,7 +78,7 @@ function measureLookups(workloads: readonly Workload[]): number[] {
 }
 
 function hitRate(workload: Workload): number {
-  const found = workload.requests.filter(({ host, url }) => workload.router.match(host, url) !== undefined);
+  const found = workload.requests.filter(({ host, url }) => workload.router.find(host, url).route !== undefined);
   return found.length / workload.requests.length;
 }
 
@@ -103,11 +103,11 @@ const format = (value: number, digits = 0): string =>
   value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 function main(): void {
-  const routers = LOOKUP_SIZES.map((count) => new Router(routeTable(count)));
+  const routers = LOOKUP_SIZES.map((count) => new RouteLookup(routeTable(count)));
   const workloads = (requests: number): Workload[] =>
     LOOKUP_SIZES.map((count, index) => ({
       count,
-      router: routers[index] ?? new Router({}),
+      router: routers[index] ?? new RouteLookup({}),
       requests: lookupRequests(count, requests),
     }));
   const hot = workloads(HOT_REQUESTS);

@@ -21,7 +21,7 @@
  * `sendTimeout` is destroyed (nothing written to a peer that does not read would reach it), the
  * other side gets a close frame and the tunnel ends.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
@@ -78,6 +78,17 @@ export interface TunnelSummary {
 
 /** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
 const KEEPALIVE_DELAY_MS = 30_000;
+
+/**
+ * The TCP socket under a TLS socket, which Node keeps as `_parent` when the TLS socket wraps one
+ * (every server-side TLS socket; backend TLS sockets are opened that way on purpose): an empty
+ * write to a TLS socket produces no bytes, so probing must happen below it, and a failure there
+ * reaches the TLS socket's own 'error' and 'close'. Without one, the socket itself.
+ */
+function transportOf(socket: Socket): Socket {
+  const parent: unknown = (socket as Socket & { _parent?: unknown })._parent;
+  return parent instanceof Socket ? parent : socket;
+}
 
 const other = (side: Side): Side => (side === 'client' ? 'backend' : 'client');
 const directionFrom = (side: Side): Direction =>
@@ -246,12 +257,15 @@ export class Tunnel implements Sweepable {
 
   /**
    * Asks the kernel whether a socket that is not being read was reset: an empty write fails on a
-   * reset connection (then 'error' and 'close' follow) and changes nothing on a live one. A FIN
-   * behind unread bytes cannot be seen this way; the send timeout bounds that case.
+   * reset connection (then 'error' and 'close' follow) and changes nothing on a live one (nor on
+   * the stream of TLS records above it). A FIN behind unread bytes cannot be seen this way; the
+   * send timeout bounds that case.
    */
   #probe(side: Side): void {
     const socket = this.#sockets[side];
-    if (socket.writable && socket.writableLength === 0) socket.write(EMPTY);
+    if (!socket.writable || socket.writableLength > 0) return; // a pending write reports errors itself
+    const transport = transportOf(socket);
+    if (transport.writable && transport.writableLength === 0) transport.write(EMPTY);
   }
 
   /** `stalled` read nothing of what was queued for it within `sendTimeout`. */
@@ -283,6 +297,8 @@ export class Tunnel implements Sweepable {
       { direction, allowedRsv: this.#options.allowedRsv },
       {
         onMessage: () => {
+          // Messages dropped after a close frame toward their destination are not relayed.
+          if (this.#closedToward[other(from)]) return;
           this.#messages[direction]++;
           cell.messages++;
         },

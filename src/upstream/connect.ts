@@ -56,6 +56,9 @@ function startRequest(attempt: UpgradeAttempt): ClientRequest {
   const createConnection = backend.secure
     ? () =>
         tlsConnect({
+          // A TCP socket of our own under the TLS one, so that a tunnel can probe it while paused
+          // (tunnel.ts: an empty TLS write sends nothing).
+          socket: netConnect({ host: backend.host, port: backend.port }),
           host: backend.host,
           port: backend.port,
           // RFC 6066 §3: SNI carries host names only, never an IP literal (the certificate is

@@ -11,15 +11,24 @@
  * - the mirror case, a client that never reads while its backend resets: noticed the same way
  *   (BACKEND_LOST), and a client that never reads while its backend floods it is cut at the send
  *   timeout (CLIENT_SEND_TIMEOUT, the backend gets 1001).
+ * The same holds over TLS, for a wss client and for an https backend: an empty write to a TLS
+ * socket sends nothing, so the gateway probes the TCP socket under it.
  * In every case the tunnel, the gauges and the backend connection are released.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, connect as netConnect, type Socket } from 'node:net';
+import { resolve } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { WebSocket } from 'ws';
 import { startEchoBackend, startHttpBackend, switchingProtocolsHead } from '../helpers/backends.ts';
-import { openClient } from '../helpers/clients.ts';
+import { handshakeHeaders, openClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
+import { encodeFrame } from '../helpers/frames.ts';
 import { type LogRecord, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { assertElapsedAbout } from '../helpers/timing.ts';
 
@@ -154,4 +163,101 @@ test('regression: a client that never reads notices its backend reset, and is cu
   const lines = gw.logs.filter((line) => line.msg === 'websocket closed');
   assert.equal(lines[1]?.code, 'CLIENT_SEND_TIMEOUT');
   second.terminate();
+});
+
+const TLS_DIR = resolve(import.meta.dirname, '../fixtures/tls');
+const CA = readFileSync(resolve(TLS_DIR, 'ca.pem'));
+
+/** A wss client on a TCP socket of its own (so the test can reset it), handshake done. */
+async function openTlsClient(port: number): Promise<{ raw: Socket; secure: TLSSocket }> {
+  const raw = netConnect(port, '127.0.0.1');
+  raw.on('error', () => {});
+  const secure = tlsConnect({ socket: raw, ca: CA, servername: 'localhost' });
+  secure.on('error', () => {});
+  await within(once(secure, 'secureConnect'), 'the TLS handshake');
+  const lines = Object.entries(handshakeHeaders('localhost')).map(([name, value]) => `${name}: ${value}\r\n`);
+  secure.write(`GET / HTTP/1.1\r\n${lines.join('')}\r\n`);
+  const head = await within(
+    new Promise<string>((resolveHead) => {
+      let text = '';
+      const onData = (chunk: Buffer): void => {
+        text += chunk.toString('latin1');
+        if (!text.includes('\r\n\r\n')) return;
+        secure.off('data', onData);
+        resolveHead(text);
+      };
+      secure.on('data', onData);
+    }),
+    'the 101',
+  );
+  assert.match(head, /^HTTP\/1\.1 101/);
+  return { raw, secure };
+}
+
+test('regression: a wss client that resets while paused is noticed at once (TLS listener)', async (t) => {
+  const backend = await deafBackend(t);
+  const gw = await startGateway(
+    t,
+    {
+      listeners: { public: { tls: { cert: 'server.pem', key: 'server-key.pem' } } },
+      routes: { app: { pool: 'app' } },
+      pools: { app: { backends: [backend.url] } },
+      tunnel: { sendTimeout: `${SEND_TIMEOUT_MS}ms`, closeTimeout: '1s' },
+    },
+    { baseDir: TLS_DIR },
+  );
+  const { raw, secure } = await openTlsClient(gw.port());
+  const frame = encodeFrame({ opcode: 2, payload: MIB, masked: true });
+  for (let i = 0; i < 24; i++) secure.write(frame);
+  await backedUp(gw, 'client_to_backend');
+  const resetAt = performance.now();
+  raw.resetAndDestroy();
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the tunnel to end', 10_000);
+  const elapsed = Math.round(performance.now() - resetAt);
+  assert.ok(elapsed < SEND_TIMEOUT_MS, `noticed before the send timeout (${elapsed} ms)`);
+  assert.equal(closedLine(gw)?.code, 'CLIENT_LOST');
+});
+
+test('regression: an https backend that resets while paused is noticed at once', async (t) => {
+  const server = createHttpsServer({
+    cert: readFileSync(resolve(TLS_DIR, 'server.pem')),
+    key: readFileSync(resolve(TLS_DIR, 'server-key.pem')),
+  });
+  const sockets: TLSSocket[] = [];
+  server.on('upgrade', (req: IncomingMessage, socket: TLSSocket) => {
+    socket.on('error', () => {});
+    sockets.push(socket);
+    socket.write(switchingProtocolsHead(req));
+    const frame = encodeFrame({ opcode: 2, payload: MIB });
+    for (let i = 0; i < 24; i++) socket.write(frame);
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', () => resolveListen()));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  const port = (server.address() as AddressInfo).port;
+  const gw = await startGateway(
+    t,
+    {
+      routes: { app: { pool: 'app' } },
+      pools: { app: { backends: [`https://localhost:${port}`], tls: { ca: 'ca.pem' } } },
+      tunnel: { sendTimeout: `${SEND_TIMEOUT_MS}ms`, closeTimeout: '1s' },
+    },
+    { baseDir: TLS_DIR },
+  );
+  const ws = await openClient(gw.wsUrl('/'));
+  ws.on('error', () => {});
+  rawSocketOf(ws).pause();
+  await backedUp(gw, 'backend_to_client');
+  const resetAt = performance.now();
+  // The backend's end of the TCP connection under its TLS socket is reset.
+  const underlying = (sockets[0] as TLSSocket & { _parent?: Socket })._parent;
+  assert.ok(underlying, 'the backend TLS socket wraps a TCP socket');
+  underlying.resetAndDestroy();
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the tunnel to end', 10_000);
+  const elapsed = Math.round(performance.now() - resetAt);
+  assert.ok(elapsed < SEND_TIMEOUT_MS, `noticed before the send timeout (${elapsed} ms)`);
+  assert.equal(closedLine(gw)?.code, 'BACKEND_LOST');
+  ws.terminate();
 });
