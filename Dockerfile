@@ -4,7 +4,17 @@
 # user, given by number so that Kubernetes' runAsNonRoot can verify it).
 #
 #   docker build -t wsgate .
-#   docker run --rm -p 8080:8080 -v "$PWD/my-config.yaml:/etc/wsgate/config.yaml:ro" wsgate
+#   docker run --rm --stop-timeout 35 -p 8080:8080 -p 8410:8410 \
+#     -v "$PWD/my-config.yaml:/etc/wsgate/config.yaml:ro" wsgate
+#
+# `docker stop` kills after 10 s unless told otherwise: give it more than shutdown.drainTimeout
+# (30 s by default) with --stop-timeout or `docker stop -t`.
+#
+# Addresses: inside a container the listeners and the admin server must bind 0.0.0.0 to be
+# reachable (probes, Prometheus). The image sets WSGATE_LISTEN_ADDRESS and WSGATE_ADMIN_ADDRESS
+# to 0.0.0.0, but they only take effect where the mounted config reads them, as
+# config.example.yaml does (`address: ${WSGATE_ADMIN_ADDRESS:-127.0.0.1}`); a config that leaves
+# admin.address out gets 127.0.0.1, and probes against the pod fail.
 #
 # The image ships no configuration of its own: without one mounted at /etc/wsgate/config.yaml the
 # container exits at once with status 2 and says the file cannot be read, rather than starting

@@ -78,7 +78,9 @@ function measureLookups(workloads: readonly Workload[]): number[] {
 }
 
 function hitRate(workload: Workload): number {
-  const found = workload.requests.filter(({ host, url }) => workload.router.find(host, url).route !== undefined);
+  const found = workload.requests.filter(
+    ({ host, url }) => workload.router.find(host, url).route !== undefined,
+  );
   return found.length / workload.requests.length;
 }
 

@@ -46,11 +46,16 @@ async function main(): Promise<void> {
     detached: true,
     env: { ...process.env, WSGATE_LOG_FORMAT: process.env.WSGATE_LOG_FORMAT ?? 'pretty' },
   });
+  let stopping = false;
+  // Every signal is handled (Ctrl-C under npm arrives twice: from the terminal and from npm);
+  // the gateway is asked to drain once.
   const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
     gateway.kill('SIGTERM');
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   process.once('exit', () => gateway.kill('SIGKILL'));
   gateway.once('exit', (code) => {
     for (const server of backends) server.close();

@@ -30,6 +30,9 @@ export function startDemoBackend(name: string, port: number): Promise<Server> {
     res.end(PAGE(name));
   });
   const wss = new WebSocketServer({ server });
+  // The server's own errors (a port in use) reach the caller through `listen` below; ws repeats
+  // them on the WebSocketServer, where they must not be unhandled.
+  wss.on('error', () => {});
   wss.on('connection', (socket) => {
     socket.on('error', () => {});
     socket.on('message', (data, isBinary) => {

@@ -3,9 +3,9 @@
  * --config FILE` validates a configuration like `nginx -t`, plus `--help` and `--version`.
  * Signals: SIGTERM drains (after `shutdown.drainDelay`) and exits 0, SIGINT drains at once; a
  * second one exits at once with 1. SIGHUP changes nothing and says so (an operator's reflex
- * `kill -HUP` must not drop every connection). Started by npm (`npx wsgate`, `npm run`), whose
- * shell does not pass signals on, the gateway drains when npm goes away instead of running on
- * as an orphan.
+ * `kill -HUP` must not drop every connection). Started by npm (`npx wsgate`), whose shell may
+ * not pass signals on, the gateway drains when its parent goes away instead of running on as an
+ * orphan; a signal delivered twice at once (Ctrl-C under npm) counts once.
  * Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 bad usage or invalid config.
  */
 import { parseArgs } from 'node:util';
@@ -34,6 +34,12 @@ signal exits at once with status 1. SIGHUP is logged and changes nothing.
 Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid configuration.
 Documentation: docs/configuration.md, docs/metrics.md, docs/errors.md
 `;
+
+/**
+ * The same signal twice within this window is one request delivered twice (a terminal sends
+ * Ctrl-C to the whole process group, and npm forwards it to its child as well).
+ */
+const DUPLICATE_SIGNAL_MS = 1_000;
 
 /** A command line that cannot be run: its message is printed with the usage, exit status 2. */
 class UsageError extends Error {}
@@ -69,7 +75,7 @@ function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invoc
       ? OPTIONS[token.name as keyof typeof OPTIONS]
       : undefined;
     if (!known) throw new UsageError(`unknown option ${token.rawName}`);
-    if (known.type === 'string' && token.value === undefined) {
+    if (known.type === 'string' && (token.value === undefined || token.value === '')) {
       throw new UsageError(`${token.rawName} needs a value`);
     }
     if (known.type === 'boolean' && token.value !== undefined) {
@@ -87,17 +93,17 @@ function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invoc
 }
 
 /**
- * npm runs a command through a shell that does not pass SIGTERM on, so stopping `npx wsgate` or
- * `npm run` would leave the gateway running with no parent. When started by npm, the gateway
- * checks every second whether its parent is still the one that started it.
+ * npm starts a command through a shell; where the shell stays in between (`npx wsgate`), a
+ * SIGTERM to npm stops the shell and leaves the gateway running with no parent. When started by
+ * npm, the gateway checks every second whether its parent is still the one that started it.
  */
-function watchNpmParent(log: Logger, onGone: () => void): void {
-  if (process.env.npm_command === undefined) return;
+function watchNpmParent(env: NodeJS.ProcessEnv, log: Logger, onGone: () => void): void {
+  if (env.npm_command === undefined) return;
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);
-    log.warn({ parent }, 'the npm process that started wsgate is gone, shutting down');
+    log.warn({ parent }, 'the process that started wsgate (under npm) is gone, shutting down');
     onGone();
   }, 1_000);
   timer.unref();
@@ -118,12 +124,20 @@ async function run(configFile: string, version: string): Promise<number> {
         },
       );
     };
+    let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
+      const at = performance.now();
+      // A Ctrl-C under npm arrives twice, from the terminal and forwarded by npm: one request.
+      if (first?.signal === signal && at - first.at < DUPLICATE_SIGNAL_MS) {
+        log.debug({ signal }, 'the same signal again at once, taken as one');
+        return;
+      }
       signals++;
       if (signals > 1) {
         log.warn({ signal }, 'second signal, exiting now');
         process.exit(1);
       }
+      first = { signal, at };
       log.info({ signal }, 'shutting down');
       stop(signal === 'SIGINT');
     };
@@ -135,7 +149,7 @@ async function run(configFile: string, version: string): Promise<number> {
         'configuration reload is not supported; the running configuration is unchanged',
       ),
     );
-    watchNpmParent(log, () => {
+    watchNpmParent(process.env, log, () => {
       signals++;
       stop(false);
     });

@@ -21,7 +21,7 @@ import type { Config } from './config/schema.ts';
 import { HttpPass } from './http/http-pass.ts';
 import type { Phase, ShutdownOptions } from './lifecycle.ts';
 import { TrustedProxies } from './listener/client-address.ts';
-import { Listener } from './listener/listener.ts';
+import { bindError, Listener } from './listener/listener.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
@@ -141,9 +141,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         const server = createAdminServer({ metrics, log, isReady });
         admin = server;
         await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
+          const onError = (error: Error): void =>
+            reject(bindError('the admin server', config.admin.address, config.admin.port, error));
+          server.once('error', onError);
           server.listen({ host: config.admin.address, port: config.admin.port }, () => {
-            server.off('error', reject);
+            server.off('error', onError);
             resolve();
           });
         });

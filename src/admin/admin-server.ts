@@ -4,7 +4,7 @@
  * and the gateway is not draining: what a load balancer or Kubernetes should route on).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { RETRY_AFTER_SECONDS } from '../errors/codes.ts';
+import { headersForStatus } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 
@@ -23,7 +23,7 @@ function reply(
   res.writeHead(status, {
     'content-type': contentType,
     'content-length': Buffer.byteLength(body),
-    ...(status === 503 ? { 'retry-after': RETRY_AFTER_SECONDS } : {}),
+    ...headersForStatus(status),
   });
   res.end(body);
 }

@@ -43,6 +43,29 @@ function lowerFirst(text: string): string {
 
 const QUOTE_STAR = '(to write a value that starts with "*", quote it: "*.example.com")';
 
+/** YAML errors about well-formed text (the rest are syntax errors, which come in cascades). */
+const NOT_SYNTAX = new Set(['DUPLICATE_KEY', 'MULTIPLE_DOCS', 'BAD_ALIAS', 'TAG_RESOLVE_FAILED']);
+
+/**
+ * The first syntax error, if any: after one, the parser's view of the rest of the file is
+ * unreliable and every later line would be reported as an "unexpected token".
+ */
+function firstSyntaxError(errors: readonly YAMLError[]): YAMLError | undefined {
+  return errors.find((error) => !NOT_SYNTAX.has(error.code));
+}
+
+/** A syntax error, with a hint when its line holds an unquoted `${…}` inside `[…]` or `{…}`. */
+function syntaxProblem(text: string, error: YAMLError): PendingProblem {
+  const offset = error.pos[0];
+  const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
+  const lineEnd = text.indexOf('\n', offset);
+  const line = text.slice(lineStart, lineEnd === -1 ? text.length : lineEnd);
+  const hint = /[[{][^'"]*\$\{/.test(line)
+    ? ` (inside [ ] or { }, a \${...} reference must be quoted: "\${PORT}")`
+    : '';
+  return { offset, path: [], message: `${lowerFirst(error.message)}${hint}` };
+}
+
 function yamlProblem(doc: Document, error: YAMLError): PendingProblem {
   const offset = error.pos[0];
   if (error.code === 'DUPLICATE_KEY') {
@@ -178,6 +201,8 @@ function parseUnchecked(text: string, options: ParseOptions): Config {
   const failure = (pending: readonly PendingProblem[]) =>
     new ConfigError(file, toProblems(file, lines, pending));
 
+  const syntax = firstSyntaxError(doc.errors);
+  if (syntax) throw failure([syntaxProblem(text, syntax)]);
   const pending: PendingProblem[] = [...doc.errors, ...doc.warnings].map((error) => yamlProblem(doc, error));
   if (doc.contents === null && doc.errors.length === 0) {
     throw failure([...pending, { offset: undefined, path: [], message: EMPTY }]);
@@ -239,6 +264,18 @@ export function parseConfigText(text: string, options: ParseOptions): Config {
   }
 }
 
+/** Why a configuration file could not be read, in words (with the system's code). */
+function readFailure(error: unknown): string {
+  const code = errorReason(error);
+  const words: Record<string, string> = {
+    ENOENT: 'no such file',
+    EACCES: 'permission denied',
+    EISDIR: 'it is a directory, not a file',
+    ENOTDIR: 'a part of the path is not a directory',
+  };
+  return words[code] ? `${words[code]} (${code})` : code;
+}
+
 /**
  * Reads and validates a configuration file; relative paths inside it resolve against its
  * directory. `env` defaults to `process.env`. Throws a ConfigError when the file cannot be read
@@ -250,7 +287,7 @@ export function loadConfigFile(file: string, env: Environment = process.env): Co
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new ConfigError(file, [
-      { file, line: 0, column: 0, path: '', message: `cannot read the file (${errorReason(error)})` },
+      { file, line: 0, column: 0, path: '', message: `cannot read the file: ${readFailure(error)}` },
     ]);
   }
   return parseConfigText(text, { file, baseDir: dirname(resolve(file)), env });

@@ -164,7 +164,11 @@ const backendSchema = z
       ctx.addIssue({ code: 'custom', message: 'must be http: or https:' });
       return z.NEVER;
     }
-    if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username) {
+    if (url.username || url.password) {
+      ctx.addIssue({ code: 'custom', message: 'must not hold credentials (user:password@)' });
+      return z.NEVER;
+    }
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
       ctx.addIssue({
         code: 'custom',
         message: 'must be scheme://host:port only (the request path is kept as is)',

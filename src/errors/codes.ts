@@ -67,7 +67,7 @@ export const CODES = {
     source: 'downstream',
     level: 'debug',
     description:
-      'Several Host headers, a Connection header naming Content-Length, Transfer-Encoding, Host or a Sec-WebSocket-* header (request smuggling), or a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or dot segments ("..", "."), which a backend could read differently from the router (upgrades and plain HTTP). The connection is closed after the answer.',
+      'A request a backend could read differently from the router (upgrades and plain HTTP): several Host headers; a Connection header naming Content-Length, Transfer-Encoding, Host or a Sec-WebSocket-* header (request smuggling); a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or a dot segment (".", "..", also encoded or as "..;x"); an encoded slash (%2F, %5C) that would move the request to another route or hides a dot segment. The connection is closed after the answer.',
   },
   HTTP_VERSION_UNSUPPORTED: {
     phase: 'handshake',
@@ -278,9 +278,9 @@ export type ErrorCode = keyof typeof CODES;
  * The `Retry-After` (RFC 9110 §10.2.3) sent with every 503 the gateway answers, in seconds: long
  * enough for a load balancer to pick another instance, short enough not to stall a reconnect.
  */
-export const RETRY_AFTER_SECONDS = '1';
+const RETRY_AFTER_SECONDS = '1';
 
-/** Looks up a code's row; a typed accessor so callers never index the table with free text. */
-export function codeInfo(code: ErrorCode): CodeInfo {
-  return CODES[code];
+/** Headers every answer of the gateway with `status` carries (Retry-After with a 503). */
+export function headersForStatus(status: number): Readonly<Record<string, string>> {
+  return status === 503 ? { 'retry-after': RETRY_AFTER_SECONDS } : {};
 }

@@ -20,7 +20,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
-import { CODES, type ErrorCode, RETRY_AFTER_SECONDS } from '../errors/codes.ts';
+import { CODES, type ErrorCode, headersForStatus } from '../errors/codes.ts';
 import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
@@ -57,7 +57,6 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 /** What the proxy's events need to know about the attempt a request is on. */
 interface Attempt {
-  readonly route: string;
   readonly backend: Backend;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
@@ -68,7 +67,6 @@ interface Attempt {
 /** How one request is being tried: its remaining candidates and what retries it has used. */
 interface Plan {
   readonly pool: Pool;
-  readonly route: string;
   readonly withBody: boolean;
   /** This attempt is the one resend after a reset on a reused connection: on a new connection. */
   readonly fresh: boolean;
@@ -170,44 +168,42 @@ export class HttpPass {
       metrics.httpRequests.inc({ route: record.route, status: String(res.statusCode) });
       this.#accessLog.write(req, res, record);
     });
-    let routeName = '';
     if (this.#options.phase() === 'draining') {
       res.shouldKeepAlive = false;
-      this.#fail(req, res, 'GATEWAY_DRAINING', routeName);
+      this.#fail(req, res, 'GATEWAY_DRAINING');
       return;
     }
     const version = unsupportedHttpVersion(req);
     if (version) {
-      this.#fail(req, res, 'HTTP_VERSION_UNSUPPORTED', routeName, { detail: version });
+      this.#fail(req, res, 'HTTP_VERSION_UNSUPPORTED', { detail: version });
       return;
     }
     // Before matching: a target or Host that a backend could read differently from the router.
     const malformed = checkRequest(req);
     if (malformed) {
-      this.#fail(req, res, 'REQUEST_MALFORMED', routeName, { detail: malformed });
+      this.#fail(req, res, 'REQUEST_MALFORMED', { detail: malformed });
       return;
     }
     const found = routes.find(hostName(req.headers.host), req.url ?? '/');
     if (found.refused) {
-      this.#fail(req, res, 'REQUEST_MALFORMED', routeName, { detail: found.refused });
+      this.#fail(req, res, 'REQUEST_MALFORMED', { detail: found.refused });
       return;
     }
     const route = found.route;
-    routeName = route?.name ?? '';
-    record.route = routeName;
+    record.route = route?.name ?? '';
     // A WebSocket handshake without `Connection: Upgrade` is malformed, not a plain request.
     if ((req.headers.upgrade ?? '').toLowerCase().includes('websocket')) {
-      this.#fail(req, res, 'HANDSHAKE_MALFORMED', routeName);
+      this.#fail(req, res, 'HANDSHAKE_MALFORMED');
       return;
     }
     const pool = route ? pools.get(route.poolName) : undefined;
     if (!route || !pool) {
-      this.#fail(req, res, 'ROUTE_NOT_FOUND', routeName);
+      this.#fail(req, res, 'ROUTE_NOT_FOUND');
       return;
     }
     record.pool = pool.name;
     prepareRequestHead(req, forwarded, record.requestId);
-    const plan: Plan = { pool, route: routeName, withBody: hasBody(req), fresh: false, resent: false };
+    const plan: Plan = { pool, withBody: hasBody(req), fresh: false, resent: false };
     this.#proxyTo(req, res, plan, pool.candidates());
   }
 
@@ -221,7 +217,6 @@ export class HttpPass {
     if (!backend) return;
     const { pool } = plan;
     const attempt: Attempt = {
-      route: plan.route,
       backend,
       connectTimeoutMs: pool.config.connectTimeout,
       responseTimeoutMs: pool.config.responseTimeout,
@@ -248,7 +243,7 @@ export class HttpPass {
         (error) => this.#attemptFailed(req, res, plan, attempt, rest, error),
       );
     } catch (error) {
-      this.#fail(req, res, 'INTERNAL_ERROR', plan.route, { backend: backend.id, err: error });
+      this.#fail(req, res, 'INTERNAL_ERROR', { backend: backend.id, err: error });
     }
   }
 
@@ -298,7 +293,7 @@ export class HttpPass {
       this.#proxyTo(req, res, { ...plan, fresh: plan.fresh || resend, resent: plan.resent || resend }, next);
       return;
     }
-    this.#fail(req, res, res.headersSent ? 'HTTP_UPSTREAM_ABORTED' : errorCode, plan.route, {
+    this.#fail(req, res, res.headersSent ? 'HTTP_UPSTREAM_ABORTED' : errorCode, {
       backend: backend.id,
       err: code || (error instanceof Error ? error.message : String(error)),
     });
@@ -320,7 +315,6 @@ export class HttpPass {
       headers.push('Connection', 'close');
     }
     const attempt = this.#attempts.get(req);
-    const route = attempt?.route ?? '';
     const backend = attempt?.backend.id;
     // Node's client parser lets through statuses (e.g. 099) that `writeHead` throws on: a backend
     // must not be able to crash the gateway with one.
@@ -330,30 +324,29 @@ export class HttpPass {
       res.writeHead(status, proxyRes.statusMessage, headers);
     } catch (error) {
       proxyRes.destroy();
-      this.#fail(req, res, 'HTTP_UPSTREAM_BAD_RESPONSE', route, { backend, err: String(error) });
+      this.#fail(req, res, 'HTTP_UPSTREAM_BAD_RESPONSE', { backend, err: String(error) });
       return;
     }
     // Errors show as an incomplete response at 'close'; the listener keeps them from throwing.
     proxyRes.on('error', () => {});
     proxyRes.once('close', () => {
       if (proxyRes.complete || res.destroyed) return;
-      this.#fail(req, res, 'HTTP_UPSTREAM_ABORTED', route, { backend });
+      this.#fail(req, res, 'HTTP_UPSTREAM_ABORTED', { backend });
     });
     proxyRes.pipe(res);
   }
 
+  /** Answers (or cuts) the request with `code`; its access line will say so. */
   #fail(
     req: IncomingMessage,
     res: ServerResponse,
     code: ErrorCode,
-    route: string,
     fields: Record<string, unknown> = {},
   ): void {
     const info = CODES[code];
     const record = this.#records.get(req);
     if (record) {
       record.code = code;
-      record.route ||= route;
       record.detail = fields;
     }
     if (info.status === 0 || res.headersSent) {
@@ -369,7 +362,7 @@ export class HttpPass {
       'content-type': 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(body),
       ...(close ? { connection: 'close' } : {}),
-      ...(info.status === 503 ? { 'retry-after': RETRY_AFTER_SECONDS } : {}),
+      ...headersForStatus(info.status),
     });
     res.end(body);
   }

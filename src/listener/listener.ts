@@ -34,6 +34,19 @@ function clientErrorStatus(code: string): number {
   return 400;
 }
 
+/** A bind failure that says what could not listen where (the system error is its cause). */
+export function bindError(
+  what: string,
+  address: string,
+  port: number,
+  error: Error & { code?: string },
+): Error {
+  const bind = new Error(`${what} cannot listen on ${address}:${port}: ${error.code ?? error.message}`, {
+    cause: error,
+  });
+  return Object.assign(bind, { code: error.code });
+}
+
 export class Listener {
   readonly name: string;
   readonly config: ListenerConfig;
@@ -95,10 +108,11 @@ export class Listener {
     );
   }
 
-  /** Binds the listener; rejects with the bind error (e.g. EADDRINUSE). */
+  /** Binds the listener; rejects with an error naming it and the bind failure (e.g. EADDRINUSE). */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
+      const onError = (error: Error & { code?: string }): void =>
+        reject(bindError(`listener "${this.name}"`, this.config.address, this.config.port, error));
       this.server.once('error', onError);
       this.server.listen({ host: this.config.address, port: this.config.port, backlog: 4096 }, () => {
         this.server.off('error', onError);

@@ -6,9 +6,9 @@
  * - no backslash, which URL parsers read as "/" (WHATWG URL) while the router does not;
  * - no "#": a fragment is never part of a request target (RFC 9112 §3.2), and parsers that drop
  *   it would see a different path than the one matched;
- * - no dot segment ("." or "..", raw or percent-encoded, RFC 3986 §5.2.4) in the path part:
- *   `/public/../admin` matches a `/public` route but means `/admin` to any backend that
- *   normalizes. The query is not checked.
+ * - no dot segment ("." or "..", raw or percent-encoded, RFC 3986 §5.2.4, also with path
+ *   parameters: "..;x") in the path part: `/public/../admin` matches a `/public` route but means
+ *   `/admin` to any backend that normalizes. The query is not checked.
  * A request with several Host headers is refused as well (RFC 9112 §3.2): which one a backend
  * believes is anybody's guess, and the router saw only the first. So is a request whose
  * Connection header names a header that frames or routes it (Content-Length, Transfer-Encoding,
@@ -36,15 +36,26 @@ export function unsupportedHttpVersion(req: {
 /** "." or "..", each dot raw or percent-encoded (%2e, any case). */
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 
+/**
+ * Whether a path holds a dot segment, also one followed by path parameters (`..;x`), which
+ * servlet containers strip before they resolve dots: `/api/..;/admin` is `/admin` to them.
+ */
+export function hasDotSegment(path: string): boolean {
+  for (const segment of path.split('/')) {
+    const semicolon = segment.indexOf(';');
+    if (DOT_SEGMENT.test(semicolon === -1 ? segment : segment.slice(0, semicolon))) return true;
+  }
+  return false;
+}
+
 /** Why `target` (a request's raw target, `req.url`) is refused, or undefined when it is fine. */
 export function checkRequestTarget(target: string): string | undefined {
   if (!target.startsWith('/')) return 'the request target is not a path';
   if (target.includes('\\')) return 'the request target holds a backslash';
   if (target.includes('#')) return 'the request target holds a fragment';
   const queryAt = target.indexOf('?');
-  const path = queryAt === -1 ? target : target.slice(0, queryAt);
-  for (const segment of path.split('/')) {
-    if (DOT_SEGMENT.test(segment)) return 'the request path holds a dot segment';
+  if (hasDotSegment(queryAt === -1 ? target : target.slice(0, queryAt))) {
+    return 'the request path holds a dot segment';
   }
   return undefined;
 }

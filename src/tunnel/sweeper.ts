@@ -37,10 +37,6 @@ export class Sweeper {
     this.#members.delete(member);
   }
 
-  get size(): number {
-    return this.#members.size;
-  }
-
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;

@@ -276,7 +276,12 @@ export class Tunnel implements Sweepable {
     this.#sockets[stalled].destroy();
     if (stalled === 'client') {
       this.#errorCode ??= 'CLIENT_SEND_TIMEOUT';
-      this.#initiator ??= 'gateway'; // the client got no close frame: 1006 for it
+      if (this.#initiator === undefined) {
+        // The first close frame of the tunnel is the one the backend gets; the client gets none.
+        this.#initiator = 'gateway';
+        this.#closeCode = 1001;
+        this.#closeReason = 'client not reading';
+      }
       this.#closeToward('backend', [1001, 'client not reading']);
       this.#armCloseTimer();
     } else {

@@ -6,7 +6,7 @@
  */
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { RETRY_AFTER_SECONDS } from '../errors/codes.ts';
+import { headersForStatus } from '../errors/codes.ts';
 import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
 
 /** Largest backend rejection body relayed to the client; the rest is dropped. */
@@ -30,8 +30,9 @@ export function writeResponse(
   let head = statusLine(status);
   head += 'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n';
   head += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
-  for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
-  if (status === 503) head += `Retry-After: ${RETRY_AFTER_SECONDS}\r\n`;
+  for (const [name, value] of [...headers, ...Object.entries(headersForStatus(status))]) {
+    head += `${name}: ${value}\r\n`;
+  }
   socket.end(`${head}\r\n${body}`, () => socket.destroy());
 }
 

@@ -335,7 +335,7 @@ export class UpgradeHandler {
         ...this.#handshakeFields(ctx),
         code,
         status: code === 'UPGRADED' ? 101 : (fields.status ?? CODES[code].status),
-        durationMs: Math.round(performance.now() - ctx.startedAt),
+        handshakeMs: Math.round(performance.now() - ctx.startedAt),
         ...fields,
       },
       code === 'UPGRADED' ? 'websocket opened' : 'websocket rejected',

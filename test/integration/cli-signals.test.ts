@@ -147,3 +147,15 @@ test('an unknown option prints the usage and exits 2', async () => {
     );
   }
 });
+
+test('regression: a Ctrl-C delivered twice at once (terminal and npm) drains instead of exiting 1', async (t) => {
+  const backend = await startEchoBackend(t);
+  const gateway = await startCliGateway(t, writeConfig(t, cliConfig(backend.url)));
+  const ws = await openClient(`ws://127.0.0.1:${gateway.port}/`);
+  const closed = closeOf(ws, 10_000);
+  const exited = once(gateway.child, 'exit');
+  gateway.child.kill('SIGINT');
+  gateway.child.kill('SIGINT');
+  assert.equal((await closed).code, 1001, 'clients get 1001, not 1006');
+  assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0, gateway.output());
+});

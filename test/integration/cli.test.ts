@@ -76,6 +76,11 @@ test('a port already in use makes the process exit 1 with a fatal log line', asy
   const result = await runCli(['--config', file]);
   assert.equal(result.code, 1);
   assert.match(result.stdout, /"level":"fatal".*EADDRINUSE/);
+  assert.match(
+    result.stdout,
+    /listener \\"public\\" cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/,
+    'names the listener',
+  );
 });
 
 test('SIGTERM drains: clients get 1001 and the process exits 0', async (t) => {

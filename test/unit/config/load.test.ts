@@ -126,13 +126,13 @@ describe('loadConfigFile', () => {
       error = thrown;
     }
     assert.ok(error instanceof ConfigError);
-    assert.equal(error.format(), 'no/such/config.yaml: cannot read the file (ENOENT)');
+    assert.equal(error.format(), 'no/such/config.yaml: cannot read the file: no such file (ENOENT)');
     assert.deepEqual(error.problems[0], {
       file: 'no/such/config.yaml',
       line: 0,
       column: 0,
       path: '',
-      message: 'cannot read the file (ENOENT)',
+      message: 'cannot read the file: no such file (ENOENT)',
     });
     assert.throws(
       () => loadConfigFile(VALID, {}),

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RouteConfig } from '../../../src/config/schema.ts';
 import { matchingPath } from '../../../src/routing/path-key.ts';
+import { checkRequestTarget } from '../../../src/routing/request-target.ts';
 import { RouteLookup } from '../../../src/routing/route-lookup.ts';
 
 const route = (path: string): RouteConfig => ({ hosts: [], path, pool: 'p' });
@@ -56,4 +57,17 @@ test('regression: an encoded slash is refused when it would change the route', (
 test('an encoded slash that stays within its route is served', () => {
   assert.equal(pick('/api/group%2Fproject/issues'), 'api');
   assert.equal(pick('/files/a%2Fb'), 'root');
+});
+
+test('regression: path parameters cannot hide a dot segment or move a request off its route', () => {
+  assert.equal(
+    checkRequestTarget('/api/..;/admin'),
+    'the request path holds a dot segment',
+    '/api/..;/admin',
+  );
+  assert.equal(checkRequestTarget('/api/.;x/y'), 'the request path holds a dot segment', '/api/.;x/y');
+  assert.equal(checkRequestTarget('/api/a;b/c'), undefined, 'ordinary path parameters pass');
+  assert.equal(pick('/api;/x'), 'api', '/api;/x is /api/x to a servlet container');
+  assert.equal(pick('/admin;jsessionid=1'), 'admin', 'a session parameter stays on its route');
+  assert.equal(matchingPath('/a;x=1/b;y'), '/a/b');
 });
