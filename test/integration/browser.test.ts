@@ -100,6 +100,8 @@ test('a browser loads a page and talks WebSocket through the gateway', {
   assert.deepEqual(closed, { code: 4000, reason: 'done' });
   assert.equal(await gw.metric('wsgate_messages_total', { direction: 'client_to_backend' }), 1);
   assert.equal(await gw.metric('wsgate_messages_total', { direction: 'backend_to_client' }), 1);
+  // A close is counted at teardown, once both sides have closed their connections.
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the closing handshake to finish', 10_000);
   assert.equal(await gw.metric('wsgate_closes_total', { initiator: 'client', code: '4xxx' }), 1);
   await within(
     eventually(() => gw.gateway.registry.requestCount === 0, 'browser requests finished', 10_000),
