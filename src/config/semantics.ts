@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { matchingPath } from '../routing/path-key.ts';
+import { matchingPath } from '../protocol/path-key.ts';
 import type { Config } from './schema.ts';
 import { formatDuration } from './units.ts';
 

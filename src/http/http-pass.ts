@@ -23,15 +23,15 @@ import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode, headersForStatus } from '../errors/codes.ts';
 import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
+import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import { requestIdFor } from '../listener/request-id.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
+import { connectionTokens, isHopByHop } from '../protocol/header-rules.ts';
 import { hostName } from '../routing/host.ts';
 import { checkRequest, unsupportedHttpVersion } from '../routing/request-target.ts';
 import type { RouteLookup } from '../routing/route-lookup.ts';
-import type { ListenerInfo } from '../upgrade/context.ts';
-import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
 import { type AccessLineSettings, HttpAccessLog, type RequestRecord } from './access-line.ts';
 import {

@@ -15,7 +15,7 @@ import {
   isProxySet,
   isUnderscoreAlias,
   REQUEST_ID_HEADER,
-} from '../upstream/headers.ts';
+} from '../protocol/header-rules.ts';
 
 /** Hop-by-hop headers that still describe the body the backend receives. */
 const KEEP_FRAMING = new Set(['transfer-encoding']);

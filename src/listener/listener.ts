@@ -20,7 +20,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { ListenerInfo } from '../upgrade/context.ts';
+
+/** The listener a connection arrived on, as the request and upgrade handlers see it. */
+export interface ListenerInfo {
+  readonly name: string;
+  readonly encrypted: boolean;
+}
 
 export interface ListenerHandlers {
   readonly request: (req: IncomingMessage, res: ServerResponse, listener: ListenerInfo) => void;

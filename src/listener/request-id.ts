@@ -5,6 +5,7 @@
  * since a client could otherwise choose ids that collide with other requests in the logs.
  */
 import { randomUUID } from 'node:crypto';
+import { REQUEST_ID_HEADER } from '../protocol/header-rules.ts';
 
 /** What an id may look like to be kept: visible ASCII, of a sensible length. */
 const KEEPABLE = /^[\x21-\x7e]{1,200}$/;
@@ -14,7 +15,7 @@ export function requestIdFor(
   headers: Readonly<Record<string, string | string[] | undefined>>,
   fromTrustedProxy: boolean,
 ): string {
-  const sent = headers['x-request-id'];
+  const sent = headers[REQUEST_ID_HEADER];
   if (fromTrustedProxy && typeof sent === 'string' && KEEPABLE.test(sent)) return sent;
   return randomUUID();
 }

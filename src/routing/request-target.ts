@@ -16,7 +16,7 @@
  * would forward a body without its length, i.e. smuggle it in as a second request.
  * Used by the upgrade pipeline and the plain HTTP pass alike.
  */
-import { connectionNamesFraming } from '../upstream/headers.ts';
+import { connectionNamesFraming } from '../protocol/header-rules.ts';
 
 /**
  * Why a request's HTTP version is refused (505), or undefined for HTTP/1.0 and HTTP/1.1. Node's

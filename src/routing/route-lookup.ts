@@ -11,7 +11,7 @@
  * is served as it is.
  */
 import type { RouteConfig } from '../config/schema.ts';
-import { matchingPath, mergeSlashes } from './path-key.ts';
+import { matchingPath, mergeSlashes } from '../protocol/path-key.ts';
 import { hasDotSegment } from './request-target.ts';
 import { type Route, Router } from './router.ts';
 

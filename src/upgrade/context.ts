@@ -6,15 +6,10 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
+import type { ListenerInfo } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Route } from '../routing/router.ts';
 import type { Pool } from '../upstream/pool.ts';
-
-/** The listener a connection arrived on. */
-export interface ListenerInfo {
-  readonly name: string;
-  readonly encrypted: boolean;
-}
 
 export interface UpgradeContext {
   readonly id: string;

@@ -7,7 +7,7 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { headersForStatus } from '../errors/codes.ts';
-import { connectionTokens, isHopByHop } from '../upstream/headers.ts';
+import { connectionTokens, isHopByHop } from '../protocol/header-rules.ts';
 
 /** Largest backend rejection body relayed to the client; the rest is dropped. */
 const MAX_RELAYED_BODY = 64 * 1024;

@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
+import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import { requestIdFor } from '../listener/request-id.ts';
 import { loggedHeader, loggedPath, type QueryLogging } from '../observability/log-fields.ts';
@@ -18,7 +19,7 @@ import { Tunnel, type TunnelSettings, type TunnelSummary } from '../tunnel/tunne
 import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
-import type { ListenerInfo, Rejection, UpgradeContext, UpgradeStage } from './context.ts';
+import type { Rejection, UpgradeContext, UpgradeStage } from './context.ts';
 import { relayResponse, writeResponse } from './respond.ts';
 
 export interface UpgradeHandlerOptions {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RouteConfig } from '../../../src/config/schema.ts';
-import { matchingPath } from '../../../src/routing/path-key.ts';
+import { matchingPath } from '../../../src/protocol/path-key.ts';
 import { checkRequestTarget } from '../../../src/routing/request-target.ts';
 import { RouteLookup } from '../../../src/routing/route-lookup.ts';
 

@@ -1,18 +1,18 @@
 /**
- * The two guards of upstream/headers.ts: a Connection header never makes a framing or routing
+ * The guards of protocol/header-rules.ts: a Connection header never makes a framing or routing
  * header hop-by-hop (and naming one is reported), and underscore spellings of the headers the
  * gateway controls are recognised whatever their case; HTTP versions other than 1.0 and 1.1 are
  * refused.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { unsupportedHttpVersion } from '../../../src/routing/request-target.ts';
 import {
   connectionNamesFraming,
   connectionTokens,
   isUnderscoreAlias,
-  upstreamUpgradeHeaders,
-} from '../../../src/upstream/headers.ts';
+} from '../../../src/protocol/header-rules.ts';
+import { unsupportedHttpVersion } from '../../../src/routing/request-target.ts';
+import { upstreamUpgradeHeaders } from '../../../src/upstream/headers.ts';
 
 const FORWARDED = {
   clientAddress: '10.0.0.1',

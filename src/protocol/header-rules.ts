@@ -1,0 +1,108 @@
+/**
+ * The header rules of HTTP/1.1 as a proxy must apply them, shared by every part that reads or
+ * writes a head: which headers are hop-by-hop (RFC 9110 §7.6.1: Connection and every header it
+ * names, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
+ * Proxy-Authorization), which frame or route a message and so stay end to end whatever a
+ * Connection header lists (Content-Length, Transfer-Encoding, Host, Sec-WebSocket-*: dropping
+ * Content-Length while the body still flows turns the body into a second request), which the
+ * gateway computes or passes from trusted proxies only, and the underscore spellings of all of
+ * these (`X_Forwarded_For`), which CGI, WSGI and PHP backends read as the real names.
+ */
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'http2-settings',
+]);
+
+/** Forwarding headers the gateway computes itself and always replaces. */
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
+/** Whether `lower` (a lower-cased name) is a forwarding header the gateway replaces. */
+export function isReplacedForwarding(lower: string): boolean {
+  return FORWARDED.has(lower);
+}
+
+/** Headers a proxy sets that the gateway does not compute: kept from a trusted proxy only. */
+export const PROXY_SET_HEADERS: ReadonlySet<string> = new Set([
+  'x-real-ip',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+]);
+
+/** Headers that frame or route a message: end to end whatever a Connection header says. */
+const FRAMING_AND_ROUTING = new Set([
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+  'sec-websocket-accept',
+]);
+
+/** The correlation header the gateway sets (see upgrade and HTTP access logs). */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Every header whose presence or value the gateway decides: their `_` spellings never pass. */
+const CONTROLLED = new Set([
+  ...HOP_BY_HOP,
+  ...FORWARDED,
+  ...PROXY_SET_HEADERS,
+  ...FRAMING_AND_ROUTING,
+  REQUEST_ID_HEADER,
+]);
+
+/** Whether a header is one that only a trusted proxy may pass on (`name` in any case). */
+export function isProxySet(name: string): boolean {
+  return PROXY_SET_HEADERS.has(name.toLowerCase());
+}
+
+/** Whether `name` (lower-cased) is an underscore spelling of a header the gateway controls. */
+export function isUnderscoreAlias(lower: string): boolean {
+  return lower.includes('_') && CONTROLLED.has(lower.replaceAll('_', '-'));
+}
+
+/** Every token of the Connection header(s), lower-cased. */
+function listedTokens(rawHeaders: readonly string[]): string[] {
+  const tokens: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() !== 'connection') continue;
+    for (const token of (rawHeaders[i + 1] ?? '').split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name) tokens.push(name);
+    }
+  }
+  return tokens;
+}
+
+/**
+ * Header names the Connection header(s) make hop-by-hop, lower-cased; a header that frames or
+ * routes the message is never among them, whatever is listed.
+ */
+export function connectionTokens(rawHeaders: readonly string[]): Set<string> {
+  return new Set(listedTokens(rawHeaders).filter((name) => !FRAMING_AND_ROUTING.has(name)));
+}
+
+/**
+ * The first header a Connection header names that frames or routes the message (Content-Length,
+ * Transfer-Encoding, Host, Sec-WebSocket-*), if any. RFC 9110 §7.6.1 forbids a sender to list
+ * such a header; a request that does is refused.
+ */
+export function connectionNamesFraming(rawHeaders: readonly string[]): string | undefined {
+  return listedTokens(rawHeaders).find((name) => FRAMING_AND_ROUTING.has(name));
+}
+
+/** Whether a header must not cross the gateway (hop-by-hop, or named by Connection). */
+export function isHopByHop(name: string, connectionListed: ReadonlySet<string>): boolean {
+  const lower = name.toLowerCase();
+  return HOP_BY_HOP.has(lower) || connectionListed.has(lower);
+}
