@@ -1,11 +1,11 @@
 /**
  * What the `wsgate` command does: `wsgate --config FILE` runs the gateway in the foreground, `wsgate check
  * --config FILE` validates a configuration like `nginx -t`, plus `--help` and `--version`.
- * Signals: SIGTERM drains (after `shutdown.drainDelay`) and exits 0, SIGINT drains at once; a
- * second one exits at once with 1. SIGHUP changes nothing and says so (an operator's reflex
+ * Signals: SIGTERM drains (after `shutdown.drainDelay`) and exits 0, SIGINT drains at once (and
+ * during the drain delay starts the drain); any other second signal exits at once with 1. SIGHUP changes nothing and says so (an operator's reflex
  * `kill -HUP` must not drop every connection). Started by npm (`npx wsgate`), whose shell may
  * not pass signals on, the gateway drains when its parent goes away instead of running on as an
- * orphan; a signal delivered twice at once (Ctrl-C under npm) counts once.
+ * orphan; a Ctrl-C delivered twice at once (by the terminal and by npm) counts once.
  * Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 bad usage or invalid config.
  */
 import { parseArgs } from 'node:util';
@@ -29,15 +29,16 @@ Options:
   -v, --version       show the version
 
 Signals: SIGTERM drains (after shutdown.drainDelay: new upgrades get 503, live WebSockets get
-close 1001) and exits 0 within shutdown.drainTimeout; SIGINT (Ctrl-C) drains at once; a second
-signal exits at once with status 1. SIGHUP is logged and changes nothing.
+close 1001) and exits 0 within shutdown.drainTimeout; SIGINT (Ctrl-C) drains at once, also during
+the drain delay; any other second signal exits at once with status 1. SIGHUP is logged and
+changes nothing.
 Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid configuration.
 Documentation: docs/configuration.md, docs/metrics.md, docs/errors.md
 `;
 
 /**
- * The same signal twice within this window is one request delivered twice (a terminal sends
- * Ctrl-C to the whole process group, and npm forwards it to its child as well).
+ * A second SIGINT within this window is the same Ctrl-C delivered twice (a terminal sends it to
+ * the whole process group, and npm forwards it to its child as well).
  */
 const DUPLICATE_SIGNAL_MS = 1_000;
 
@@ -113,7 +114,6 @@ async function run(configFile: string, version: string): Promise<number> {
   const config = loadConfigFile(configFile, process.env);
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const gateway = createGateway(config, { log, version });
-  let signals = 0;
   const exitCode = new Promise<number>((resolve) => {
     const stop = (immediate: boolean): void => {
       gateway.shutdown({ immediate }).then(
@@ -127,13 +127,19 @@ async function run(configFile: string, version: string): Promise<number> {
     let first: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
       const at = performance.now();
-      // A Ctrl-C under npm arrives twice, from the terminal and forwarded by npm: one request.
-      if (first?.signal === signal && at - first.at < DUPLICATE_SIGNAL_MS) {
-        log.debug({ signal }, 'the same signal again at once, taken as one');
-        return;
-      }
-      signals++;
-      if (signals > 1) {
+      if (first !== undefined) {
+        // A Ctrl-C under npm arrives twice, from the terminal and forwarded by npm: one request.
+        if (signal === 'SIGINT' && first.signal === 'SIGINT' && at - first.at < DUPLICATE_SIGNAL_MS) {
+          log.debug({ signal }, 'the same Ctrl-C again at once, taken as one');
+          return;
+        }
+        // Ctrl-C while SIGTERM's drain delay runs: start draining now rather than abandon it.
+        if (signal === 'SIGINT' && gateway.phase() === 'stopping') {
+          log.info({ signal }, 'draining now, without waiting for the rest of the drain delay');
+          first = { signal, at };
+          stop(true);
+          return;
+        }
         log.warn({ signal }, 'second signal, exiting now');
         process.exit(1);
       }
@@ -150,7 +156,7 @@ async function run(configFile: string, version: string): Promise<number> {
       ),
     );
     watchNpmParent(process.env, log, () => {
-      signals++;
+      first ??= { signal: 'SIGTERM', at: performance.now() };
       stop(false);
     });
   });

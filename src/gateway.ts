@@ -55,6 +55,8 @@ export interface Gateway {
   /** The admin server's address, if it is enabled and started. */
   adminAddress(): AddressInfo | undefined;
   isReady(): boolean;
+  /** Where the gateway is in its life (running, in its drain delay, draining). */
+  phase(): Phase;
 }
 
 export function createGateway(config: Config, deps: GatewayDeps): Gateway {
@@ -246,5 +248,6 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     addresses: () => bound,
     adminAddress: () => (admin?.listening ? (admin.address() as AddressInfo) : undefined),
     isReady,
+    phase: currentPhase,
   };
 }

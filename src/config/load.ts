@@ -4,7 +4,7 @@
  * reported together in one ConfigError. Loading is total: every input yields a deep-frozen Config
  * or a ConfigError, never another exception, so `wsgate check` and a start-up share one path.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
   type Document,
@@ -54,13 +54,25 @@ function firstSyntaxError(errors: readonly YAMLError[]): YAMLError | undefined {
   return errors.find((error) => !NOT_SYNTAX.has(error.code));
 }
 
+/** Whether `line` opens `[` or `{` before a `${` with no quote in between (one linear scan). */
+function unquotedReferenceInFlow(line: string): boolean {
+  let open = false;
+  for (let i = 0; i < line.length; i++) {
+    const char = line[i];
+    if (char === '[' || char === '{') open = true;
+    else if (char === '"' || char === "'") open = false;
+    else if (open && char === '$' && line[i + 1] === '{') return true;
+  }
+  return false;
+}
+
 /** A syntax error, with a hint when its line holds an unquoted `${…}` inside `[…]` or `{…}`. */
 function syntaxProblem(text: string, error: YAMLError): PendingProblem {
   const offset = error.pos[0];
   const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
   const lineEnd = text.indexOf('\n', offset);
   const line = text.slice(lineStart, lineEnd === -1 ? text.length : lineEnd);
-  const hint = /[[{][^'"]*\$\{/.test(line)
+  const hint = unquotedReferenceInFlow(line)
     ? ` (inside [ ] or { }, a \${...} reference must be quoted: "\${PORT}")`
     : '';
   return { offset, path: [], message: `${lowerFirst(error.message)}${hint}` };
@@ -264,6 +276,29 @@ export function parseConfigText(text: string, options: ParseOptions): Config {
   }
 }
 
+/** The largest configuration file read: far above any real one (10,000 routes take under 1 MiB). */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+/** Reads `file` as UTF-8, refusing more than MAX_CONFIG_BYTES (a device or a runaway file). */
+function readBounded(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+      if (length > MAX_CONFIG_BYTES) {
+        throw Object.assign(new Error('larger than 16 MiB'), { code: 'EFBIG' });
+      }
+    }
+    return buffer.toString('utf8', 0, length);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Why a configuration file could not be read, in words (with the system's code). */
 function readFailure(error: unknown): string {
   const code = errorReason(error);
@@ -272,6 +307,7 @@ function readFailure(error: unknown): string {
     EACCES: 'permission denied',
     EISDIR: 'it is a directory, not a file',
     ENOTDIR: 'a part of the path is not a directory',
+    EFBIG: 'it is larger than 16 MiB',
   };
   return words[code] ? `${words[code]} (${code})` : code;
 }
@@ -284,7 +320,7 @@ function readFailure(error: unknown): string {
 export function loadConfigFile(file: string, env: Environment = process.env): Config {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBounded(file);
   } catch (error) {
     throw new ConfigError(file, [
       { file, line: 0, column: 0, path: '', message: `cannot read the file: ${readFailure(error)}` },

@@ -167,8 +167,9 @@ function checkRouteOverlap(config: Config, out: SemanticProblem[]): void {
     const hosts = route.hosts.length === 0 ? ['*'] : [...new Set(route.hosts)];
     const reported = new Set<string>();
     for (const host of hosts) {
-      // Paths are matched normalized (`/%61pi` is `/api`): so are they compared here.
-      const key = `${host} ${matchingPath(route.path)}`;
+      // Paths are matched normalized (`/%61pi` is `/api`) and also read without regard to case
+      // (routing/route-lookup.ts): so are they compared here.
+      const key = `${host} ${matchingPath(route.path).toLowerCase()}`;
       const owner = owners.get(key);
       if (owner === undefined) {
         owners.set(key, name);

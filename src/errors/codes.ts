@@ -67,7 +67,7 @@ export const CODES = {
     source: 'downstream',
     level: 'debug',
     description:
-      'A request a backend could read differently from the router (upgrades and plain HTTP): several Host headers; a Connection header naming Content-Length, Transfer-Encoding, Host or a Sec-WebSocket-* header (request smuggling); a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or a dot segment (".", "..", also encoded or as "..;x"); an encoded slash (%2F, %5C) that would move the request to another route or hides a dot segment. The connection is closed after the answer.',
+      'A request a backend could read differently from the router (upgrades and plain HTTP): several Host headers, none on HTTP/1.1, or one that is not host[:port] (`a:1@b`, `a, b`); a Connection header naming Content-Length, Transfer-Encoding, Host or a Sec-WebSocket-* header (request smuggling); a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or a dot segment (".", "..", also encoded or as "..;x"); an encoded slash (%2F, %5C) that would move the request to another route or hides a dot segment. The connection is closed after the answer.',
   },
   HTTP_VERSION_UNSUPPORTED: {
     phase: 'handshake',
@@ -147,6 +147,24 @@ export const CODES = {
     description: 'A bug in the gateway; the stack is logged. After the 101 the client gets close code 1011.',
   },
   // Plain HTTP requests (long-polling, SSE, xhr-streaming fallbacks).
+  TRANSFER_CODING_UNSUPPORTED: {
+    phase: 'http',
+    status: 501,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description:
+      'A request body sent with a Transfer-Encoding other than plain `chunked` (`gzip, chunked`, `identity`, …): backends disagree on how to read such a body, a way to smuggle a request through the ones that read it differently (RFC 9112 §6.1 lets a server refuse a coding with 501).',
+  },
+  HTTP_CLIENT_GONE: {
+    phase: 'http',
+    status: 0,
+    closeCode: 0,
+    source: 'downstream',
+    level: 'debug',
+    description:
+      'The client closed its connection before any answer was sent; logged and counted with status 499, as nginx does.',
+  },
   HTTP_UPSTREAM_FAILED: {
     phase: 'http',
     status: 502,
@@ -171,7 +189,7 @@ export const CODES = {
     source: 'upstream',
     level: 'warn',
     description:
-      'The backend answered a proxied HTTP request with a status that cannot be relayed (below 200 or above 999).',
+      'The backend answered a proxied HTTP request with a status that cannot be relayed (below 200 or above 999), switched protocols (101) on a plain request, or closed the connection without an answer.',
   },
   HTTP_UPSTREAM_ABORTED: {
     phase: 'http',

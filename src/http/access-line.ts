@@ -2,14 +2,15 @@
  * The one access-log line of each plain HTTP request, written when its response closes: who asked
  * what (method, path with query values redacted, Host, User-Agent), where it went (route, pool,
  * backend), what came back (status, whether the response was sent in full) and how long it took,
- * with the request id the backend also received. A request the gateway had to answer or cut
- * itself carries its outcome code and logs at that code's level; the others log at the
- * configured level, sampled, since long-polling clients make many of them.
+ * with the request id the backend also received. Every line is written at least at the
+ * configured level; a request the gateway had to answer or cut itself carries its outcome code,
+ * is never sampled out, and logs at that code's level where it is more severe. The others are
+ * sampled, since long-polling clients make many of them.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { loggedHeader, loggedPath, type QueryLogging } from '../observability/log-fields.ts';
-import type { Logger } from '../observability/logger.ts';
+import { type Logger, moreSevere } from '../observability/logger.ts';
 
 export interface AccessLineSettings {
   readonly level: 'trace' | 'debug' | 'info' | 'warn';
@@ -44,14 +45,15 @@ export class HttpAccessLog {
     this.#random = random;
   }
 
-  /** Writes the line of a request whose response has closed. */
-  write(req: IncomingMessage, res: ServerResponse, record: RequestRecord): void {
+  /** Writes the line of a request whose response has closed with `status` (sent in full or not). */
+  write(req: IncomingMessage, record: RequestRecord, status: number, complete: boolean): void {
     const code = record.code;
     if (code === undefined) {
       const { sample } = this.#settings;
       if (sample < 1 && !(this.#random() < sample)) return;
     }
-    const level = code === undefined ? this.#settings.level : CODES[code].level;
+    const level =
+      code === undefined ? this.#settings.level : moreSevere(this.#settings.level, CODES[code].level);
     this.#log[level](
       {
         requestId: record.requestId,
@@ -64,8 +66,8 @@ export class HttpAccessLog {
         path: loggedPath(req.url ?? '/', this.#settings.query),
         host: loggedHeader(req.headers.host),
         userAgent: loggedHeader(req.headers['user-agent']),
-        status: res.statusCode,
-        complete: res.writableFinished,
+        status,
+        complete,
         durationMs: Math.round(performance.now() - record.startedAt),
         code,
         ...record.detail,

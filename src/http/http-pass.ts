@@ -26,6 +26,7 @@ import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import { requestIdFor } from '../listener/request-id.ts';
+import { capped } from '../observability/log-fields.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { connectionTokens, isHopByHop } from '../protocol/header-rules.ts';
@@ -41,6 +42,9 @@ import {
   RESPONSE_TIMEOUT,
 } from './backend-timers.ts';
 import { hasBody, prepareRequestHead } from './request-head.ts';
+
+/** The status logged and counted for a request whose client left before any answer. */
+const HTTP_CLIENT_GONE_STATUS = 499;
 
 /** Errors that happen before a connection to the backend exists: safe to retry elsewhere. */
 const CONNECT_ERRORS = new Set([
@@ -130,12 +134,22 @@ export class HttpPass {
     this.#proxy = createProxyServer({ xfwd: false, ws: false, selfHandleResponse: true });
     keepRequestFraming(this.#proxy);
     // Not emitted for a request carrying Expect, which `handle` removes (Node answered it already).
-    this.#proxy.on('proxyReq', (proxyReq, req, _res, _options, socket) => {
+    this.#proxy.on('proxyReq', (proxyReq, req, res, _options, socket) => {
       const attempt = this.#attempts.get(req);
       if (!attempt) return;
       attempt.proxyReq = proxyReq;
       armConnectTimeout(socket, attempt.connectTimeoutMs);
       armResponseTimeout(proxyReq, attempt.responseTimeoutMs);
+      // A 101 to a plain request: Node would drop the socket silently and leave the client waiting.
+      proxyReq.once('upgrade', (_response: IncomingMessage, upgraded: Socket) => {
+        upgraded.destroy();
+        this.#fail(req, res, 'HTTP_UPSTREAM_BAD_RESPONSE', {
+          backend: attempt.backend.id,
+          err: 'the backend switched protocols on a plain request',
+        });
+      });
+      // Errors have their own path; this catches a request that ends with neither (after them).
+      proxyReq.once('close', () => setImmediate(() => this.#endedUnanswered(req, res, attempt)));
     });
     this.#proxy.on('proxyRes', (proxyRes, req, res) => this.#relay(proxyRes, req, res));
   }
@@ -165,8 +179,11 @@ export class HttpPass {
     };
     this.#records.set(req, record);
     res.once('close', () => {
-      metrics.httpRequests.inc({ route: record.route, status: String(res.statusCode) });
-      this.#accessLog.write(req, res, record);
+      // Nothing was sent: the client left first (499, as nginx counts it), unless the gateway cut it.
+      if (!res.headersSent) record.code ??= 'HTTP_CLIENT_GONE';
+      const status = res.headersSent ? res.statusCode : HTTP_CLIENT_GONE_STATUS;
+      metrics.httpRequests.inc({ route: record.route, status: String(status) });
+      this.#accessLog.write(req, record, status, res.writableFinished);
     });
     if (this.#options.phase() === 'draining') {
       res.shouldKeepAlive = false;
@@ -183,6 +200,15 @@ export class HttpPass {
     if (malformed) {
       this.#fail(req, res, 'REQUEST_MALFORMED', { detail: malformed });
       return;
+    }
+    // Node read the body as chunked; the backend must read it so too, whatever it makes of codings.
+    const coding = req.headers['transfer-encoding'];
+    if (coding !== undefined) {
+      if (coding.trim().toLowerCase() !== 'chunked') {
+        this.#fail(req, res, 'TRANSFER_CODING_UNSUPPORTED', { detail: capped(coding) });
+        return;
+      }
+      req.headers['transfer-encoding'] = 'chunked';
     }
     const found = routes.find(hostName(req.headers.host), req.url ?? '/');
     if (found.refused) {
@@ -296,6 +322,17 @@ export class HttpPass {
     this.#fail(req, res, res.headersSent ? 'HTTP_UPSTREAM_ABORTED' : errorCode, {
       backend: backend.id,
       err: code || (error instanceof Error ? error.message : String(error)),
+    });
+  }
+
+  /** The backend request closed without a response, an error or a retry: the client is answered. */
+  #endedUnanswered(req: IncomingMessage, res: ServerResponse, attempt: Attempt): void {
+    if (this.#attempts.get(req) !== attempt) return; // a retry took over
+    if (res.headersSent || res.writableEnded || res.destroyed) return;
+    if (this.#records.get(req)?.code !== undefined) return;
+    this.#fail(req, res, 'HTTP_UPSTREAM_BAD_RESPONSE', {
+      backend: attempt.backend.id,
+      err: 'the backend closed the connection without an answer',
     });
   }
 

@@ -59,6 +59,8 @@ export class Listener {
   readonly #info: ListenerInfo;
   /** Every accepted TCP socket still open, whatever stage it is in. */
   readonly #sockets = new Set<Socket>();
+  /** Per connection, the plain responses not finished yet and what waits for them. */
+  readonly #unanswered = new WeakMap<Socket, { count: number; after: (() => void)[] }>();
   #closingAll = false;
 
   constructor(name: string, config: ListenerConfig, handlers: ListenerHandlers, log: Logger) {
@@ -92,12 +94,22 @@ export class Listener {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
-    this.server.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      handlers.request(req, res, this.#info),
-    );
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
-      handlers.upgrade(req, socket, head, this.#info),
-    );
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.#responseStarted(req.socket as Socket, res);
+      handlers.request(req, res, this.#info);
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const upgrade = (): void => handlers.upgrade(req, socket, head, this.#info);
+      const waiting = this.#unanswered.get(socket);
+      if (waiting === undefined) {
+        upgrade();
+        return;
+      }
+      // An upgrade pipelined behind requests still being answered waits for their responses: a
+      // 101 sent first would put their answers inside the WebSocket stream.
+      socket.on('error', () => {});
+      waiting.after.push(upgrade);
+    });
     this.server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
       log.debug({ listener: name, err: error.code ?? error.message }, 'malformed request');
       const status = clientErrorStatus(error.code ?? '');
@@ -111,6 +123,23 @@ export class Listener {
     this.server.on('tlsClientError', (error: Error & { code?: string }) =>
       log.debug({ listener: name, err: error.code ?? error.message }, 'TLS handshake failed'),
     );
+  }
+
+  /** Counts a response on `socket` until it closes; whatever waited for the last one runs then. */
+  #responseStarted(socket: Socket, res: ServerResponse): void {
+    let waiting = this.#unanswered.get(socket);
+    if (!waiting) {
+      waiting = { count: 0, after: [] };
+      this.#unanswered.set(socket, waiting);
+    }
+    waiting.count++;
+    const entry = waiting;
+    res.once('close', () => {
+      entry.count--;
+      if (entry.count > 0) return;
+      this.#unanswered.delete(socket);
+      for (const run of entry.after) run();
+    });
   }
 
   /** Binds the listener; rejects with an error naming it and the bind failure (e.g. EADDRINUSE). */

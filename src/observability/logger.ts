@@ -23,6 +23,19 @@ const REDACT_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
+/** Levels an access line may be written at, least severe first. */
+const SEVERITY = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type AccessLevel = (typeof SEVERITY)[number];
+
+/**
+ * The more severe of two levels. An access line (one per tunnel or request) is written at least
+ * at its configured level, whatever its outcome code's level: a line per connection must not
+ * vanish because the client was the one that misbehaved.
+ */
+export function moreSevere(a: AccessLevel, b: AccessLevel): AccessLevel {
+  return SEVERITY.indexOf(a) >= SEVERITY.indexOf(b) ? a : b;
+}
+
 /** The gateway's root logger; components get children with a `component` binding. */
 export function createLogger(options: LoggerOptions): Logger {
   const stdout = options.destination ?? pino.destination({ dest: 1, sync: true });

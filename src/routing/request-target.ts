@@ -69,12 +69,37 @@ export function hostHeaderCount(rawHeaders: readonly string[]): number {
   return count;
 }
 
+/** uri-host[:port] (RFC 9110 §7.2): a bracketed IPv6 address, or a name or IPv4 address. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_.])?)(?::(\d{1,5}))?$/;
+
+/**
+ * Why a Host value is refused, if it is: anything but host[:port]. `a:1@b`, `a, b`, `a/b` or
+ * `[name]` would be routed on one reading here and read as another host by a backend that
+ * parses it as a URL authority. An empty value is what RFC 9112 §3.2 asks for when the target
+ * has no authority.
+ */
+export function checkHostValue(value: string): string | undefined {
+  if (value === '') return undefined;
+  const match = HOST_VALUE.exec(value);
+  if (!match || value.includes('..'))
+    return 'the Host header is not a host name or address with an optional port';
+  if (match[1] !== undefined && Number(match[1]) > 65_535) return 'the Host header names a port above 65535';
+  return undefined;
+}
+
 /** Why a request is refused as malformed (target or Host headers), or undefined when it is fine. */
 export function checkRequest(req: {
   readonly url?: string | undefined;
   readonly rawHeaders: readonly string[];
+  /** HTTP/1.1 requires a Host header (RFC 9112 §3.2); HTTP/1.0 does not. */
+  readonly httpVersion?: string;
 }): string | undefined {
-  if (hostHeaderCount(req.rawHeaders) > 1) return 'several Host headers';
+  const hosts = hostHeaderCount(req.rawHeaders);
+  if (hosts > 1) return 'several Host headers';
+  if (hosts === 0 && req.httpVersion === '1.1') return 'no Host header';
+  const hostAt = req.rawHeaders.findIndex((name, index) => index % 2 === 0 && name.toLowerCase() === 'host');
+  const host = hostAt === -1 ? undefined : checkHostValue((req.rawHeaders[hostAt + 1] ?? '').trim());
+  if (host) return host;
   const framing = connectionNamesFraming(req.rawHeaders);
   if (framing) return `the Connection header names ${framing}`;
   return checkRequestTarget(req.url ?? '');

@@ -62,7 +62,7 @@ export function relayResponse(socket: Socket, response: IncomingMessage, deadlin
       if (isHopByHop(name, listed) || name.toLowerCase() === 'content-length') continue;
       head += `${name}: ${response.rawHeaders[i + 1] ?? ''}\r\n`;
     }
-    socket.write(`${head}Connection: close\r\n\r\n`);
+    socket.write(`${head}Connection: close\r\n\r\n`, 'latin1'); // the backend's header bytes, as read
     let relayed = 0;
     response.on('data', (chunk: Buffer) => {
       const room = MAX_RELAYED_BODY - relayed;

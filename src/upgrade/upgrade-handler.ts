@@ -12,8 +12,8 @@ import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import { requestIdFor } from '../listener/request-id.ts';
-import { loggedHeader, loggedPath, type QueryLogging } from '../observability/log-fields.ts';
-import type { Logger } from '../observability/logger.ts';
+import { capped, loggedHeader, loggedPath, type QueryLogging } from '../observability/log-fields.ts';
+import { type Logger, moreSevere } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
 import { Tunnel, type TunnelSettings, type TunnelSummary } from '../tunnel/tunnel.ts';
 import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
@@ -232,7 +232,8 @@ export class UpgradeHandler {
     let head = 'HTTP/1.1 101 Switching Protocols\r\n';
     const headers = downstreamUpgradeHeaders(response.rawHeaders);
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    ctx.socket.write(`${head}\r\n`);
+    // Header values are the backend's bytes as latin1 (how Node decodes them): written back so.
+    ctx.socket.write(`${head}\r\n`, 'latin1');
     const handshakeSeconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.handshakeDuration.observe({ route: routeName }, handshakeSeconds);
     const negotiated = {
@@ -291,7 +292,7 @@ export class UpgradeHandler {
     // A close handshake between the peers is an outcome too: who started it.
     const code: ErrorCode =
       summary.errorCode ?? (summary.initiator === 'backend' ? 'BACKEND_CLOSED' : 'CLIENT_CLOSED');
-    log[CODES[code].level](
+    log[moreSevere('info', CODES[code].level)](
       {
         ...fields,
         route,
@@ -309,7 +310,10 @@ export class UpgradeHandler {
 
   #reject(ctx: UpgradeContext, rejection: Rejection): void {
     const info = CODES[rejection.code];
-    this.#account(ctx, rejection.code, { detail: rejection.detail });
+    // A detail may quote what the client sent (a header value): capped like every such field.
+    this.#account(ctx, rejection.code, {
+      detail: rejection.detail === undefined ? undefined : capped(rejection.detail),
+    });
     if (info.status > 0) writeResponse(ctx.socket, info.status, rejection.headers);
     else ctx.socket.destroy();
   }
@@ -330,7 +334,8 @@ export class UpgradeHandler {
   /** The upgrades metric and the handshake's log line. */
   #account(ctx: UpgradeContext, code: ErrorCode | 'UPGRADED', fields: Record<string, unknown>): void {
     this.#options.metrics.upgrades.inc({ listener: ctx.listener.name, route: ctx.route?.name ?? '', code });
-    const level = code === 'UPGRADED' ? 'debug' : CODES[code].level;
+    // The open line is for following long connections; a rejection is an access line.
+    const level = code === 'UPGRADED' ? 'debug' : moreSevere('info', CODES[code].level);
     ctx.log[level](
       {
         ...this.#handshakeFields(ctx),

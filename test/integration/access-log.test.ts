@@ -60,7 +60,11 @@ test('sampling and level apply to answered requests; failures always log at thei
   const [line] = httpLines(gw.logs);
   assert.equal(line?.code, 'ROUTE_NOT_FOUND', 'only the failure is logged with sample: 0');
   assert.equal(line?.status, 404);
-  assert.equal(line?.level, 'debug', "at its code's level");
+  assert.equal(
+    line?.level,
+    'info',
+    'at least at the configured level, although ROUTE_NOT_FOUND is a debug code',
+  );
   assert.equal(line?.path, '/nowhere?token=t', 'query kept with log.query: keep');
   assert.equal(backend.requests.length, 5);
 });
@@ -99,4 +103,25 @@ test('an X-Request-Id is kept from a trusted proxy and replaced from anyone else
     await eventually(() => httpLines(gw.logs).length === 1, 'the access line');
     assert.equal(httpLines(gw.logs)[0]?.requestId, httpId, 'the logged id is the one sent on');
   }
+});
+
+test('regression: a WebSocket that ends without a close handshake still gets its access line at info', async (t) => {
+  const echo = await startEchoBackend(t);
+  const gw = await startGateway(t, {
+    log: { level: 'info' },
+    routes: { ws: { pool: 'ws' } },
+    pools: { ws: { backends: [echo.url] } },
+  });
+  const ws = await openClient(gw.wsUrl('/gone'));
+  (ws as unknown as { _socket: import('node:net').Socket })._socket.resetAndDestroy();
+  await eventually(() => gw.logs.some((line) => line.msg === 'websocket closed'), 'the access line');
+  const line = gw.logs.find((entry) => entry.msg === 'websocket closed');
+  assert.equal(line?.code, 'CLIENT_LOST');
+  assert.equal(line?.level, 'info', 'written although CLIENT_LOST is a debug code');
+  const rejected = await exchange(
+    gw.port(),
+    'GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+  );
+  assert.equal(rejected.responses[0]?.status, 400);
+  await eventually(() => gw.logs.some((entry) => entry.msg === 'websocket rejected'), 'the rejection line');
 });

@@ -159,3 +159,22 @@ test('regression: a Ctrl-C delivered twice at once (terminal and npm) drains ins
   assert.equal((await closed).code, 1001, 'clients get 1001, not 1006');
   assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0, gateway.output());
 });
+
+test('Ctrl-C during the drain delay starts the drain instead of exiting 1', async (t) => {
+  const backend = await startEchoBackend(t);
+  const config = cliConfig(backend.url).concat(
+    'shutdown: { drainDelay: 30s, drainTimeout: 40s, closeSpread: 0s }\n',
+  );
+  const gateway = await startCliGateway(t, writeConfig(t, config));
+  const ws = await openClient(`ws://127.0.0.1:${gateway.port}/`);
+  const closed = closeOf(ws, 10_000);
+  const exited = once(gateway.child, 'exit');
+  gateway.child.kill('SIGTERM');
+  await eventually(
+    () => gateway.lines().some((line) => line.msg === 'not ready; serving until the drain starts'),
+    'the delay',
+  );
+  gateway.child.kill('SIGINT');
+  assert.equal((await closed).code, 1001, 'the drain closes the tunnel with 1001');
+  assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0, gateway.output());
+});

@@ -99,3 +99,51 @@ test('regression: /%73olo/x reaches the /solo/ route and /solo%2fx is refused, o
   assert.equal(upgrade.responses[0]?.status, 400, 'an upgrade to /solo%2fx is refused');
   assert.equal(root.requests.length, 0, 'nothing reached the / route');
 });
+
+test('regression: an upgrade pipelined behind a plain request waits for its response', async (t) => {
+  const echo = await startEchoBackend(t, {
+    onRequest: (_req, res) => {
+      setTimeout(() => res.end('slow answer'), 200);
+    },
+  });
+  const gw = await startGateway(t, {
+    routes: { app: { pool: 'app' } },
+    pools: { app: { backends: [echo.url] } },
+  });
+  const upgradeLines = Object.entries(handshakeHeaders('a'))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  const result = await exchange(
+    gw.port(),
+    `GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /ws HTTP/1.1\r\n${upgradeLines}\r\n`,
+    { count: 2 },
+  );
+  assert.deepEqual(
+    result.responses.map((response) => response.status),
+    [200, 101],
+    'the plain answer first, then the 101',
+  );
+  assert.equal(result.responses[0]?.body, 'slow answer');
+});
+
+test('regression: a Host a URL parser would read as another host gets 400, plain and upgrade', async (t) => {
+  const backend = await startHttpBackend(t, (_req, res) => res.end('ok'));
+  const gw = await startGateway(t, {
+    routes: { app: { pool: 'app' } },
+    pools: { app: { backends: [backend.url] } },
+  });
+  for (const host of [
+    'public.example.com:1@admin.example.com',
+    'evil.other.com, x.example.com',
+    '[admin.example.com]',
+  ]) {
+    const plain = await exchange(gw.port(), `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    assert.equal(plain.responses[0]?.status, 400, `plain request, Host: ${host}`);
+    const upgradeLines = Object.entries(handshakeHeaders(host))
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
+    const upgrade = await exchange(gw.port(), `GET /ws HTTP/1.1\r\n${upgradeLines}\r\n`);
+    assert.equal(upgrade.responses[0]?.status, 400, `upgrade, Host: ${host}`);
+  }
+  assert.equal(backend.connections(), 0, 'the backend is never contacted');
+});

@@ -6,7 +6,8 @@
  * keep-alive connections the gateway uses. The hidden request names a host no route serves, so
  * the gateway itself would answer it with 404 if it read it as a request of its own (a body
  * without framing is a pipelined request): reaching the backend, it can only have been smuggled.
- * The invariant: one request in, at most one request out, always, and never the hidden one.
+ * The invariant: one request in, at most one request out, always, and never the hidden one; a
+ * body reaches the backend plainly chunked or with its length, never under another coding.
  * Time-boxed; the seed is printed on failure.
  */
 import assert from 'node:assert/strict';
@@ -127,8 +128,10 @@ function buildRequest(caseNumber: number, method: string, choice: HeaderChoice, 
 
 test('fuzz: one request in through the HTTP pass, at most one request out, never the hidden one', async (t) => {
   const seen: string[] = [];
+  const codings: string[] = [];
   const backend = await startHttpBackend(t, (req, res) => {
     seen.push(req.url ?? '');
+    if (req.headers['transfer-encoding'] !== undefined) codings.push(req.headers['transfer-encoding']);
     req.resume();
     req.once('end', () => setImmediate(() => res.end('ok')));
     req.once('error', () => {});
@@ -157,6 +160,11 @@ test('fuzz: one request in through the HTTP pass, at most one request out, never
       assert.ok(forThisCase <= 1, `at most one backend request for:\n${raw}`);
       const hidden = seen.filter((url) => url.startsWith('/SMUGGLED'));
       assert.deepEqual(hidden, [], `no hidden request reached the backend; smuggled by:\n${culprits()}`);
+      assert.deepEqual(
+        codings.filter((coding) => coding !== 'chunked'),
+        [],
+        `a body reaches the backend plainly chunked or not at all:\n${raw}`,
+      );
       const unknown = seen.filter((url) => !/^\/case-\d+$/.test(url));
       assert.deepEqual(unknown, [], `the backend saw only requests that were sent:\n${raw}`);
     }),

@@ -20,7 +20,7 @@ export function createRouteStage(routes: RouteLookup, pools: ReadonlyMap<string,
       if (found.refused) return { code: 'REQUEST_MALFORMED', detail: found.refused };
       const route = found.route;
       const pool = route ? pools.get(route.poolName) : undefined;
-      if (!route || !pool) return { code: 'ROUTE_NOT_FOUND', detail: `no route for ${ctx.req.url ?? ''}` };
+      if (!route || !pool) return { code: 'ROUTE_NOT_FOUND' };
       ctx.route = route;
       ctx.pool = pool;
       return undefined;

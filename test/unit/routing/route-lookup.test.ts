@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RouteConfig } from '../../../src/config/schema.ts';
 import { matchingPath } from '../../../src/protocol/path-key.ts';
-import { checkRequestTarget } from '../../../src/routing/request-target.ts';
+import { checkHostValue, checkRequestTarget } from '../../../src/routing/request-target.ts';
 import { RouteLookup } from '../../../src/routing/route-lookup.ts';
 
 const route = (path: string): RouteConfig => ({ hosts: [], path, pool: 'p' });
@@ -70,4 +70,44 @@ test('regression: path parameters cannot hide a dot segment or move a request of
   assert.equal(pick('/api;/x'), 'api', '/api;/x is /api/x to a servlet container');
   assert.equal(pick('/admin;jsessionid=1'), 'admin', 'a session parameter stays on its route');
   assert.equal(matchingPath('/a;x=1/b;y'), '/a/b');
+});
+
+test('regression: a Host that is not host[:port] is refused, whatever a URL parser would make of it', () => {
+  const refused = [
+    'public.example.com:1@admin.example.com',
+    'evil.other.com, x.example.com',
+    '[admin.example.com]',
+    'a/evil',
+    'a:abc',
+    'a:99999',
+    'a..b',
+    'a b',
+  ];
+  for (const host of refused) assert.ok(checkHostValue(host), `${host} is refused`);
+  const accepted = [
+    'example.com',
+    'a.example.com:8443',
+    '127.0.0.1:80',
+    '[::1]:8080',
+    '[fe80::1]',
+    'svc_name.local',
+    'x.',
+    '',
+  ];
+  for (const host of accepted) assert.equal(checkHostValue(host), undefined, `${host} is accepted`);
+});
+
+test('regression: a path whose letter case or double encoding would pick another route is refused', () => {
+  assert.match(String(pick('/ADMIN/x')), /^refused: its letter case/, '/ADMIN/x is /admin/x to Express');
+  assert.match(String(pick('/%61DMIN/x')), /^refused: its letter case/, '/%61DMIN/x');
+  assert.match(String(pick('/solo%252Fx')), /^refused: a doubly encoded character/, '/solo%252Fx');
+  assert.match(
+    String(pick('/public/%252e%252e/x')),
+    /^refused: .*dot segment/,
+    'a doubly encoded dot segment',
+  );
+  assert.equal(pick('/Other/Page'), 'root', 'case does not matter where every reading stays on one route');
+  const mixed = new RouteLookup({ root: route('/'), upper: route('/Static/') });
+  assert.equal(mixed.find(undefined, '/Static/app.js').route?.name, 'upper');
+  assert.match(String(mixed.find(undefined, '/static/app.js').refused), /letter case/);
 });
