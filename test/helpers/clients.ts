@@ -76,6 +76,13 @@ export function handshakeHeaders(host = '127.0.0.1'): Record<string, string> {
   };
 }
 
+/** The header lines of a valid handshake for `host`, each ending in CRLF (no blank line). */
+export function handshakeLines(host = '127.0.0.1'): string {
+  return Object.entries(handshakeHeaders(host))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+}
+
 /**
  * Sends a raw request (`method path HTTP/1.1` with exactly `headers`, plus `extra` bytes in the
  * same write) and resolves with the response head once it is complete.

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { startHttpBackend, switchingProtocolsHead } from '../helpers/backends.ts';
-import { handshakeHeaders } from '../helpers/clients.ts';
+import { handshakeLines } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway } from '../helpers/gateway.ts';
 import { exchange, openRaw } from '../helpers/raw-http.ts';
@@ -93,9 +93,7 @@ test("regression: a backend's non-ASCII 101 header bytes reach the client unchan
     routes: { app: { pool: 'app' } },
     pools: { app: { backends: [backend.url] } },
   });
-  const upgradeLines = Object.entries(handshakeHeaders('a'))
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('');
+  const upgradeLines = handshakeLines('a');
   const socket = openRaw(gw.port());
   socket.write(`GET /ws HTTP/1.1\r\n${upgradeLines}\r\n`);
   const head = await within(

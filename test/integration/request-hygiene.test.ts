@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startEchoBackend, startHttpBackend } from '../helpers/backends.ts';
-import { handshakeHeaders, openClient } from '../helpers/clients.ts';
+import { handshakeLines, openClient } from '../helpers/clients.ts';
 import { startGateway } from '../helpers/gateway.ts';
 import { exchange } from '../helpers/raw-http.ts';
 
@@ -17,9 +17,7 @@ test('regression: GET / HTTP/2.0 and HTTP/0.9 on an HTTP/1 listener get 505, pla
     routes: { app: { pool: 'app' } },
     pools: { app: { backends: [backend.url] } },
   });
-  const upgradeLines = Object.entries(handshakeHeaders('a'))
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('');
+  const upgradeLines = handshakeLines('a');
   for (const version of ['2.0', '0.9']) {
     const plain = await exchange(gw.port(), `GET / HTTP/${version}\r\nHost: a\r\n\r\n`);
     assert.deepEqual(
@@ -92,9 +90,7 @@ test('regression: /%73olo/x reaches the /solo/ route and /solo%2fx is refused, o
   assert.equal(solo.requests[0]?.url, '/%73olo/x', 'and the target is forwarded as sent');
   assert.equal((await get('//solo/x'))?.body, 'solo', '//solo/x too');
   assert.equal((await get('/solo%2fx'))?.status, 400, '/solo%2fx is refused');
-  const upgradeLines = Object.entries(handshakeHeaders('a'))
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('');
+  const upgradeLines = handshakeLines('a');
   const upgrade = await exchange(gw.port(), `GET /solo%2fx HTTP/1.1\r\n${upgradeLines}\r\n`);
   assert.equal(upgrade.responses[0]?.status, 400, 'an upgrade to /solo%2fx is refused');
   assert.equal(root.requests.length, 0, 'nothing reached the / route');
@@ -110,9 +106,7 @@ test('regression: an upgrade pipelined behind a plain request waits for its resp
     routes: { app: { pool: 'app' } },
     pools: { app: { backends: [echo.url] } },
   });
-  const upgradeLines = Object.entries(handshakeHeaders('a'))
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('');
+  const upgradeLines = handshakeLines('a');
   const result = await exchange(
     gw.port(),
     `GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /ws HTTP/1.1\r\n${upgradeLines}\r\n`,
@@ -139,9 +133,7 @@ test('regression: a Host a URL parser would read as another host gets 400, plain
   ]) {
     const plain = await exchange(gw.port(), `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     assert.equal(plain.responses[0]?.status, 400, `plain request, Host: ${host}`);
-    const upgradeLines = Object.entries(handshakeHeaders(host))
-      .map(([name, value]) => `${name}: ${value}\r\n`)
-      .join('');
+    const upgradeLines = handshakeLines(host);
     const upgrade = await exchange(gw.port(), `GET /ws HTTP/1.1\r\n${upgradeLines}\r\n`);
     assert.equal(upgrade.responses[0]?.status, 400, `upgrade, Host: ${host}`);
   }
