@@ -12,7 +12,7 @@ function isControl(code: number): boolean {
   return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029;
 }
 
-/** `text` with every control character written as `\uXXXX` (or, with `blank`, as a space). */
+/** `text` with every control character written as a JSON unicode escape (or, with `blank`, a space). */
 function escapeControls(text: string, blank = false): string {
   let out = '';
   for (const char of text) {

@@ -5,6 +5,7 @@
 import { connect, type Socket } from 'node:net';
 import { type ClientOptions, WebSocket } from 'ws';
 import { within } from './eventually.ts';
+import { parseHead } from './raw-http.ts';
 
 /** Opens a `ws` client and resolves when it is open; rejects on an unexpected response or error. */
 export function openClient(
@@ -112,14 +113,7 @@ export function rawRequest(
         if (end === -1) return;
         socket.off('data', onData);
         socket.pause();
-        const [statusLine = '', ...headerLines] = received.subarray(0, end).toString('latin1').split('\r\n');
-        const headers: Record<string, string> = {};
-        for (const line of headerLines) {
-          const colon = line.indexOf(':');
-          const name = line.slice(0, colon).trim().toLowerCase();
-          const value = line.slice(colon + 1).trim();
-          headers[name] = headers[name] ? `${headers[name]}, ${value}` : value;
-        }
+        const { statusLine, headers } = parseHead(received.subarray(0, end));
         resolve({
           status: Number(statusLine.split(' ')[1]),
           statusLine,

@@ -32,6 +32,19 @@ export interface ExchangeOptions {
   readonly head?: boolean;
 }
 
+/** A response head (without its blank line): the status line and lower-cased headers, repeats joined. */
+export function parseHead(head: Buffer): { statusLine: string; headers: Record<string, string> } {
+  const [statusLine = '', ...lines] = head.toString('latin1').split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] ? `${headers[name]}, ${value}` : value;
+  }
+  return { statusLine, headers };
+}
+
 /** Parses the complete responses at the start of `data`; returns them and the bytes consumed. */
 function parseResponses(
   data: Buffer,
@@ -43,14 +56,7 @@ function parseResponses(
   for (;;) {
     const headEnd = data.indexOf('\r\n\r\n', at);
     if (headEnd === -1) break;
-    const [statusLine = '', ...lines] = data.subarray(at, headEnd).toString('latin1').split('\r\n');
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(':');
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      headers[name] = headers[name] ? `${headers[name]}, ${value}` : value;
-    }
+    const { statusLine, headers } = parseHead(data.subarray(at, headEnd));
     const status = Number(statusLine.split(' ')[1]);
     let bodyStart = headEnd + 4;
     let body: Buffer;
