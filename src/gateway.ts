@@ -213,7 +213,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       'draining',
     );
     const spreadTimers = tunnels.map((tunnel) => {
-      const timer = setTimeout(() => tunnel.shutdown(), Math.random() * config.shutdown.closeSpread);
+      const timer = setTimeout(
+        () => tunnel.close('GATEWAY_SHUTDOWN'),
+        Math.random() * config.shutdown.closeSpread,
+      );
       return timer;
     });
     let deadline: NodeJS.Timeout | undefined;

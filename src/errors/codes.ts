@@ -1,9 +1,10 @@
 /**
  * The one table of outcome codes. Every way a handshake, an HTTP request or a tunnel can end
- * that is not a plain success has a code here, with the phase it belongs to, what the client is
- * told (an HTTP status before the 101, a WebSocket close code after it), who caused it and the log
- * level it deserves. Metrics and access logs label with these codes, never with free text, and
- * `docs/errors.md` lists every one of them (a test keeps the two in sync).
+ * that is not a plain success has a code here, with the phase it belongs to, what each side is
+ * told (an HTTP status before the 101; after it, the close frame the gateway writes to the client
+ * and to the backend), who caused it and the log level it deserves. The tunnel reads its close
+ * frames from here and nowhere else. Metrics and access logs label with these codes, never with
+ * free text, and `docs/errors.md` lists every one of them (a test keeps the two in sync).
  */
 
 /** `handshake`: answered with an HTTP status before any 101; `tunnel`: after the 101, with a close code. */
@@ -12,12 +13,21 @@ export type Phase = 'handshake' | 'http' | 'tunnel';
 export type Source = 'downstream' | 'upstream' | 'gateway';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
+/** A close frame the gateway writes: its code and a short reason (RFC 6455 §7.4). */
+export type CloseFrame = readonly [code: number, reason: string];
+
+/** The close frame each side gets when the gateway ends a tunnel with a code; absent: none. */
+export interface Closes {
+  readonly client?: CloseFrame;
+  readonly backend?: CloseFrame;
+}
+
 export interface CodeInfo {
   readonly phase: Phase;
   /** HTTP status sent to the client (handshake/http phases); 0 when nothing can be sent. */
   readonly status: number;
-  /** Close code sent to the client (tunnel phase); 0 when no close frame can be sent. */
-  readonly closeCode: number;
+  /** After the 101: the close frames the gateway writes toward each side still there to read one. */
+  readonly closes: Closes;
   readonly source: Source;
   readonly level: LogLevel;
   /** One line for docs/errors.md and operators. */
@@ -29,7 +39,7 @@ export const CODES = {
   HANDSHAKE_METHOD_NOT_ALLOWED: {
     phase: 'handshake',
     status: 405,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description: 'The upgrade request used a method other than GET (RFC 6455 §4.2.1 item 1).',
@@ -37,7 +47,7 @@ export const CODES = {
   HANDSHAKE_MALFORMED: {
     phase: 'handshake',
     status: 400,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description:
@@ -46,7 +56,7 @@ export const CODES = {
   HANDSHAKE_VERSION_UNSUPPORTED: {
     phase: 'handshake',
     status: 426,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description:
@@ -55,7 +65,7 @@ export const CODES = {
   ROUTE_NOT_FOUND: {
     phase: 'handshake',
     status: 404,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description: 'No route matches the request host and path (also used for plain HTTP requests).',
@@ -63,7 +73,7 @@ export const CODES = {
   REQUEST_MALFORMED: {
     phase: 'handshake',
     status: 400,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description:
@@ -72,7 +82,7 @@ export const CODES = {
   HTTP_VERSION_UNSUPPORTED: {
     phase: 'handshake',
     status: 505,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description:
@@ -81,7 +91,7 @@ export const CODES = {
   GATEWAY_DRAINING: {
     phase: 'handshake',
     status: 503,
-    closeCode: 0,
+    closes: {},
     source: 'gateway',
     level: 'info',
     description: 'The gateway is shutting down and accepts no new upgrades or requests.',
@@ -89,7 +99,7 @@ export const CODES = {
   CLIENT_GONE: {
     phase: 'handshake',
     status: 0,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description: 'The client disconnected before the handshake completed.',
@@ -98,7 +108,7 @@ export const CODES = {
   UPSTREAM_CONNECT_FAILED: {
     phase: 'handshake',
     status: 502,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'warn',
     description: 'Connecting to every candidate backend failed (refused, reset, DNS or TLS error).',
@@ -106,7 +116,7 @@ export const CODES = {
   UPSTREAM_CONNECT_TIMEOUT: {
     phase: 'handshake',
     status: 504,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'warn',
     description: 'The last candidate backend did not accept the connection within `connectTimeout`.',
@@ -114,7 +124,7 @@ export const CODES = {
   UPSTREAM_HANDSHAKE_TIMEOUT: {
     phase: 'handshake',
     status: 504,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'warn',
     description:
@@ -123,7 +133,7 @@ export const CODES = {
   UPSTREAM_REJECTED: {
     phase: 'handshake',
     status: 0,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'info',
     description:
@@ -132,7 +142,7 @@ export const CODES = {
   UPSTREAM_BAD_RESPONSE: {
     phase: 'handshake',
     status: 502,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'warn',
     description:
@@ -141,7 +151,7 @@ export const CODES = {
   INTERNAL_ERROR: {
     phase: 'handshake',
     status: 500,
-    closeCode: 1011,
+    closes: { client: [1011, 'internal error'], backend: [1011, 'internal error'] },
     source: 'gateway',
     level: 'error',
     description: 'A bug in the gateway; the stack is logged. After the 101 the client gets close code 1011.',
@@ -150,7 +160,7 @@ export const CODES = {
   TRANSFER_CODING_UNSUPPORTED: {
     phase: 'http',
     status: 501,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description:
@@ -159,7 +169,7 @@ export const CODES = {
   HTTP_CLIENT_GONE: {
     phase: 'http',
     status: 0,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'debug',
     description:
@@ -168,7 +178,7 @@ export const CODES = {
   HTTP_UPSTREAM_FAILED: {
     phase: 'http',
     status: 502,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'warn',
     description: 'A proxied HTTP request failed before the backend answered (connect error or reset).',
@@ -176,7 +186,7 @@ export const CODES = {
   HTTP_UPSTREAM_TIMEOUT: {
     phase: 'http',
     status: 504,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'warn',
     description:
@@ -185,7 +195,7 @@ export const CODES = {
   HTTP_UPSTREAM_BAD_RESPONSE: {
     phase: 'http',
     status: 502,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'warn',
     description:
@@ -194,7 +204,7 @@ export const CODES = {
   HTTP_UPSTREAM_ABORTED: {
     phase: 'http',
     status: 0,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'info',
     description:
@@ -204,7 +214,7 @@ export const CODES = {
   CLIENT_CLOSED: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 0,
+    closes: {},
     source: 'downstream',
     level: 'info',
     description:
@@ -213,7 +223,7 @@ export const CODES = {
   BACKEND_CLOSED: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 0,
+    closes: {},
     source: 'upstream',
     level: 'info',
     description: 'The backend sent the first close frame; the client got its code and reason (a normal end).',
@@ -222,7 +232,7 @@ export const CODES = {
   CLIENT_PROTOCOL_ERROR: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 1002,
+    closes: { client: [1002, 'protocol error'], backend: [1002, 'protocol error'] },
     source: 'downstream',
     level: 'info',
     description:
@@ -231,7 +241,7 @@ export const CODES = {
   BACKEND_PROTOCOL_ERROR: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 1014,
+    closes: { client: [1014, 'backend protocol error'], backend: [1002, 'protocol error'] },
     source: 'upstream',
     level: 'warn',
     description: 'The backend broke RFC 6455 framing; the backend gets 1002, the client 1014.',
@@ -239,15 +249,16 @@ export const CODES = {
   CLIENT_LOST: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 0,
+    closes: { client: [1001, 'client lost'], backend: [1001, 'client went away'] },
     source: 'downstream',
     level: 'debug',
-    description: 'The client connection ended or reset without a close frame; the backend gets 1001.',
+    description:
+      'The client connection ended or reset without a close frame; the backend gets 1001 (and the client too, if it only half-closed and still reads).',
   },
   BACKEND_LOST: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 1014,
+    closes: { client: [1014, 'backend lost'], backend: [1001, 'backend lost'] },
     source: 'upstream',
     level: 'warn',
     description:
@@ -256,7 +267,7 @@ export const CODES = {
   CLIENT_SEND_TIMEOUT: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 0,
+    closes: { backend: [1001, 'client not reading'] },
     source: 'downstream',
     level: 'info',
     description:
@@ -265,7 +276,7 @@ export const CODES = {
   BACKEND_SEND_TIMEOUT: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 1014,
+    closes: { client: [1014, 'backend not reading'] },
     source: 'upstream',
     level: 'warn',
     description:
@@ -274,7 +285,7 @@ export const CODES = {
   GATEWAY_SHUTDOWN: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 1001,
+    closes: { client: [1001, 'gateway shutting down'], backend: [1001, 'gateway shutting down'] },
     source: 'gateway',
     level: 'info',
     description: 'The gateway is shutting down; both sides get 1001 (going away).',
@@ -282,13 +293,18 @@ export const CODES = {
   CLOSE_TIMEOUT: {
     phase: 'tunnel',
     status: 0,
-    closeCode: 0,
+    closes: {},
     source: 'gateway',
     level: 'debug',
     description:
       'A side did not finish the closing handshake within `tunnel.closeTimeout`; its socket was destroyed.',
   },
 } as const satisfies Record<string, CodeInfo>;
+
+/** A code's row, typed as a row (indexing CODES with a union of codes gives a union of literals). */
+export function codeInfo(code: ErrorCode): CodeInfo {
+  return CODES[code];
+}
 
 export type ErrorCode = keyof typeof CODES;
 

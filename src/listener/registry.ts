@@ -6,12 +6,13 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ErrorCode } from '../errors/codes.ts';
 
 /** What the registry needs of a live tunnel. */
 export interface RegisteredTunnel {
   readonly id: string;
-  /** Starts a gateway-initiated close (1001 going away); resolves nothing, teardown follows. */
-  shutdown(): void;
+  /** Starts a gateway-initiated close with the close frames of `code`; teardown follows. */
+  close(code: ErrorCode): void;
   /** Destroys both sockets at once. */
   destroy(): void;
 }

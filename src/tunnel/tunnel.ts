@@ -22,7 +22,7 @@
  * other side gets a close frame and the tunnel ends.
  */
 import { Socket } from 'node:net';
-import type { ErrorCode } from '../errors/codes.ts';
+import { type CloseFrame, codeInfo, type ErrorCode } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
 import { encodeCloseFrame } from './close-frame.ts';
@@ -108,7 +108,7 @@ export class Tunnel implements Sweepable {
   /** The gateway wrote its own close frame TOWARD this side: nothing more may be sent to it. */
   readonly #closedToward: Record<Side, boolean> = { client: false, backend: false };
   /** A gateway close frame waits for the stream toward this side to reach a frame boundary. */
-  readonly #pendingClose: Record<Side, readonly [number, string] | undefined> = {
+  readonly #pendingClose: Record<Side, CloseFrame | undefined> = {
     client: undefined,
     backend: undefined,
   };
@@ -179,9 +179,12 @@ export class Tunnel implements Sweepable {
     this.#sockets.backend.resume();
   }
 
-  /** Gateway shutdown: 1001 to both sides, then the usual close deadline. */
-  shutdown(): void {
-    this.#gatewayClose('GATEWAY_SHUTDOWN', [1001, 'gateway shutting down'], [1001, 'gateway shutting down']);
+  /**
+   * The gateway ends the tunnel for `code` (GATEWAY_SHUTDOWN on a drain): each side still there
+   * gets the close frame the table gives it, then the usual close deadline applies.
+   */
+  close(code: ErrorCode): void {
+    this.#gatewayClose(code);
   }
 
   /** Destroys both sockets now; teardown follows from their close events. */
@@ -193,26 +196,23 @@ export class Tunnel implements Sweepable {
   /**
    * A bug must cost one tunnel, not the process. The scanners may be mid-update, so the only
    * trusted fact is whether what was last written toward each side ended at a frame boundary:
-   * there a 1011 close frame goes out, elsewhere the socket is destroyed.
+   * there the INTERNAL_ERROR close frame (1011) goes out, elsewhere the socket is destroyed.
    */
   #onBug(error: unknown): void {
     this.#options.log.error({ err: error }, 'tunnel failed unexpectedly');
     if (this.#broken) return;
     this.#broken = true;
-    this.#errorCode ??= 'INTERNAL_ERROR';
-    if (this.#initiator === undefined) {
-      this.#initiator = 'gateway';
-      this.#closeCode = 1011;
-      this.#closeReason = 'internal error';
-    }
-    for (const side of ['client', 'backend'] as const) {
+    const { closes } = codeInfo('INTERNAL_ERROR');
+    this.#recordGatewayClose('INTERNAL_ERROR');
+    for (const side of SIDES) {
+      const frame = closes[side];
       const socket = this.#sockets[side];
       if (this.#closedToward[side] || !socket.writable) continue;
       if (this.#scanners[other(side)].closeSeen) {
         socket.end(); // the peer's close frame already went to this side
-      } else if (this.#boundaryToward[side]) {
+      } else if (this.#boundaryToward[side] && frame) {
         this.#closedToward[side] = true;
-        socket.end(encodeCloseFrame(1011, 'internal error', side === 'backend'));
+        socket.end(encodeCloseFrame(frame[0], frame[1], side === 'backend'));
       } else {
         socket.destroy();
       }
@@ -271,26 +271,10 @@ export class Tunnel implements Sweepable {
   /** `stalled` read nothing of what was queued for it within `sendTimeout`. */
   #sendTimedOut(stalled: Side): void {
     this.#flowsAgain(stalled);
-    // Nothing more is written to a peer that does not read: a close frame would never reach it.
+    // Nothing more is written to a peer that does not read (the table gives it no close frame).
     this.#closedToward[stalled] = true;
     this.#sockets[stalled].destroy();
-    if (stalled === 'client') {
-      this.#errorCode ??= 'CLIENT_SEND_TIMEOUT';
-      if (this.#initiator === undefined) {
-        // The first close frame of the tunnel is the one the backend gets; the client gets none.
-        this.#initiator = 'gateway';
-        this.#closeCode = 1001;
-        this.#closeReason = 'client not reading';
-      }
-      this.#closeToward('backend', [1001, 'client not reading']);
-      this.#armCloseTimer();
-    } else {
-      this.#gatewayClose(
-        'BACKEND_SEND_TIMEOUT',
-        [1014, 'backend not reading'],
-        [1001, 'backend not reading'],
-      );
-    }
+    this.#gatewayClose(stalled === 'client' ? 'CLIENT_SEND_TIMEOUT' : 'BACKEND_SEND_TIMEOUT');
     // What the other side still sends is dropped; reading it lets its close or FIN be seen.
     this.#sockets[other(stalled)].resume();
   }
@@ -364,41 +348,45 @@ export class Tunnel implements Sweepable {
       'protocol violation',
     );
     const toward = other(from);
-    const protocolError: [number, string] = [1002, 'protocol error'];
-    const forClient: [number, string] = from === 'client' ? protocolError : [1014, 'backend protocol error'];
+    const code = from === 'client' ? 'CLIENT_PROTOCOL_ERROR' : 'BACKEND_PROTOCOL_ERROR';
+    const frame = codeInfo(code).closes[toward];
     // The stream toward the other side stopped at a frame boundary only if the bad frame began in
     // this chunk; otherwise half a frame went out and no close frame can follow it.
-    if (result.boundary >= 0) this.#writeClose(toward, toward === 'client' ? forClient : protocolError);
+    if (result.boundary >= 0 && frame) this.#writeClose(toward, frame);
     else this.#sockets[toward].destroy();
-    this.#gatewayClose(
-      from === 'client' ? 'CLIENT_PROTOCOL_ERROR' : 'BACKEND_PROTOCOL_ERROR',
-      forClient,
-      protocolError,
-    );
+    this.#gatewayClose(code);
     // Fail the connection (RFC 6455 §7.1.7): end the violator's socket right after its close frame.
     if (this.#pendingClose[from]) this.#endAfterClose[from] = true;
     else this.#endSide(from);
   }
 
-  /** The gateway ends the tunnel: a close frame to each side still there, then the deadline. */
-  #gatewayClose(
-    code: ErrorCode,
-    forClient: readonly [number, string],
-    forBackend: readonly [number, string],
-  ): void {
-    this.#errorCode ??= code;
-    if (this.#initiator === undefined) {
-      this.#initiator = 'gateway';
-      this.#closeCode = forClient[0];
-      this.#closeReason = forClient[1];
+  /** The gateway ends the tunnel: the table's close frame to each side still there, then the deadline. */
+  #gatewayClose(code: ErrorCode): void {
+    this.#recordGatewayClose(code);
+    const { closes } = codeInfo(code);
+    for (const side of SIDES) {
+      const frame = closes[side];
+      if (frame) this.#closeToward(side, frame);
     }
-    this.#closeToward('client', forClient);
-    this.#closeToward('backend', forBackend);
     this.#armCloseTimer();
   }
 
+  /**
+   * Why the tunnel ends, unless that is already known; and, when nobody closed before, the
+   * gateway as the initiator with the first close frame it sends (the client's, else the backend's).
+   */
+  #recordGatewayClose(code: ErrorCode): void {
+    this.#errorCode ??= code;
+    if (this.#initiator !== undefined) return;
+    this.#initiator = 'gateway';
+    const { closes } = codeInfo(code);
+    const first = closes.client ?? closes.backend;
+    this.#closeCode = first?.[0];
+    this.#closeReason = first?.[1] ?? '';
+  }
+
   /** Sends a gateway close frame toward `to` now, or at the next frame boundary. */
-  #closeToward(to: Side, frame: readonly [number, string]): void {
+  #closeToward(to: Side, frame: CloseFrame): void {
     const from = other(to);
     if (this.#closedToward[to] || this.#scanners[from].closeSeen) return; // `to` already has a close frame
     const target = this.#sockets[to];
@@ -409,7 +397,7 @@ export class Tunnel implements Sweepable {
     else this.#pendingClose[to] = frame;
   }
 
-  #writeClose(to: Side, [code, reason]: readonly [number, string]): void {
+  #writeClose(to: Side, [code, reason]: CloseFrame): void {
     this.#pendingClose[to] = undefined;
     this.#closedToward[to] = true;
     const target = this.#sockets[to];
@@ -442,9 +430,7 @@ export class Tunnel implements Sweepable {
   /** `side` went away without a close frame: tell the other side, with a close frame if possible. */
   #lost(side: Side): void {
     if (this.#initiator === undefined) this.#initiator = side; // close code stays undefined: 1006
-    if (side === 'client')
-      this.#gatewayClose('CLIENT_LOST', [1001, 'client lost'], [1001, 'client went away']);
-    else this.#gatewayClose('BACKEND_LOST', [1014, 'backend lost'], [1001, 'backend lost']);
+    this.#gatewayClose(side === 'client' ? 'CLIENT_LOST' : 'BACKEND_LOST');
   }
 
   #endSide(side: Side): void {
