@@ -1,9 +1,10 @@
 /**
- * A live WebSocket between a client and a backend after the 101. Bytes are forwarded unchanged in
- * both directions (masking is already right for each), with backpressure: when a destination's
- * buffer is full, the source stops being read until `drain`. A frame scanner per direction reads
- * frame headers as they pass, to count messages, see close frames and catch protocol violations,
- * without ever buffering a payload.
+ * A live WebSocket between a client and a backend after the 101: two relays (relay.ts), one per
+ * direction, each with its frame scanner, forward bytes unchanged (masking is already right for
+ * each), with backpressure: when a destination's buffer is full, the source stops being read until
+ * `drain`. The scanners read frame headers as they pass, to count messages, see close frames and
+ * catch protocol violations, without ever buffering a payload. The tunnel owns what concerns both
+ * directions: who closed, why, the close deadline, and teardown.
  *
  * Closing, the part proxies usually get wrong:
  * - Close frames between the peers are relayed untouched; whoever sent the first one closed.
@@ -21,17 +22,18 @@
  * `sendTimeout` is destroyed (nothing written to a peer that does not read would reach it), the
  * other side gets a close frame and the tunnel ends.
  */
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type CloseFrame, codeInfo, type ErrorCode } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
 import { encodeCloseFrame } from './close-frame.ts';
-import { FrameScanner, type ScanResult } from './frame-scanner.ts';
+import type { ScanResult } from './frame-scanner.ts';
+import { probeForReset } from './probe.ts';
+import { Relay } from './relay.ts';
 import type { Sweepable, Sweeper } from './sweeper.ts';
 
 type Side = 'client' | 'backend';
 const SIDES = ['client', 'backend'] as const;
-const EMPTY = Buffer.alloc(0);
 
 /** Running totals a tunnel adds to while it runs, one per direction (shared per route). */
 export type TunnelCounters = Readonly<Record<Direction, TrafficCell>>;
@@ -79,17 +81,6 @@ export interface TunnelSummary {
 /** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
 const KEEPALIVE_DELAY_MS = 30_000;
 
-/**
- * The TCP socket under a TLS socket, which Node keeps as `_parent` when the TLS socket wraps one
- * (every server-side TLS socket; backend TLS sockets are opened that way on purpose): an empty
- * write to a TLS socket produces no bytes, so probing must happen below it, and a failure there
- * reaches the TLS socket's own 'error' and 'close'. Without one, the socket itself.
- */
-function transportOf(socket: Socket): Socket {
-  const parent: unknown = (socket as Socket & { _parent?: unknown })._parent;
-  return parent instanceof Socket ? parent : socket;
-}
-
 const other = (side: Side): Side => (side === 'client' ? 'backend' : 'client');
 const directionFrom = (side: Side): Direction =>
   side === 'client' ? 'client_to_backend' : 'backend_to_client';
@@ -100,25 +91,12 @@ export class Tunnel implements Sweepable {
   /** Handshake leftovers, forwarded by start() and then let go. */
   #heads: { client: Buffer; backend: Buffer } | undefined;
   readonly #sockets: Record<Side, Socket>;
-  /** Scanner of the stream coming FROM each side. */
-  readonly #scanners: Record<Side, FrameScanner>;
-  readonly #messages: Record<Direction, number> = { client_to_backend: 0, backend_to_client: 0 };
-  readonly #bytes: Record<Direction, number> = { client_to_backend: 0, backend_to_client: 0 };
+  /** The relay of the stream coming FROM each side. */
+  readonly #relays: Record<Side, Relay>;
   readonly #startedAt = performance.now();
-  /** The gateway wrote its own close frame TOWARD this side: nothing more may be sent to it. */
-  readonly #closedToward: Record<Side, boolean> = { client: false, backend: false };
-  /** A gateway close frame waits for the stream toward this side to reach a frame boundary. */
-  readonly #pendingClose: Record<Side, CloseFrame | undefined> = {
-    client: undefined,
-    backend: undefined,
-  };
   readonly #socketClosed: Record<Side, boolean> = { client: false, backend: false };
-  /** Whether the bytes written TOWARD each side so far end at a frame boundary. */
-  readonly #boundaryToward: Record<Side, boolean> = { client: true, backend: true };
   /** End this side's socket as soon as its pending close frame is written. */
   readonly #endAfterClose: Record<Side, boolean> = { client: false, backend: false };
-  /** Since when (sweeper clock) the socket TOWARD each side has held bytes it could not flush. */
-  readonly #backedUpSince: Record<Side, number | undefined> = { client: undefined, backend: undefined };
   /** Set after an unexpected exception: scanner state is no longer trusted, data is dropped. */
   #broken = false;
   #closeCode: number | undefined;
@@ -134,15 +112,12 @@ export class Tunnel implements Sweepable {
     this.#options = rest;
     this.#heads = { client: clientHead, backend: backendHead };
     this.#sockets = { client: options.client, backend: options.backend };
-    this.#scanners = {
-      client: this.#createScanner('client'),
-      backend: this.#createScanner('backend'),
-    };
+    this.#relays = { client: this.#createRelay('client'), backend: this.#createRelay('backend') };
   }
 
   /** Wires both sockets and forwards the bytes that came with the handshakes. Call after the 101. */
   start(): void {
-    for (const side of ['client', 'backend'] as const) {
+    for (const side of SIDES) {
       const socket = this.#sockets[side];
       socket.setNoDelay(true);
       // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by TCP keepalive.
@@ -175,8 +150,8 @@ export class Tunnel implements Sweepable {
     } catch (error) {
       this.#onBug(error);
     }
-    this.#sockets.client.resume();
-    this.#sockets.backend.resume();
+    this.#relays.client.resume('handshake');
+    this.#relays.backend.resume('handshake');
   }
 
   /**
@@ -193,6 +168,25 @@ export class Tunnel implements Sweepable {
     this.#sockets.backend.destroy();
   }
 
+  /** Sweeper tick: ends the tunnel on a destination stalled past `sendTimeout`, probes paused sources. */
+  sweep(now: number): void {
+    try {
+      for (const side of SIDES) {
+        const since = this.#toward(side).backedUpSince;
+        if (since === undefined) continue;
+        if (now - since >= this.#options.sendTimeoutMs) this.#sendTimedOut(side);
+        else probeForReset(this.#sockets[other(side)]);
+      }
+    } catch (error) {
+      this.#onBug(error);
+    }
+  }
+
+  /** The relay whose destination is `side`. */
+  #toward(side: Side): Relay {
+    return this.#relays[other(side)];
+  }
+
   /**
    * A bug must cost one tunnel, not the process. The scanners may be mid-update, so the only
    * trusted fact is whether what was last written toward each side ended at a frame boundary:
@@ -207,11 +201,12 @@ export class Tunnel implements Sweepable {
     for (const side of SIDES) {
       const frame = closes[side];
       const socket = this.#sockets[side];
-      if (this.#closedToward[side] || !socket.writable) continue;
-      if (this.#scanners[other(side)].closeSeen) {
+      const relay = this.#toward(side);
+      if (relay.closed || !socket.writable) continue;
+      if (relay.closeSeen) {
         socket.end(); // the peer's close frame already went to this side
-      } else if (this.#boundaryToward[side] && frame) {
-        this.#closedToward[side] = true;
+      } else if (relay.boundaryOut && frame) {
+        relay.closed = true;
         socket.end(encodeCloseFrame(frame[0], frame[1], side === 'backend'));
       } else {
         socket.destroy();
@@ -220,113 +215,76 @@ export class Tunnel implements Sweepable {
     this.#armCloseTimer();
   }
 
-  /** Sweeper tick: ends the tunnel on a destination stalled past `sendTimeout`, probes paused sources. */
-  sweep(now: number): void {
-    try {
-      for (const side of SIDES) {
-        const since = this.#backedUpSince[side];
-        if (since === undefined) continue;
-        if (now - since >= this.#options.sendTimeoutMs) this.#sendTimedOut(side);
-        else this.#probe(other(side));
-      }
-    } catch (error) {
-      this.#onBug(error);
-    }
+  #createRelay(from: Side): Relay {
+    const direction = directionFrom(from);
+    return new Relay({
+      direction,
+      source: this.#sockets[from],
+      destination: this.#sockets[other(from)],
+      allowedRsv: this.#options.allowedRsv,
+      cell: this.#options.counters[direction],
+      onCloseFrame: (code, reason) => this.#onCloseFrame(from, code, reason),
+    });
   }
 
   /** The socket toward `to` could not take a whole write: its source waits for 'drain'. */
   #backedUp(to: Side): void {
-    if (this.#backedUpSince[to] !== undefined) return;
-    this.#backedUpSince[to] = this.#options.sweeper.now();
-    this.#options.backpressure[directionFrom(other(to))]++;
+    const relay = this.#toward(to);
+    if (relay.backedUpSince !== undefined) return;
+    relay.backedUpSince = this.#options.sweeper.now();
+    this.#options.backpressure[relay.direction]++;
     this.#options.sweeper.add(this);
   }
 
   /** `side` took everything queued for it (or is gone): no longer backed up. */
   #flowsAgain(side: Side): void {
-    if (this.#backedUpSince[side] === undefined) return;
-    this.#backedUpSince[side] = undefined;
-    this.#options.backpressure[directionFrom(other(side))]--;
-    if (this.#backedUpSince[other(side)] === undefined) this.#options.sweeper.delete(this);
+    const relay = this.#toward(side);
+    if (relay.backedUpSince === undefined) return;
+    relay.backedUpSince = undefined;
+    this.#options.backpressure[relay.direction]--;
+    if (this.#toward(other(side)).backedUpSince === undefined) this.#options.sweeper.delete(this);
   }
 
   #onDrain(side: Side): void {
     this.#flowsAgain(side);
-    this.#sockets[other(side)].resume();
-  }
-
-  /**
-   * Asks the kernel whether a socket that is not being read was reset: an empty write fails on a
-   * reset connection (then 'error' and 'close' follow) and changes nothing on a live one (nor on
-   * the stream of TLS records above it). A FIN behind unread bytes cannot be seen this way; the
-   * send timeout bounds that case.
-   */
-  #probe(side: Side): void {
-    const socket = this.#sockets[side];
-    if (!socket.writable || socket.writableLength > 0) return; // a pending write reports errors itself
-    const transport = transportOf(socket);
-    if (transport.writable && transport.writableLength === 0) transport.write(EMPTY);
+    this.#toward(side).resume('backpressure');
   }
 
   /** `stalled` read nothing of what was queued for it within `sendTimeout`. */
   #sendTimedOut(stalled: Side): void {
     this.#flowsAgain(stalled);
     // Nothing more is written to a peer that does not read (the table gives it no close frame).
-    this.#closedToward[stalled] = true;
+    const relay = this.#toward(stalled);
+    relay.closed = true;
     this.#sockets[stalled].destroy();
     this.#gatewayClose(stalled === 'client' ? 'CLIENT_SEND_TIMEOUT' : 'BACKEND_SEND_TIMEOUT');
     // What the other side still sends is dropped; reading it lets its close or FIN be seen.
-    this.#sockets[other(stalled)].resume();
-  }
-
-  #createScanner(from: Side): FrameScanner {
-    const direction = directionFrom(from);
-    const cell = this.#options.counters[direction];
-    return new FrameScanner(
-      { direction, allowedRsv: this.#options.allowedRsv },
-      {
-        onMessage: () => {
-          // Messages dropped after a close frame toward their destination are not relayed.
-          if (this.#closedToward[other(from)]) return;
-          this.#messages[direction]++;
-          cell.messages++;
-        },
-        onControl: () => {},
-        onClose: (code, reason) => this.#onCloseFrame(from, code, reason),
-      },
-    );
+    relay.flowFreely();
   }
 
   #onData(from: Side, chunk: Buffer): void {
     if (this.#broken) return;
-    const to = other(from);
-    const result = this.#scanners[from].push(chunk);
-    if (this.#closedToward[to]) return; // after our close frame nothing may reach `to`
+    const relay = this.#relays[from];
+    const result = relay.scan(chunk);
+    if (relay.closed) return; // after our close frame nothing may reach the destination
     if (!result.ok) {
       this.#onViolation(from, chunk, result);
       return;
     }
-    this.#forward(from, chunk, this.#scanners[from].atBoundary);
-    const pending = this.#pendingClose[to];
-    if (pending && this.#scanners[from].atBoundary) {
-      // The peer's own close frame may be what reached the boundary: then `to` has its close.
-      if (this.#scanners[from].closeSeen) this.#pendingClose[to] = undefined;
-      else this.#writeClose(to, pending);
+    this.#forward(from, chunk, relay.atBoundary);
+    const pending = relay.pendingClose;
+    if (pending && relay.atBoundary) {
+      // The peer's own close frame may be what reached the boundary: then the destination has its close.
+      if (relay.closeSeen) relay.pendingClose = undefined;
+      else this.#writeClose(other(from), pending);
     }
   }
 
   #forward(from: Side, chunk: Buffer, atBoundary: boolean): void {
-    const destination = this.#sockets[other(from)];
-    if (!destination.writable) return;
-    const direction = directionFrom(from);
-    this.#bytes[direction] += chunk.length;
-    this.#options.counters[direction].bytes += chunk.length;
-    const flowing = destination.write(chunk);
-    this.#boundaryToward[other(from)] = atBoundary;
-    if (!flowing) {
-      this.#sockets[from].pause();
-      this.#backedUp(other(from));
-    }
+    const relay = this.#relays[from];
+    if (relay.forward(chunk, atBoundary)) return;
+    relay.pause('backpressure');
+    this.#backedUp(other(from));
   }
 
   #onCloseFrame(from: Side, code: number | undefined, reason: string): void {
@@ -336,7 +294,7 @@ export class Tunnel implements Sweepable {
       this.#closeReason = reason;
     }
     // A close frame answering ours completes that side's closing handshake.
-    if (this.#closedToward[from]) this.#endSide(from);
+    if (this.#toward(from).closed) this.#endSide(from);
     this.#armCloseTimer();
   }
 
@@ -356,7 +314,7 @@ export class Tunnel implements Sweepable {
     else this.#sockets[toward].destroy();
     this.#gatewayClose(code);
     // Fail the connection (RFC 6455 §7.1.7): end the violator's socket right after its close frame.
-    if (this.#pendingClose[from]) this.#endAfterClose[from] = true;
+    if (this.#toward(from).pendingClose) this.#endAfterClose[from] = true;
     else this.#endSide(from);
   }
 
@@ -388,28 +346,29 @@ export class Tunnel implements Sweepable {
   /** Sends a gateway close frame toward `to` now, or at the next frame boundary. */
   #closeToward(to: Side, frame: CloseFrame): void {
     const from = other(to);
-    if (this.#closedToward[to] || this.#scanners[from].closeSeen) return; // `to` already has a close frame
+    const relay = this.#relays[from];
+    if (relay.closed || relay.closeSeen) return; // `to` already has a close frame
     const target = this.#sockets[to];
     if (!target.writable) return;
-    if (this.#scanners[from].atBoundary) this.#writeClose(to, frame);
+    if (relay.atBoundary) this.#writeClose(to, frame);
     else if (this.#socketClosed[from])
       target.destroy(); // mid-frame with no way to finish the frame
-    else this.#pendingClose[to] = frame;
+    else relay.pendingClose = frame;
   }
 
-  #writeClose(to: Side, [code, reason]: CloseFrame): void {
-    this.#pendingClose[to] = undefined;
-    this.#closedToward[to] = true;
-    const target = this.#sockets[to];
-    if (!target.writable) return;
-    target.write(encodeCloseFrame(code, reason, to === 'backend'));
+  #writeClose(to: Side, frame: CloseFrame): void {
+    const relay = this.#toward(to);
+    relay.pendingClose = undefined;
+    relay.closed = true;
+    if (!this.#sockets[to].writable) return;
+    relay.writeClose(frame, to === 'backend');
     if (this.#endAfterClose[to]) this.#endSide(to);
     // Whatever the other side still sends is dropped, so it may as well flow freely.
-    this.#sockets[other(to)].resume();
+    relay.flowFreely();
   }
 
   #onEnd(from: Side): void {
-    if (!this.#scanners[from].closeSeen && !this.#closedToward[from]) this.#lost(from);
+    if (!this.#relays[from].closeSeen && !this.#toward(from).closed) this.#lost(from);
     this.#endSide(other(from));
     this.#endSide(from);
     this.#armCloseTimer();
@@ -422,7 +381,7 @@ export class Tunnel implements Sweepable {
       this.#finish();
       return;
     }
-    if (!this.#scanners[from].closeSeen && !this.#closedToward[from]) this.#lost(from);
+    if (!this.#relays[from].closeSeen && !this.#toward(from).closed) this.#lost(from);
     this.#endSide(other(from));
     this.#armCloseTimer();
   }
@@ -453,11 +412,12 @@ export class Tunnel implements Sweepable {
     clearTimeout(this.#closeTimer);
     this.#flowsAgain('client');
     this.#flowsAgain('backend');
+    const { client, backend } = this.#relays;
     this.#options.onEnd({
       id: this.id,
       durationSeconds: (performance.now() - this.#startedAt) / 1000,
-      messages: { ...this.#messages },
-      bytes: { ...this.#bytes },
+      messages: { client_to_backend: client.messages, backend_to_client: backend.messages },
+      bytes: { client_to_backend: client.bytes, backend_to_client: backend.bytes },
       closeCode: this.#closeCode,
       closeReason: this.#closeReason,
       initiator: this.#initiator ?? 'client',

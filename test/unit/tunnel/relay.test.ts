@@ -1,0 +1,90 @@
+/**
+ * A relay's source is read again only when no reason to pause it is left: the destination's
+ * 'drain' lifts backpressure but not a pause something else holds; bytes are counted as relayed,
+ * messages only until the gateway's close frame; the close frame is masked toward a backend.
+ */
+import assert from 'node:assert/strict';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { test } from 'node:test';
+import type { TrafficCell } from '../../../src/observability/metrics.ts';
+import { Relay } from '../../../src/tunnel/relay.ts';
+import { encodeFrame } from '../../helpers/frames.ts';
+
+/** Two connected sockets on 127.0.0.1. */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const peer = await accepted;
+  server.close();
+  return [client, peer];
+}
+
+test('the source stays paused while any reason holds it', async (t) => {
+  const [source, far] = await socketPair();
+  const [destination, farDestination] = await socketPair();
+  t.after(() => {
+    for (const socket of [source, far, destination, farDestination]) socket.destroy();
+  });
+  const cell: TrafficCell = { messages: 0, bytes: 0 };
+  const relay = new Relay({
+    direction: 'client_to_backend',
+    source,
+    destination,
+    allowedRsv: 0,
+    cell,
+    onCloseFrame: () => {},
+  });
+  source.pause();
+  relay.pause('backpressure');
+  relay.resume('backpressure');
+  assert.equal(source.isPaused(), true, 'the handshake still holds it');
+  relay.pause('backpressure');
+  relay.resume('handshake');
+  assert.equal(source.isPaused(), true, 'backpressure still holds it');
+  relay.resume('backpressure');
+  assert.equal(source.isPaused(), false, 'no reason left: read again');
+  relay.pause('backpressure');
+  relay.flowFreely();
+  assert.equal(source.isPaused(), false, 'flowFreely lifts every reason');
+});
+
+test('bytes and messages are counted until the close frame, which is masked toward a backend', async (t) => {
+  const [source, far] = await socketPair();
+  const [destination, farDestination] = await socketPair();
+  t.after(() => {
+    for (const socket of [source, far, destination, farDestination]) socket.destroy();
+  });
+  const cell: TrafficCell = { messages: 0, bytes: 0 };
+  const relay = new Relay({
+    direction: 'client_to_backend',
+    source,
+    destination,
+    allowedRsv: 0,
+    cell,
+    onCloseFrame: () => {},
+  });
+  const frame = encodeFrame({ opcode: 1, payload: Buffer.from('hi'), masked: true });
+  assert.equal(relay.scan(frame).ok, true);
+  relay.forward(frame, relay.atBoundary);
+  assert.deepEqual(
+    [relay.messages, relay.bytes, cell.messages, cell.bytes],
+    [1, frame.length, 1, frame.length],
+  );
+  assert.equal(relay.boundaryOut, true);
+  relay.writeClose([1001, 'bye'], true);
+  assert.equal(relay.closed, true);
+  relay.scan(frame);
+  assert.equal(relay.messages, 1, 'a message after the close frame is not counted');
+  const received = await new Promise<Buffer>((resolve) => {
+    let data = Buffer.alloc(0);
+    farDestination.on('data', (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      if (data.length >= frame.length + 2) resolve(data);
+    });
+  });
+  const close = received.subarray(frame.length);
+  assert.equal(close[0], 0x88, 'a close frame');
+  assert.equal((close[1] ?? 0) & 0x80, 0x80, 'masked toward the backend');
+});
