@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { TrafficCell } from '../../../src/observability/metrics.ts';
 import { Relay } from '../../../src/tunnel/relay.ts';
 import { encodeFrame } from '../../helpers/frames.ts';
@@ -21,7 +21,8 @@ async function socketPair(): Promise<[Socket, Socket]> {
   return [client, peer];
 }
 
-test('the source stays paused while any reason holds it', async (t) => {
+/** A client-to-backend relay between two socket pairs, closed after the test. */
+async function relayUnderTest(t: TestContext) {
   const [source, far] = await socketPair();
   const [destination, farDestination] = await socketPair();
   t.after(() => {
@@ -36,6 +37,11 @@ test('the source stays paused while any reason holds it', async (t) => {
     cell,
     onCloseFrame: () => {},
   });
+  return { relay, source, farDestination, cell };
+}
+
+test('the source stays paused while any reason holds it', async (t) => {
+  const { relay, source } = await relayUnderTest(t);
   source.pause();
   relay.pause('backpressure');
   relay.resume('backpressure');
@@ -51,20 +57,7 @@ test('the source stays paused while any reason holds it', async (t) => {
 });
 
 test('bytes and messages are counted until the close frame, which is masked toward a backend', async (t) => {
-  const [source, far] = await socketPair();
-  const [destination, farDestination] = await socketPair();
-  t.after(() => {
-    for (const socket of [source, far, destination, farDestination]) socket.destroy();
-  });
-  const cell: TrafficCell = { messages: 0, bytes: 0 };
-  const relay = new Relay({
-    direction: 'client_to_backend',
-    source,
-    destination,
-    allowedRsv: 0,
-    cell,
-    onCloseFrame: () => {},
-  });
+  const { relay, farDestination, cell } = await relayUnderTest(t);
   const frame = encodeFrame({ opcode: 1, payload: Buffer.from('hi'), masked: true });
   assert.equal(relay.scan(frame).ok, true);
   relay.forward(frame, relay.atBoundary);
