@@ -26,7 +26,7 @@ import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { RouteLookup } from './routing/route-lookup.ts';
-import { Sweeper } from './tunnel/sweeper.ts';
+import { type Clock, Sweeper, SYSTEM_CLOCK } from './tunnel/sweeper.ts';
 import type { UpgradeStage } from './upgrade/context.ts';
 import { handshakeStage } from './upgrade/stages/handshake.ts';
 import { createRouteStage } from './upgrade/stages/route.ts';
@@ -36,8 +36,8 @@ import { Pool } from './upstream/pool.ts';
 export interface GatewayDeps {
   readonly log: Logger;
   readonly version: string;
-  /** Monotonic milliseconds for time-based checks (default: performance.now). */
-  readonly now?: () => number;
+  /** Time and the sweeper's timer (default: the system clock); tests pass a fake one. */
+  readonly clock?: Clock;
 }
 
 export interface Gateway {
@@ -78,7 +78,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   // Ticks often enough that a timeout fires within a quarter of its length (at most 1 s late).
   const sweeper = new Sweeper(
     Math.min(1_000, Math.max(25, Math.floor(config.tunnel.sendTimeout / 4))),
-    deps.now ?? (() => performance.now()),
+    deps.clock ?? SYSTEM_CLOCK,
   );
   const upgrades = new UpgradeHandler({
     stages,

@@ -2,8 +2,27 @@
  * One coarse timer per gateway for the time-based checks of its tunnels (today: a write that does
  * not drain), so that thousands of tunnels cost one timer instead of one each, and joining or
  * leaving is a set operation cheap enough for every pause and drain. A tunnel is a member while
- * it has something to check; each tick hands every member the time of the gateway's clock.
+ * it has something to check; each tick hands every member the time of the gateway's clock. The
+ * clock is injected (`Clock`), so tests drive time by hand.
  */
+
+/** Monotonic time and a repeating timer: the system's, or a test's fake. */
+export interface Clock {
+  /** Milliseconds from an arbitrary origin, never going back. */
+  now(): number;
+  /** Calls `tick` every `intervalMs` until the returned function is called (never keeps the process alive). */
+  every(intervalMs: number, tick: () => void): () => void;
+}
+
+/** The real clock: performance.now() and an unref'd setInterval. */
+export const SYSTEM_CLOCK: Clock = {
+  now: () => performance.now(),
+  every: (intervalMs, tick) => {
+    const timer = setInterval(tick, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+};
 
 export interface Sweepable {
   /** Called on every tick with the clock's time in milliseconds. Must not throw. */
@@ -12,21 +31,23 @@ export interface Sweepable {
 
 export class Sweeper {
   readonly intervalMs: number;
-  /** Monotonic milliseconds; the same clock members use to stamp what they measure. */
-  readonly now: () => number;
+  readonly #clock: Clock;
   readonly #members = new Set<Sweepable>();
-  #timer: NodeJS.Timeout | undefined;
+  #stop: (() => void) | undefined;
 
-  constructor(intervalMs: number, now: () => number) {
+  constructor(intervalMs: number, clock: Clock = SYSTEM_CLOCK) {
     this.intervalMs = intervalMs;
-    this.now = now;
+    this.#clock = clock;
   }
 
-  /** Starts ticking (unref'd: it never keeps the process alive). */
+  /** The clock's time: what members stamp what they measure with. */
+  now(): number {
+    return this.#clock.now();
+  }
+
+  /** Starts ticking. */
   start(): void {
-    if (this.#timer) return;
-    this.#timer = setInterval(() => this.#tick(), this.intervalMs);
-    this.#timer.unref();
+    this.#stop ??= this.#clock.every(this.intervalMs, () => this.#tick());
   }
 
   add(member: Sweepable): void {
@@ -38,12 +59,12 @@ export class Sweeper {
   }
 
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#stop?.();
+    this.#stop = undefined;
   }
 
   #tick(): void {
-    const now = this.now();
+    const now = this.#clock.now();
     // A snapshot: members leave (or end) while they are swept.
     for (const member of [...this.#members]) member.sweep(now);
   }

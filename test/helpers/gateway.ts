@@ -11,6 +11,7 @@ import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { createGateway, type Gateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import type { Clock } from '../../src/tunnel/sweeper.ts';
 import { eventually } from './eventually.ts';
 
 export type LogRecord = Record<string, unknown> & { msg?: string; level?: string };
@@ -35,6 +36,8 @@ export interface StartOptions {
   readonly baseDir?: string;
   /** Skip the leak check (for tests that end with the gateway already shut down). */
   readonly skipLeakCheck?: boolean;
+  /** The gateway's clock (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 /** Deep-merges `override` into `base` (objects only; arrays and scalars replace). */
@@ -106,7 +109,11 @@ export async function startGateway(
     format: 'json',
     destination: { write: (line: string) => void logs.push(JSON.parse(line) as LogRecord) },
   });
-  const gateway = createGateway(config, { log, version: '0.0.0-test' });
+  const gateway = createGateway(config, {
+    log,
+    version: '0.0.0-test',
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
   await gateway.start();
   const firstListener = Object.keys(config.listeners)[0] ?? 'public';
   const port = (listener = firstListener): number => {

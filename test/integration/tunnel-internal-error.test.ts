@@ -67,7 +67,7 @@ test('an exception inside the tunnel closes both sides with 1011 and tears down 
     allowedRsv: 0,
     closeTimeoutMs: 2_000,
     sendTimeoutMs: 30_000,
-    sweeper: new Sweeper(1_000, () => performance.now()),
+    sweeper: new Sweeper(1_000),
     backpressure: { client_to_backend: 0, backend_to_client: 0 },
     counters: { client_to_backend: failing, backend_to_client: { messages: 0, bytes: 0 } },
     log: pino({ level: 'silent' }),

@@ -28,6 +28,7 @@ import type { WebSocket } from 'ws';
 import { startEchoBackend, startHttpBackend, switchingProtocolsHead } from '../helpers/backends.ts';
 import { handshakeHeaders, openClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 import { encodeFrame } from '../helpers/frames.ts';
 import { type LogRecord, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { assertElapsedAbout } from '../helpers/timing.ts';
@@ -259,5 +260,28 @@ test('regression: an https backend that resets while paused is noticed at once',
   const elapsed = Math.round(performance.now() - resetAt);
   assert.ok(elapsed < SEND_TIMEOUT_MS, `noticed before the send timeout (${elapsed} ms)`);
   assert.equal(closedLine(gw)?.code, 'BACKEND_LOST');
+  ws.terminate();
+});
+
+test('the send timeout runs on the gateway clock: a stalled tunnel ends when that clock passes it', async (t) => {
+  const backend = await deafBackend(t);
+  const clock = new FakeClock();
+  const gw = await startGateway(
+    t,
+    {
+      routes: { app: { pool: 'app' } },
+      pools: { app: { backends: [backend.url] } },
+      tunnel: { sendTimeout: '30s', closeTimeout: '1s' },
+    },
+    { clock },
+  );
+  const ws = await openClient(gw.wsUrl('/'));
+  ws.on('error', () => {});
+  await fillThePipe(gw, ws);
+  clock.advance(29_000);
+  assert.equal(gw.gateway.registry.tunnelCount, 1, 'still open 29 s into the stall');
+  clock.advance(2_000);
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'the tunnel to end', 10_000);
+  assert.equal(closedLine(gw)?.code, 'BACKEND_SEND_TIMEOUT');
   ws.terminate();
 });
