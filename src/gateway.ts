@@ -25,6 +25,7 @@ import { bindError, Listener } from './listener/listener.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
+import { resolvePolicies } from './policy/route-policy.ts';
 import { RouteLookup } from './routing/route-lookup.ts';
 import { type Clock, Sweeper, SYSTEM_CLOCK } from './tunnel/sweeper.ts';
 import type { UpgradeStage } from './upgrade/context.ts';
@@ -65,6 +66,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const registry = new ConnectionRegistry();
   const pools = new Map(Object.entries(config.pools).map(([name, pool]) => [name, new Pool(name, pool)]));
   const routes = new RouteLookup(config.routes);
+  const policies = resolvePolicies(config);
   const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
@@ -74,10 +76,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const currentPhase = (): Phase => phase;
   const isDraining = (): boolean => phase === 'draining';
 
-  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(routes, pools)];
-  // Ticks often enough that a timeout fires within a quarter of its length (at most 1 s late).
+  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(routes, pools, policies)];
+  // Ticks often enough that every route's timeouts fire within a quarter of their length (at most
+  // 1 s late).
+  const shortest = Math.min(...[...policies.values()].map((policy) => policy.tunnel.sendTimeoutMs));
   const sweeper = new Sweeper(
-    Math.min(1_000, Math.max(25, Math.floor(config.tunnel.sendTimeout / 4))),
+    Math.min(1_000, Math.max(25, Math.floor(shortest / 4))),
     deps.clock ?? SYSTEM_CLOCK,
   );
   const upgrades = new UpgradeHandler({
@@ -88,8 +92,6 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     trustedProxies,
     query: config.log.query,
     tunnels: {
-      closeTimeoutMs: config.tunnel.closeTimeout,
-      sendTimeoutMs: config.tunnel.sendTimeout,
       sweeper,
       backpressure: metrics.backpressure,
     },

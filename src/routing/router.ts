@@ -14,12 +14,10 @@
 import type { RouteConfig } from '../config/schema.ts';
 import { PrefixTree } from './prefix-tree.ts';
 
-/** A route as the data plane sees it: its name, its pool and the compiled match. */
+/** A route as the data plane sees it: its name and its pool (its policy is looked up by name). */
 export interface Route {
   readonly name: string;
   readonly poolName: string;
-  readonly pathPrefix: string;
-  readonly config: RouteConfig;
 }
 
 const WILDCARD = '*.';
@@ -44,7 +42,7 @@ export class Router {
   constructor(routes: Readonly<Record<string, RouteConfig>>) {
     // Insertion keeps the first route for a prefix, so among equals the route defined first wins.
     for (const [name, config] of Object.entries(routes)) {
-      const route: Route = { name, poolName: config.pool, pathPrefix: config.path, config };
+      const route: Route = { name, poolName: config.pool };
       if (config.hosts.length === 0) this.#anyHost.insert(config.path, route);
       for (const host of config.hosts) {
         const tree = host.startsWith(WILDCARD)

@@ -26,6 +26,7 @@ import type { Socket } from 'node:net';
 import { type CloseFrame, codeInfo, type ErrorCode } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
+import type { TunnelPolicy } from '../policy/route-policy.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import type { ScanResult } from './frame-scanner.ts';
 import { probeForReset } from './probe.ts';
@@ -38,11 +39,8 @@ const SIDES = ['client', 'backend'] as const;
 /** Running totals a tunnel adds to while it runs, one per direction (shared per route). */
 export type TunnelCounters = Readonly<Record<Direction, TrafficCell>>;
 
-/** What every tunnel of a gateway shares: its deadlines and the sweeper that enforces them. */
+/** What every tunnel of a gateway shares: the sweeper that enforces deadlines, the gauges. */
 export interface TunnelSettings {
-  readonly closeTimeoutMs: number;
-  /** How long a destination may take to drain what is queued for it before the tunnel ends. */
-  readonly sendTimeoutMs: number;
   /** The gateway's coarse timer, joined while a side is backed up. */
   readonly sweeper: Sweeper;
   /** Tunnels backed up now, by the direction that waits (read by the metrics at scrape time). */
@@ -51,6 +49,8 @@ export interface TunnelSettings {
 
 export interface TunnelOptions extends TunnelSettings {
   readonly id: string;
+  /** The deadlines of the route's policy, as they were when the tunnel opened. */
+  readonly policy: TunnelPolicy;
   readonly client: Socket;
   readonly backend: Socket;
   /** Bytes the client sent right after its handshake request. */
@@ -174,7 +174,7 @@ export class Tunnel implements Sweepable {
       for (const side of SIDES) {
         const since = this.#toward(side).backedUpSince;
         if (since === undefined) continue;
-        if (now - since >= this.#options.sendTimeoutMs) this.#sendTimedOut(side);
+        if (now - since >= this.#options.policy.sendTimeoutMs) this.#sendTimedOut(side);
         else probeForReset(this.#sockets[other(side)]);
       }
     } catch (error) {
@@ -402,7 +402,7 @@ export class Tunnel implements Sweepable {
     this.#closeTimer = setTimeout(() => {
       if (!this.#socketClosed.client || !this.#socketClosed.backend) this.#errorCode ??= 'CLOSE_TIMEOUT';
       this.destroy();
-    }, this.#options.closeTimeoutMs);
+    }, this.#options.policy.closeTimeoutMs);
     this.#closeTimer.unref();
   }
 

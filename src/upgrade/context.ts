@@ -1,6 +1,7 @@
 /**
  * What the upgrade pipeline knows about one handshake while it is being decided: the request and
- * socket, where it came from, and what earlier stages found (route, pool). Stages read and fill it.
+ * socket, where it came from, and what earlier stages found (route, its policy, pool). Stages read
+ * and fill it.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -8,6 +9,7 @@ import type { ErrorCode } from '../errors/codes.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { Route } from '../routing/router.ts';
 import type { Pool } from '../upstream/pool.ts';
 
@@ -24,6 +26,8 @@ export interface UpgradeContext {
   readonly forwarded: ForwardedFor;
   readonly log: Logger;
   route?: Route;
+  /** The route's policy, taken with the route: the tunnel keeps this one for its whole life. */
+  policy?: RoutePolicy;
   pool?: Pool;
 }
 

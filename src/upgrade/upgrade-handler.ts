@@ -15,6 +15,7 @@ import { requestIdFor } from '../listener/request-id.ts';
 import { capped, loggedHeader, loggedPath, type QueryLogging } from '../observability/log-fields.ts';
 import { type Logger, moreSevere } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
+import type { RoutePolicy } from '../policy/route-policy.ts';
 import { Tunnel, type TunnelSettings, type TunnelSummary } from '../tunnel/tunnel.ts';
 import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
@@ -130,8 +131,8 @@ export class UpgradeHandler {
         return;
       }
     }
-    const { route, pool } = ctx;
-    if (!route || !pool) throw new Error('the pipeline ended without a route');
+    const { route, pool, policy } = ctx;
+    if (!route || !pool || !policy) throw new Error('the pipeline ended without a route');
     const early: Buffer[] = [];
     const outcome = await this.#connect(ctx, pool, early);
     const gone = clientGone(ctx.socket);
@@ -143,7 +144,7 @@ export class UpgradeHandler {
     }
     switch (outcome.kind) {
       case 'upgraded':
-        this.#open(ctx, pool, outcome, Buffer.concat([ctx.head, ...early]));
+        this.#open(ctx, pool, policy, outcome, Buffer.concat([ctx.head, ...early]));
         return;
       case 'answered': {
         const status = outcome.response.statusCode ?? 0;
@@ -223,6 +224,7 @@ export class UpgradeHandler {
   #open(
     ctx: UpgradeContext,
     pool: Pool,
+    policy: RoutePolicy,
     outcome: Extract<UpstreamOutcome, { kind: 'upgraded' }>,
     clientHead: Buffer,
   ): void {
@@ -269,6 +271,7 @@ export class UpgradeHandler {
       backendHead: outcome.head,
       allowedRsv: allowedRsvBits(response.headers['sec-websocket-extensions']),
       ...this.#options.tunnels,
+      policy: policy.tunnel,
       counters,
       log: ctx.log,
       onEnd: (summary) => {
