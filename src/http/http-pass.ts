@@ -102,6 +102,8 @@ function keepRequestFraming(proxy: ProxyServer): void {
     { length: string | undefined; encoding: string | undefined }
   >();
   proxy.before('web', 'deleteLength', (req) => {
+    // Only the requests that pass rewrites (DELETE and OPTIONS without a length) are remembered.
+    if ((req.method !== 'DELETE' && req.method !== 'OPTIONS') || req.headers['content-length']) return;
     framing.set(req, {
       length: req.headers['content-length'],
       encoding: req.headers['transfer-encoding'],
