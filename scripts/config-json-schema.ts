@@ -15,8 +15,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { KIND_META } from '../src/config/measures.ts';
 import { createConfigSchema, RANGE_META } from '../src/config/schema.ts';
-import { parseDuration, parseSize } from '../src/config/units.ts';
 import { caseInsensitivePattern } from './case-insensitive-pattern.ts';
 
 /** Where the generated schema is committed. */
@@ -75,6 +75,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** `pattern` (anchored, allowing spaces around) that also accepts `off`. */
+function orOff(pattern: string): string {
+  return `^\\s*(off|${pattern.slice('^\\s*'.length, -'\\s*$'.length)})\\s*$`;
+}
+
 function annotate(node: unknown): void {
   if (Array.isArray(node)) {
     for (const item of node) annotate(item);
@@ -85,15 +90,16 @@ function annotate(node: unknown): void {
   // The range is not a JSON Schema keyword: it becomes words in the description.
   const range = typeof node[RANGE_META] === 'string' ? ` Range: ${node[RANGE_META]}.` : '';
   delete node[RANGE_META];
-  if (node.type === 'string' && typeof node.default === 'string') {
+  const kind = typeof node[KIND_META] === 'string' ? node[KIND_META] : undefined;
+  delete node[KIND_META];
+  if (node.type === 'string' && kind !== undefined) {
     const description = typeof node.description === 'string' ? `${node.description} ` : '';
-    if (parseDuration(node.default) !== undefined) {
-      node.pattern = DURATION_PATTERN;
-      node.description = `${description}A duration: 250ms, 30s, 5m, 1h.${range}`;
-    } else if (parseSize(node.default) !== undefined) {
-      node.pattern = SIZE_PATTERN;
-      node.description = `${description}A size: 512B, 64KiB, 16MiB (or decimal 64KB).${range}`;
-    }
+    const off = kind.endsWith('|off');
+    const [pattern, words] = kind.startsWith('duration')
+      ? [DURATION_PATTERN, 'A duration: 250ms, 30s, 5m, 1h']
+      : [SIZE_PATTERN, 'A size: 512B, 64KiB, 16MiB (or decimal 64KB)'];
+    node.pattern = off ? orOff(pattern) : pattern;
+    node.description = `${description}${words}${off ? ', or off' : ''}.${range}`;
   }
   for (const value of Object.values(node)) annotate(value);
 }

@@ -25,7 +25,7 @@ import { bindError, Listener } from './listener/listener.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
-import { resolvePolicies } from './policy/route-policy.ts';
+import { policyDeadlines, resolvePolicies } from './policy/route-policy.ts';
 import { RouteLookup } from './routing/route-lookup.ts';
 import { type Clock, Sweeper, SYSTEM_CLOCK } from './tunnel/sweeper.ts';
 import type { UpgradeStage } from './upgrade/context.ts';
@@ -77,13 +77,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const isDraining = (): boolean => phase === 'draining';
 
   const stages: UpgradeStage[] = [handshakeStage, createRouteStage(routes, pools, policies)];
-  // Ticks often enough that every route's timeouts fire within a quarter of their length (at most
+  // Ticks often enough that every route's deadlines fire within a quarter of their length (at most
   // 1 s late).
-  const shortest = Math.min(...[...policies.values()].map((policy) => policy.tunnel.sendTimeoutMs));
-  const sweeper = new Sweeper(
-    Math.min(1_000, Math.max(25, Math.floor(shortest / 4))),
-    deps.clock ?? SYSTEM_CLOCK,
-  );
+  const shortest = Math.min(...[...policies.values()].flatMap((policy) => policyDeadlines(policy.tunnel)));
+  const clock = deps.clock ?? SYSTEM_CLOCK;
+  const sweeper = new Sweeper(Math.min(1_000, Math.max(25, Math.floor(shortest / 4))), clock);
   const upgrades = new UpgradeHandler({
     stages,
     registry,
@@ -93,6 +91,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     query: config.log.query,
     tunnels: {
       sweeper,
+      clock,
       backpressure: metrics.backpressure,
     },
     nextId: () => `${bootId}-${(++sequence).toString(36)}`,

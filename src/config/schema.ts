@@ -10,7 +10,11 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { MAX_DURATION, MAX_DURATION_MS, parseDuration, parseSize } from './units.ts';
+import { duration, size } from './measures.ts';
+import { websocketOverridesSchema, websocketSchema } from './websocket-schema.ts';
+
+export { RANGE_META } from './measures.ts';
+export type { WebSocketOverrides, WebSocketSettings } from './websocket-schema.ts';
 
 /** Where relative file paths in the config are resolved, and how files are read. */
 export interface SchemaContext {
@@ -19,59 +23,6 @@ export interface SchemaContext {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const nameKey = z.string().regex(NAME, 'names use letters, digits, "_", "-" and "." only');
-
-/**
- * The key under which durations and sizes carry their accepted range ("1ms–596h") into the JSON
- * Schema, where scripts/config-json-schema.ts moves it into the description.
- */
-export const RANGE_META = 'x-wsgate-range';
-
-/** A string with a unit; `read` gives its value, or the problem to report at it. */
-function measure(defaultValue: string, range: string, read: (text: string) => number | string) {
-  return z
-    .string()
-    .meta({ [RANGE_META]: range })
-    .default(defaultValue)
-    .transform((text, ctx) => {
-      const value = read(text);
-      if (typeof value === 'number') return value;
-      ctx.addIssue({ code: 'custom', message: value });
-      return z.NEVER;
-    });
-}
-
-/** A duration in milliseconds: more than 0s (at least 0s with `zeroAllowed`), at most MAX_DURATION. */
-function duration(defaultValue: string, { zeroAllowed = false }: { zeroAllowed?: boolean } = {}) {
-  return measure(defaultValue, `${zeroAllowed ? '0s' : '1ms'}–${MAX_DURATION}`, (text) => {
-    const ms = parseDuration(text);
-    if (ms === undefined) return `"${text}" is not a duration (use e.g. "500ms", "30s", "5m", "1h")`;
-    if (ms > MAX_DURATION_MS) return `must be at most ${MAX_DURATION} (about 24.8 days)`;
-    if (ms > 0 || zeroAllowed) return ms;
-    // "0.4ms" is not zero as written, but durations are whole milliseconds.
-    return /[1-9]/.test(text)
-      ? 'must be at least 1ms (durations are whole milliseconds)'
-      : 'must be more than 0s';
-  });
-}
-
-/** Bytes for a size bound written in this file. */
-function bound(text: string): number {
-  const bytes = parseSize(text);
-  if (bytes === undefined) throw new Error(`"${text}" is not a size`);
-  return bytes;
-}
-
-/** A size in bytes, from `min` to `max` (both included). */
-function size(defaultValue: string, min: string, max: string) {
-  const [low, high] = [bound(min), bound(max)];
-  return measure(defaultValue, `${min}–${max}`, (text) => {
-    const bytes = parseSize(text);
-    if (bytes === undefined) return `"${text}" is not a size (use e.g. "512B", "64KiB", "16MiB")`;
-    if (bytes < low) return `must be at least ${min}`;
-    if (bytes > high) return `must be at most ${max}`;
-    return bytes;
-  });
-}
 
 const port = z.number().int().min(0).max(65535);
 const address = z.string().refine((text) => isIP(text) !== 0 || text === 'localhost', {
@@ -141,6 +92,9 @@ const routeSchema = z.strictObject({
     .default('/')
     .describe('Path prefix; the longest matching prefix wins.'),
   pool: nameKey.describe('Name of the pool that serves this route.'),
+  websocket: websocketOverridesSchema
+    .optional()
+    .describe("This route's own WebSocket limits; each field set here replaces the top-level one."),
 });
 
 const backendSchema = z
@@ -304,6 +258,11 @@ export function createConfigSchema(context: SchemaContext) {
     pools: z.record(nameKey, poolSchema(context)).describe('Groups of backends, by name.'),
     forwarding: forwardingSchema.prefault({}).describe('Handling of X-Forwarded-* headers.'),
     tunnel: tunnelSchema.prefault({}).describe('Established WebSocket tunnels.'),
+    websocket: websocketSchema
+      .prefault({})
+      .describe(
+        'Limits of established WebSocket connections, inherited by every route (which may override each field).',
+      ),
     shutdown: shutdownSchema.prefault({}).describe('Graceful shutdown on SIGTERM.'),
   });
 }

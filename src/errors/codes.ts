@@ -282,6 +282,77 @@ export const CODES = {
     description:
       'The backend did not read what the gateway had queued for it within `tunnel.sendTimeout`; its connection is destroyed and the client gets 1014.',
   },
+  CLIENT_MESSAGE_TOO_BIG: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1009, 'message too big'], backend: [1001, 'client message too big'] },
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The client sent a message over `maxMessageSize` (summed across fragments, inflated under permessage-deflate) or a frame over `maxFrameSize`; the client gets 1009, the backend 1001, and the backend never receives the whole message.',
+  },
+  BACKEND_MESSAGE_TOO_BIG: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1014, 'backend message too big'], backend: [1009, 'message too big'] },
+    source: 'upstream',
+    level: 'warn',
+    description:
+      'The backend sent a message or frame over the backend-to-client size limit; the backend gets 1009, the client 1014, and the client never receives the whole message.',
+  },
+  CLIENT_RATE_LIMITED: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1008, 'rate limit exceeded'], backend: [1001, 'client rate limited'] },
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The client went over a message or byte rate limit whose action is `close`; the client gets 1008 (policy violation), the backend 1001, and the message that went over is not delivered.',
+  },
+  BACKEND_RATE_LIMITED: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1014, 'backend rate limited'], backend: [1008, 'rate limit exceeded'] },
+    source: 'upstream',
+    level: 'warn',
+    description:
+      'The backend went over a backend-to-client rate limit whose action is `close`; the backend gets 1008, the client 1014.',
+  },
+  IDLE_TIMEOUT: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1001, 'idle timeout'], backend: [1001, 'idle timeout'] },
+    source: 'gateway',
+    level: 'debug',
+    description: 'No data message went either way for `idleTimeout`; both sides get 1001.',
+  },
+  CLIENT_UNRESPONSIVE: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1001, 'ping timeout'], backend: [1001, 'client not responding'] },
+    source: 'downstream',
+    level: 'info',
+    description:
+      "The client sent nothing, not even the pong to the gateway's ping, for `keepalive.timeout` after that ping while the gateway was reading it (a dead peer); both sides get 1001.",
+  },
+  BACKEND_UNRESPONSIVE: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1014, 'backend not responding'], backend: [1001, 'ping timeout'] },
+    source: 'upstream',
+    level: 'warn',
+    description:
+      "The backend did not answer the gateway's ping (or send anything) within `keepalive.timeout`; the backend gets 1001, the client 1014.",
+  },
+  LIFETIME_EXCEEDED: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1001, 'max lifetime reached'], backend: [1001, 'max lifetime reached'] },
+    source: 'gateway',
+    level: 'debug',
+    description:
+      'The connection reached `maxLifetime` (less its jitter); both sides get 1001, so the client reconnects and is balanced again.',
+  },
   GATEWAY_SHUTDOWN: {
     phase: 'tunnel',
     status: 0,

@@ -37,6 +37,7 @@ const MISNAMED_DEFAULT_GAUGES = [
 ];
 
 const HANDSHAKE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const PING_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const CONNECTION_BUCKETS = [1, 5, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400];
 
 export class GatewayMetrics {
@@ -129,6 +130,35 @@ export class GatewayMetrics {
     name: 'wsgate_http_requests_total',
     help: 'Plain HTTP requests proxied (long-polling, SSE, streaming), by HTTP status sent.',
     labelNames: ['route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly limitHits = new Counter({
+    name: 'wsgate_limit_hits_total',
+    help: 'Times a WebSocket limit was hit, by route, limit (message_size, frame_size, message_rate, byte_rate, idle_timeout, lifetime) and action (close, or throttle: a pause of the sender).',
+    labelNames: ['route', 'limit', 'action'] as const,
+    registers: [this.registry],
+  });
+
+  readonly throttledSeconds = new Counter({
+    name: 'wsgate_throttled_seconds_total',
+    help: 'Time senders spent paused by a throttling rate limit, by route and direction.',
+    labelNames: ['route', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly pingRtt = new Histogram({
+    name: 'wsgate_ping_rtt_seconds',
+    help: "Round-trip time of the gateway's keepalive pings, from the ping written to its pong read, by route and side.",
+    labelNames: ['route', 'side'] as const,
+    buckets: PING_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly deadPeers = new Counter({
+    name: 'wsgate_dead_peers_total',
+    help: "Peers closed because they did not answer the gateway's keepalive ping in time, by route and side.",
+    labelNames: ['route', 'side'] as const,
     registers: [this.registry],
   });
 

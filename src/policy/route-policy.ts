@@ -1,10 +1,32 @@
 /**
- * What a route's connections obey, resolved once per configuration: the gateway-wide settings
- * with the route's own on top (defaults merged), frozen, one object per route. The upgrade context
- * takes its route's policy and hands it to the tunnel, so that a tunnel keeps the policy it started
- * with whatever the gateway loads later, and every limit a route can set has one place to live.
+ * What a route's connections obey, resolved once per configuration: the gateway-wide `websocket`
+ * settings with the route's own on top (field by field), frozen, one object per route. The upgrade
+ * context takes its route's policy and hands it to the tunnel, so that a tunnel keeps the policy it
+ * started with whatever the gateway loads later, and every limit a route can set has one place to
+ * live. Absent limits are `undefined`: nothing is checked for them.
  */
-import type { Config } from '../config/schema.ts';
+import type { Config, WebSocketOverrides, WebSocketSettings } from '../config/schema.ts';
+import type { Direction } from '../observability/metrics.ts';
+
+/** What a rate limit does when its bucket is empty. */
+export type LimitAction = 'throttle' | 'close';
+
+/** A token bucket: `perSecond` tokens added each second, at most `burst` saved up. */
+export interface RateLimit {
+  readonly perSecond: number;
+  readonly burst: number;
+  readonly action: LimitAction;
+}
+
+/** The message limits of one direction. */
+export interface DirectionLimits {
+  /** Largest message, payload bytes summed across its fragments (inflated under permessage-deflate). */
+  readonly maxMessageBytes: number | undefined;
+  /** Largest payload of one frame, as on the wire. */
+  readonly maxFrameBytes: number | undefined;
+  readonly messageRate: RateLimit | undefined;
+  readonly byteRate: RateLimit | undefined;
+}
 
 /** The deadlines of a tunnel. */
 export interface TunnelPolicy {
@@ -12,25 +34,104 @@ export interface TunnelPolicy {
   readonly closeTimeoutMs: number;
   /** Time a destination may take to drain what is queued for it before the tunnel ends. */
   readonly sendTimeoutMs: number;
+  /** Limits on what each direction carries. */
+  readonly limits: Readonly<Record<Direction, DirectionLimits>>;
+  /** No data message either way for this long closes the tunnel (1001). */
+  readonly idleTimeoutMs: number | undefined;
+  /** Whether pings and pongs count as activity for the idle timeout. */
+  readonly pingsCountAsActivity: boolean;
+  /** The gateway pings each side this often (undefined: never). */
+  readonly pingIntervalMs: Readonly<Record<'client' | 'backend', number | undefined>>;
+  /** Time a pinged side has to answer (or send anything) before it is closed as dead. */
+  readonly pongTimeoutMs: number;
+  /** Longest life of a tunnel, before jitter. */
+  readonly maxLifetimeMs: number | undefined;
+  /** Share of `maxLifetimeMs` (0 to 0.5) by which each tunnel's lifetime is shortened at random. */
+  readonly lifetimeJitter: number;
 }
 
 export interface RoutePolicy {
   readonly tunnel: TunnelPolicy;
 }
 
+/** `defaults` with each field `own` sets replaced. */
+function over<T extends object>(defaults: T, own: { [K in keyof T]?: T[K] | undefined } | undefined): T {
+  const result = { ...defaults };
+  for (const key of Object.keys(own ?? {}) as (keyof T)[]) {
+    const value = own?.[key];
+    if (value !== undefined) result[key] = value;
+  }
+  return result;
+}
+
+/** A route's settings over the gateway's: each field the route sets replaces the default. */
+function merged(defaults: WebSocketSettings, own: WebSocketOverrides | undefined): WebSocketSettings {
+  if (own === undefined) return defaults;
+  return {
+    maxMessageSize: over(defaults.maxMessageSize, own.maxMessageSize),
+    maxFrameSize: over(defaults.maxFrameSize, own.maxFrameSize),
+    messageRate: over(defaults.messageRate, own.messageRate),
+    byteRate: over(defaults.byteRate, own.byteRate),
+    keepalive: over(defaults.keepalive, own.keepalive),
+    idleTimeout: own.idleTimeout ?? defaults.idleTimeout,
+    pingsCountAsActivity: own.pingsCountAsActivity ?? defaults.pingsCountAsActivity,
+    maxLifetime: own.maxLifetime ?? defaults.maxLifetime,
+    lifetimeJitter: own.lifetimeJitter ?? defaults.lifetimeJitter,
+  };
+}
+
+const absent = <T>(value: T | 'off'): T | undefined => (value === 'off' ? undefined : value);
+
+function directionLimits(settings: WebSocketSettings, key: 'clientToBackend' | 'backendToClient') {
+  return Object.freeze({
+    maxMessageBytes: absent(settings.maxMessageSize[key]),
+    maxFrameBytes: absent(settings.maxFrameSize[key]),
+    messageRate: absent(settings.messageRate[key]),
+    byteRate: absent(settings.byteRate[key]),
+  });
+}
+
+/** The tunnel policy for `settings` (already merged). */
+function tunnelPolicy(config: Config, settings: WebSocketSettings): TunnelPolicy {
+  return Object.freeze({
+    closeTimeoutMs: config.tunnel.closeTimeout,
+    sendTimeoutMs: config.tunnel.sendTimeout,
+    limits: Object.freeze({
+      client_to_backend: directionLimits(settings, 'clientToBackend'),
+      backend_to_client: directionLimits(settings, 'backendToClient'),
+    }),
+    idleTimeoutMs: absent(settings.idleTimeout),
+    pingsCountAsActivity: settings.pingsCountAsActivity,
+    pingIntervalMs: Object.freeze({
+      client: absent(settings.keepalive.client),
+      backend: absent(settings.keepalive.backend),
+    }),
+    pongTimeoutMs: settings.keepalive.timeout,
+    maxLifetimeMs: absent(settings.maxLifetime),
+    lifetimeJitter: settings.lifetimeJitter,
+  });
+}
+
 /** The policy of every route of `config`, by route name. */
 export function resolvePolicies(config: Config): ReadonlyMap<string, RoutePolicy> {
   const policies = new Map<string, RoutePolicy>();
-  for (const name of Object.keys(config.routes)) {
-    policies.set(
-      name,
-      Object.freeze({
-        tunnel: Object.freeze({
-          closeTimeoutMs: config.tunnel.closeTimeout,
-          sendTimeoutMs: config.tunnel.sendTimeout,
-        }),
-      }),
-    );
+  for (const [name, route] of Object.entries(config.routes)) {
+    const settings = merged(config.websocket, route.websocket);
+    policies.set(name, Object.freeze({ tunnel: tunnelPolicy(config, settings) }));
   }
   return policies;
+}
+
+/** Every duration of a policy the sweeper must resolve (so it ticks often enough for the shortest). */
+export function policyDeadlines(policy: TunnelPolicy): number[] {
+  const { sendTimeoutMs, idleTimeoutMs, pingIntervalMs, pongTimeoutMs, maxLifetimeMs } = policy;
+  const pinging = pingIntervalMs.client !== undefined || pingIntervalMs.backend !== undefined;
+  return [
+    sendTimeoutMs,
+    idleTimeoutMs,
+    pingIntervalMs.client,
+    pingIntervalMs.backend,
+    pinging ? pongTimeoutMs : undefined,
+    maxLifetimeMs,
+  ].filter((ms): ms is number => ms !== undefined);
 }

@@ -5,13 +5,17 @@
  * frame boundary is reached (the only place where it may inject a frame of its own).
  *
  * Memory is bounded: at most 14 header bytes, plus the payload of a close frame (at most 125 bytes),
- * which is unmasked and parsed. Other payloads are never copied, only counted, so a chunk that lies
- * inside a payload costs O(1). Verdicts depend only on the bytes, never on how they were split into
+ * which is unmasked and parsed, and, while the gateway waits for the answer to its own ping, that of
+ * a pong. Other payloads are never copied, only counted, so a chunk that lies inside a payload costs
+ * O(1). `heldBytes` says how many bytes at the end of the stream belong to a frame whose header (or
+ * whole control frame, for those it parses) is not complete yet: the relay holds those back, so
+ * that every verdict falls on a frame boundary of what was forwarded. Verdicts depend only on the bytes, never on how they were split into
  * chunks, and no input makes the scanner throw.
  */
 
 import { isUtf8 } from 'node:buffer';
 import { isValidCloseCode } from './close-frame.ts';
+import { type Veto, WAIT, type Wait } from './verdict.ts';
 
 /** Which way the scanned bytes flow; decides whether frames must be masked (RFC 6455 §5.1). */
 export type Direction = 'client_to_backend' | 'backend_to_client';
@@ -35,7 +39,14 @@ export type ViolationCode =
   /** A 1-byte close payload, a close code that may not be sent (§7.4) or a reason that is not UTF-8 (§5.5.1). */
   | 'BAD_CLOSE_PAYLOAD'
   /** Any byte after a close frame in the same direction (RFC 6455 §5.5.1). */
-  | 'DATA_AFTER_CLOSE';
+  | 'DATA_AFTER_CLOSE'
+  /** A compressed message that does not inflate (RFC 7692 §7.2.2: fail the connection). */
+  | 'BAD_COMPRESSED_DATA'
+  /**
+   * Not a protocol rule: a limit of the route vetoed a data frame (the result carries the veto).
+   * Unlike a violation it is not final: later pushes scan on (and may report their own).
+   */
+  | 'LIMIT';
 
 /** How one direction of a tunnel is scanned. */
 export interface ScannerOptions {
@@ -50,6 +61,27 @@ export interface ScannerOptions {
 /** What the scanner reports as frames go by. Called synchronously from {@link FrameScanner.push}. */
 export interface ScannerEvents {
   /**
+   * A data frame's header completed (before any of its payload is passed on): `first` when it
+   * opens a message, `fin` when it ends one, `frameBytes` its payload length, `messageBytes` the
+   * message's payload so far including this frame. A veto stops the stream at this frame's start,
+   * like a violation, but scanning goes on. {@link WAIT} stops the scan before this frame, as if
+   * the stream had ended at its start (see {@link FrameScanner.waitAt}): the caller puts the rest
+   * back and pushes it again later. Called before {@link onMessage} for a final frame.
+   */
+  onDataFrame?(
+    first: boolean,
+    fin: boolean,
+    frameBytes: number,
+    messageBytes: number,
+    compressed: boolean,
+  ): Veto | Wait | undefined;
+  /**
+   * While {@link FrameScanner.inspectPayload} is set: payload bytes [start, end) of the current
+   * data frame are in `chunk` (`last`: its payload ends there; called with start = end for an
+   * empty frame). {@link FrameScanner.unmaskedCopy} reads them during the call.
+   */
+  onPayload?(chunk: Buffer, start: number, end: number, last: boolean): void;
+  /**
    * A data message completed: called when the header of its final frame (FIN=1) is complete;
    * `bytes` = sum of payload lengths of all its frames (on-the-wire size). opcode is 1 (text) or
    * 2 (binary) = the first frame's opcode.
@@ -62,6 +94,12 @@ export interface ScannerEvents {
    * an empty payload (then reason is '').
    */
   onClose(code: number | undefined, reason: string): void;
+  /**
+   * While {@link FrameScanner.capturePongs} is set: a pong frame was fully received; `payload` is
+   * its unmasked payload (valid only during the call), `frameStart` where the frame began in the
+   * pushed chunk (-1: in an earlier chunk) and `frameEnd` where it ended.
+   */
+  onPong?(payload: Buffer, frameStart: number, frameEnd: number): void;
 }
 
 /** The verdict on one pushed chunk. */
@@ -77,14 +115,19 @@ export type ScanResult =
        * whole frames, safe to forward; -1 when that header began in an earlier chunk.
        */
       readonly boundary: number;
+      /** Set when `violation` is 'LIMIT': what the limit decided. */
+      readonly veto?: Veto;
     };
 
 type Violation = Extract<ScanResult, { ok: false }>;
 
 const OK: ScanResult = Object.freeze({ ok: true });
+const EMPTY = Buffer.alloc(0);
 
 const FIN = 0x80;
 const RSV_BITS = 0x70;
+/** The bit permessage-deflate sets on a compressed message's first frame (RFC 7692 §6). */
+const RSV1 = 0x40;
 const OPCODE_BITS = 0x0f;
 const MASK = 0x80;
 const LENGTH_BITS = 0x7f;
@@ -116,11 +159,28 @@ export class FrameScanner {
   /** Payload bytes of the current (non-close) frame still to come. */
   #payloadLeft = 0;
 
-  /** Payload of the close frame being received; allocated on the first close frame that has one. */
+  /** Payload of the control frame being parsed (close, or a captured pong); allocated on first use. */
   #closePayload: Buffer | undefined;
   #closeLength = 0;
   #closeNeed = 0;
+  /** Opcode of the control frame whose payload is being taken (OP_CLOSE or OP_PONG), 0 when none. */
+  #controlOpcode = 0;
+  /** Header length of that control frame (2, or 6 when masked). */
+  #controlHeaderBytes = 0;
   #closeSeen = false;
+  /** Parse pongs whole and report them with onPong (set while a gateway ping awaits its answer). */
+  capturePongs = false;
+  /** Report data payloads with onPayload (set while the inflated size of messages is counted). */
+  inspectPayload = false;
+  /** Whether the payload being received belongs to a data frame (not a ping or pong). */
+  #frameIsData = false;
+  #frameFin = false;
+  /** Whether the message in progress has RSV1 (permessage-deflate) on its first frame. */
+  #messageCompressed = false;
+  /** Where the current frame's mask key sits in the header, -1 when it is not masked. */
+  #maskAt = -1;
+  /** Payload bytes of the current frame seen before the current segment. */
+  #payloadPos = 0;
 
   /** Opcode of the fragmented data message in progress, 0 when none. */
   #messageOpcode: 0 | 1 | 2 = 0;
@@ -129,6 +189,17 @@ export class FrameScanner {
 
   /** Offset in the current chunk where the frame being received began, -1 if in an earlier chunk. */
   #frameStart = -1;
+  /**
+   * Where the last push stopped for a {@link WAIT}: the offset in the chunk where the waiting frame
+   * began (-1: in an earlier chunk); undefined when it did not stop.
+   */
+  #waitAt: number | undefined;
+
+  /**
+   * The first veto of the current push. A veto does not stop the scanning (the stream goes on
+   * being read, so that the sender's close frame is still seen); the push returns it.
+   */
+  #vetoed: Violation | undefined;
   /** Once set, the stream is rejected for good and every push returns it. */
   #failed: Violation | undefined;
   #boundaryAtFailure = false;
@@ -150,6 +221,26 @@ export class FrameScanner {
     return this.#headerLength === 0 && this.#payloadLeft === 0 && this.#closeLength === this.#closeNeed;
   }
 
+  /**
+   * Bytes at the end of the stream so far that belong to an incomplete header, or to a control
+   * frame being parsed (header included): not safe to pass on yet. 0 inside a data payload.
+   */
+  get heldBytes(): number {
+    if (this.#failed !== undefined) return 0;
+    if (this.#closeLength < this.#closeNeed) return this.#controlHeaderBytes + this.#closeLength;
+    return this.#headerLength;
+  }
+
+  /** True while the payload of a data frame (or an uncaptured ping or pong) is still to come. */
+  get midPayload(): boolean {
+    return this.#failed === undefined && this.#payloadLeft > 0;
+  }
+
+  /** Where the last push stopped before a frame that must wait (see {@link WAIT}), if it did. */
+  get waitAt(): number | undefined {
+    return this.#waitAt;
+  }
+
   /** True once a close frame has been fully seen in this direction. */
   get closeSeen(): boolean {
     return this.#closeSeen;
@@ -161,6 +252,13 @@ export class FrameScanner {
    */
   push(chunk: Buffer): ScanResult {
     if (this.#failed !== undefined) return this.#failed;
+    this.#vetoed = undefined;
+    this.#waitAt = undefined;
+    const result = this.#scan(chunk);
+    return this.#vetoed ?? result;
+  }
+
+  #scan(chunk: Buffer): ScanResult {
     const end = chunk.length;
     let i = 0;
     this.#frameStart = -1;
@@ -168,6 +266,7 @@ export class FrameScanner {
       if (this.#payloadLeft > 0) {
         // Payload bytes are only counted: a chunk inside a payload costs O(1).
         const available = end - i;
+        if (this.inspectPayload && this.#frameIsData) this.#reportPayload(chunk, i, available);
         if (available <= this.#payloadLeft) {
           this.#payloadLeft -= available;
           return OK;
@@ -180,7 +279,7 @@ export class FrameScanner {
       if (this.#closeLength < this.#closeNeed) {
         i = this.#takeClosePayload(chunk, i);
         if (this.#closeLength === this.#closeNeed) {
-          const violation = this.#finishClose();
+          const violation = this.#finishControl(i);
           if (violation !== undefined) return violation;
         }
         continue;
@@ -204,7 +303,8 @@ export class FrameScanner {
       const need = this.#headerNeed;
       while (this.#headerLength < need && i < end) this.#header[this.#headerLength++] = chunk[i++] ?? 0;
       if (this.#headerLength < need) break;
-      const violation = this.#completeHeader();
+      const violation = this.#completeHeader(chunk, i);
+      if (violation === WAIT) return OK;
       if (violation !== undefined) return violation;
     }
     return OK;
@@ -280,8 +380,8 @@ export class FrameScanner {
     return undefined;
   }
 
-  /** Acts on a complete header: counts the frame, reports it, and sets up its payload. */
-  #completeHeader(): Violation | undefined {
+  /** Acts on a complete header (ending at `end` in the chunk): reports the frame, sets up its payload. */
+  #completeHeader(chunk: Buffer, end: number): Violation | Wait | undefined {
     const header = this.#header;
     const b0 = header[0] ?? 0;
     const opcode = b0 & OPCODE_BITS;
@@ -300,46 +400,99 @@ export class FrameScanner {
       length = high * TWO_POW_32 + header.readUInt32BE(6);
     }
 
+    const headerBytes = this.#headerNeed;
     this.#headerLength = 0;
     this.#headerNeed = 2;
 
-    if (opcode === OP_CLOSE) {
+    const captured = opcode === OP_CLOSE || (opcode === OP_PONG && this.capturePongs);
+    if (captured) {
+      if (opcode === OP_PONG) this.#events.onControl(opcode, length);
+      this.#controlOpcode = opcode;
+      this.#controlHeaderBytes = headerBytes;
       this.#closeLength = 0;
       this.#closeNeed = length;
-      if (length === 0) return this.#finishClose();
+      if (length === 0) return this.#finishControl(end);
       return undefined;
     }
 
-    this.#payloadLeft = length;
     if (opcode === OP_PING || opcode === OP_PONG) {
+      this.#payloadLeft = length;
+      this.#frameIsData = false;
       this.#events.onControl(opcode, length);
       return undefined;
     }
 
-    if (opcode === OP_CONTINUATION) {
-      const bytes = this.#messageBytes + length;
-      if (bytes > Number.MAX_SAFE_INTEGER) {
-        return this.#fail('BAD_LENGTH', 'message length above 2^53-1', this.#frameStart);
-      }
-      if (!fin) {
-        this.#messageBytes = bytes;
-        return undefined;
-      }
-      const messageOpcode = this.#messageOpcode === 1 ? 1 : 2;
+    const first = opcode !== OP_CONTINUATION;
+    const compressed = first ? (b0 & RSV1) !== 0 : this.#messageCompressed;
+    const bytes = first ? length : this.#messageBytes + length;
+    if (bytes > Number.MAX_SAFE_INTEGER) {
+      return this.#fail('BAD_LENGTH', 'message length above 2^53-1', this.#frameStart);
+    }
+    const veto = this.#events.onDataFrame?.(first, fin, length, bytes, compressed);
+    if (veto === WAIT) {
+      this.#waitAt = this.#frameStart; // the header state is already back at a frame boundary
+      return WAIT;
+    }
+    if (veto !== undefined && this.#vetoed === undefined) {
+      this.#vetoed = Object.freeze({
+        ok: false,
+        violation: 'LIMIT',
+        detail: veto.detail,
+        boundary: this.#frameStart,
+        veto,
+      });
+    }
+    this.#payloadLeft = length;
+    this.#frameIsData = true;
+    this.#frameFin = fin;
+    this.#messageCompressed = compressed;
+    this.#maskAt = this.#masked ? headerBytes - 4 : -1;
+    this.#payloadPos = 0;
+    if (length === 0 && this.inspectPayload) this.#events.onPayload?.(chunk, end, end, true);
+    const messageOpcode = first ? (opcode === 1 ? 1 : 2) : this.#messageOpcode === 1 ? 1 : 2;
+    if (fin) {
       this.#messageOpcode = 0;
       this.#messageBytes = 0;
       this.#events.onMessage(messageOpcode, bytes);
-      return undefined;
-    }
-
-    const dataOpcode = opcode === 1 ? 1 : 2;
-    if (fin) {
-      this.#events.onMessage(dataOpcode, length);
     } else {
-      this.#messageOpcode = dataOpcode;
-      this.#messageBytes = length;
+      this.#messageOpcode = messageOpcode;
+      this.#messageBytes = bytes;
     }
     return undefined;
+  }
+
+  /** Reports the payload bytes of the current data frame that lie in `chunk` from `start`. */
+  #reportPayload(chunk: Buffer, start: number, available: number): void {
+    const take = Math.min(available, this.#payloadLeft);
+    this.#events.onPayload?.(chunk, start, start + take, take === this.#payloadLeft);
+    this.#payloadPos += take;
+  }
+
+  /** During onPayload: a copy of payload bytes [start, end) of `chunk`, unmasked. */
+  unmaskedCopy(chunk: Buffer, start: number, end: number): Buffer {
+    const copy = Buffer.allocUnsafe(end - start);
+    chunk.copy(copy, 0, start, end);
+    const at = this.#maskAt;
+    if (at < 0) return copy;
+    const header = this.#header;
+    const position = this.#payloadPos;
+    for (let j = 0; j < copy.length; j++) copy[j] = (copy[j] ?? 0) ^ (header[at + ((position + j) & 3)] ?? 0);
+    return copy;
+  }
+
+  /** Whether the message in progress is compressed (RSV1 on its first frame). */
+  get messageCompressed(): boolean {
+    return this.#messageCompressed;
+  }
+
+  /** Whether the current data frame ends its message. */
+  get frameFin(): boolean {
+    return this.#frameFin;
+  }
+
+  /** Where the frame being received began in the current chunk (-1: in an earlier chunk). */
+  get frameStart(): number {
+    return this.#frameStart;
   }
 
   /** Copies close payload bytes from `chunk` starting at `start`; returns where it stopped. */
@@ -351,23 +504,32 @@ export class FrameScanner {
     return start + take;
   }
 
-  /** Unmasks and parses the complete close payload (RFC 6455 §5.5.1), then reports it. */
-  #finishClose(): Violation | undefined {
+  /** A captured control frame's payload is complete (the frame ends at `end` in the chunk). */
+  #finishControl(end: number): Violation | undefined {
     const length = this.#closeNeed;
     this.#closeNeed = 0;
     this.#closeLength = 0;
-    if (length === 0) {
-      this.#closeSeen = true;
-      this.#events.onClose(undefined, '');
-      return undefined;
-    }
-    const payload = this.#closePayload ?? Buffer.alloc(0);
+    const payload = length === 0 ? EMPTY : (this.#closePayload ?? EMPTY);
     if (this.#masked) {
       // A control frame always has a 7-bit length (§5.5), so its mask key sits at header bytes 2-5 (§5.3).
       const header = this.#header;
       for (let j = 0; j < length; j++) {
         payload[j] = (payload[j] ?? 0) ^ (header[2 + (j & 3)] ?? 0);
       }
+    }
+    if (this.#controlOpcode === OP_PONG) {
+      this.#events.onPong?.(payload.subarray(0, length), this.#frameStart, end);
+      return undefined;
+    }
+    return this.#finishClose(payload, length);
+  }
+
+  /** Parses the complete, unmasked close payload (RFC 6455 §5.5.1), then reports it. */
+  #finishClose(payload: Buffer, length: number): Violation | undefined {
+    if (length === 0) {
+      this.#closeSeen = true;
+      this.#events.onClose(undefined, '');
+      return undefined;
     }
     if (length === 1) {
       return this.#fail('BAD_CLOSE_PAYLOAD', 'close payload of 1 byte', this.#frameStart);

@@ -1,21 +1,49 @@
 /**
  * One direction of a tunnel: bytes read from `source` go through a frame scanner and on to
  * `destination` unchanged. The relay owns everything that belongs to its direction: the scanner,
- * the messages and bytes relayed, whether what it wrote so far ends at a frame boundary (the only
- * place the gateway may put a frame of its own), the gateway close frame waiting for that
- * boundary, whether the destination is closed to further data, since when the destination has
- * been backed up, and why the source is paused. A pause has reasons: the source is read again
- * only when none is left, so a destination's 'drain' can never resume a socket that something
- * else (the handshake today, a rate limit tomorrow) holds.
+ * the limits its frames must pass (limits.ts), the messages and bytes relayed, whether what it
+ * wrote so far ends at a frame boundary (the only place the gateway may put a frame of its own),
+ * the gateway frames waiting for that boundary (a close, a ping), the answer it waits for to its
+ * own ping (a pong it takes out of the stream), whether the destination is closed to further
+ * data, since when the destination has been backed up, and why the source is paused.
+ *
+ * Bytes of a frame header that is not complete yet (and of a close frame, or a pong the gateway
+ * waits for, until it is whole) are held back, at most 14 + 125 bytes, so that every verdict on
+ * a frame is made before any of its bytes went on: a limit or a violation always stops the stream
+ * at a frame boundary, where a close frame can follow.
+ *
+ * A pause has reasons: the source is read again only when none is left, so a destination's
+ * 'drain' never resumes a socket that a rate limit (throttle) or the handshake holds.
  */
 import type { Socket } from 'node:net';
 import type { CloseFrame } from '../errors/codes.ts';
 import type { Direction, TrafficCell } from '../observability/metrics.ts';
+import type { DirectionLimits, LimitAction } from '../policy/route-policy.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import { FrameScanner, type ScanResult } from './frame-scanner.ts';
+import { InflateCounter, type InflateVerdict } from './inflate-counter.ts';
+import { InflateWatch } from './inflate-watch.ts';
+import { type LimitCodes, LimitGuard, type LimitName } from './limits.ts';
+import type { Clock } from './sweeper.ts';
+import { WAIT } from './verdict.ts';
 
 /** Why a relay's source is not being read. */
-export type PauseReason = 'handshake' | 'backpressure';
+export type PauseReason = 'handshake' | 'backpressure' | 'throttle' | 'inflate';
+
+/** A read whose verdict waits for the inflater: its result comes through `onSettled`. */
+export const PENDING = 'pending';
+export type Pending = typeof PENDING;
+
+/** What a deferred read needs to pass its bytes on once the inflater has spoken. */
+interface DeferredRead {
+  readonly held: Buffer | undefined;
+  readonly chunk: Buffer;
+  readonly result: ScanResult;
+  readonly drops: readonly number[];
+  readonly keep: number;
+  readonly waitAt: number | undefined;
+  readonly midPayload: boolean;
+}
 
 export interface RelayOptions {
   readonly direction: Direction;
@@ -25,55 +53,118 @@ export interface RelayOptions {
   readonly allowedRsv: number;
   /** The route's running totals for this direction. */
   readonly cell: TrafficCell;
+  /** What frames in this direction must pass, and the codes the limits close with. */
+  readonly limits: DirectionLimits;
+  readonly limitCodes: LimitCodes;
+  readonly clock: Clock;
   /** A close frame came from the source (code undefined when it had none: 1005). */
   readonly onCloseFrame: (code: number | undefined, reason: string) => void;
+  /** A write to the destination did not fit its buffer: the source is paused until 'drain'. */
+  readonly onBackedUp: () => void;
+  /** The source answered the gateway's ping; `rttMs` since it was written. */
+  readonly onGatewayPong: (rttMs: number) => void;
+  readonly onLimit: (limit: LimitName, action: LimitAction) => void;
+  /** A throttle pause ended after `ms`. */
+  readonly onThrottled: (ms: number) => void;
+  /**
+   * permessage-deflate was negotiated: whether the sender of this direction resets its context
+   * after each message. With a message size limit, messages are then counted inflated.
+   */
+  readonly deflate: { readonly resetEachMessage: boolean } | undefined;
+  /** The result of a read that returned PENDING. */
+  readonly onSettled: (result: ScanResult) => void;
+}
+
+/** A ping frame the gateway sends, with the payload that recognises its answer. */
+export interface GatewayPing {
+  readonly frame: Buffer;
+  readonly payload: Buffer;
 }
 
 export class Relay {
   readonly direction: Direction;
   readonly source: Socket;
   readonly destination: Socket;
+  readonly #options: RelayOptions;
   readonly #scanner: FrameScanner;
-  readonly #cell: TrafficCell;
+  readonly #guard: LimitGuard | undefined;
   readonly #pauses = new Set<PauseReason>(['handshake']);
   messages = 0;
+  /** The peers' pings and pongs read from the source (not the answers to the gateway's pings). */
+  controls = 0;
+  /** Bytes relayed to the destination. */
   bytes = 0;
+  /** Bytes read from the source, relayed or not. */
+  bytesRead = 0;
   /** The gateway wrote its own close frame to the destination: nothing more may follow it. */
   closed = false;
   /** A gateway close frame waiting for the stream to the destination to reach a frame boundary. */
   pendingClose: CloseFrame | undefined;
+  /** A gateway ping waiting for that boundary. */
+  #pendingPing: Buffer | undefined;
   /** Since when (sweeper clock) the destination has held bytes it could not flush. */
   backedUpSince: number | undefined;
   #boundaryOut = true;
+  /** Bytes of an unfinished header or parsed control frame, not passed on yet. */
+  #held: Buffer | undefined;
+  /** How many held bytes the current read began with (they come before its chunk). */
+  #heldLength = 0;
+  /** Byte ranges [start, end) of the current read (held bytes first) to take out of the stream. */
+  readonly #drops: number[] = [];
+  /** The payload of the gateway ping whose pong the source owes, and when that ping was written. */
+  #awaited: { readonly payload: Buffer; readonly sentAt: number } | undefined;
+  #throttle: { readonly since: number; readonly cancel: () => void } | undefined;
+  /** Counts compressed messages inflated, when deflate was negotiated and a size limit applies. */
+  readonly #inflate: InflateWatch | undefined;
+  /** A limit stopped this direction: nothing more is relayed or checked. */
+  #vetoed = false;
 
   constructor(options: RelayOptions) {
     this.direction = options.direction;
     this.source = options.source;
     this.destination = options.destination;
-    this.#cell = options.cell;
+    this.#options = options;
+    const now = () => options.clock.now();
+    this.#guard = LimitGuard.needed(options.limits)
+      ? new LimitGuard(options.limits, options.limitCodes, now, options.onLimit)
+      : undefined;
+    const { maxMessageBytes } = options.limits;
+    this.#inflate =
+      options.deflate && maxMessageBytes !== undefined
+        ? new InflateWatch(new InflateCounter(maxMessageBytes, options.deflate.resetEachMessage))
+        : undefined;
+    const guard = this.#guard;
+    const inflate = this.#inflate;
     this.#scanner = new FrameScanner(
       { direction: options.direction, allowedRsv: options.allowedRsv },
       {
-        onMessage: () => {
-          // Messages dropped after the gateway's close frame are not relayed, so not counted.
-          if (this.closed) return;
-          this.messages++;
-          this.#cell.messages++;
+        onDataFrame: (first, _fin, frameBytes, messageBytes, compressed) => {
+          const inflated = compressed && inflate !== undefined;
+          if (inflated) inflate.onFrame(this.#frameCut());
+          if (guard === undefined || this.closed || this.#vetoed) return undefined;
+          const verdict = guard.onDataFrame(first, frameBytes, messageBytes, inflated);
+          if (verdict !== undefined && verdict !== WAIT) this.#vetoed = true;
+          return verdict;
         },
-        onControl: () => {},
+        onMessage: () => {
+          // Messages dropped after a veto or the gateway's close frame are not relayed, so not counted.
+          if (this.closed || this.#vetoed) return;
+          this.messages++;
+          options.cell.messages++;
+        },
+        onControl: () => {
+          this.controls++;
+        },
         onClose: options.onCloseFrame,
+        onPong: (payload, frameStart, frameEnd) => this.#onPong(payload, frameStart, frameEnd),
+        onPayload: (chunk, start, end, last) => {
+          const scanner = this.#scanner;
+          if (!scanner.messageCompressed) return;
+          inflate?.onPayload(scanner.unmaskedCopy(chunk, start, end), last && scanner.frameFin);
+        },
       },
     );
-  }
-
-  /** Reads a chunk from the source through the scanner; the verdict says whether it may go on. */
-  scan(chunk: Buffer): ScanResult {
-    return this.#scanner.push(chunk);
-  }
-
-  /** Whether the bytes read from the source so far end at a frame boundary. */
-  get atBoundary(): boolean {
-    return this.#scanner.atBoundary;
+    this.#scanner.inspectPayload = this.#inflate !== undefined;
   }
 
   /** Whether the source sent a close frame. */
@@ -86,24 +177,152 @@ export class Relay {
     return this.#boundaryOut;
   }
 
+  /** Whether something (backpressure, a throttle, the handshake) keeps the source from being read. */
+  get paused(): boolean {
+    return this.#pauses.size > 0;
+  }
+
+  /** Whether the source owes an answer to a gateway ping. */
+  get awaitingPong(): boolean {
+    return this.#awaited !== undefined;
+  }
+
   /**
-   * Writes source bytes to the destination (`endsAtBoundary`: they end at a frame boundary).
-   * Returns false when the destination's buffer is full: the caller pauses the source.
+   * Reads a chunk from the source: scans it and passes on to the destination what may go on (all
+   * of it but held bytes and the gateway's pongs; on a failed verdict, what comes before the
+   * offending frame). Then writes a gateway ping waiting for a boundary, and throttles the source
+   * when a rate limit is in debt.
    */
-  forward(chunk: Buffer, endsAtBoundary: boolean): boolean {
-    if (!this.destination.writable) return true;
-    this.bytes += chunk.length;
-    this.#cell.bytes += chunk.length;
-    const flowing = this.destination.write(chunk);
-    this.#boundaryOut = endsAtBoundary;
-    return flowing;
+  read(chunk: Buffer): ScanResult | Pending {
+    this.bytesRead += chunk.length;
+    const held = this.#held;
+    const heldLength = held?.length ?? 0;
+    this.#held = undefined;
+    this.#heldLength = heldLength;
+    this.#drops.length = 0;
+    this.#inflate?.startRead();
+    const result = this.#scanner.push(chunk);
+    if (this.closed) return result; // after our close frame nothing may reach the destination
+    const jobs = this.#inflate?.takeJobs();
+    if (jobs === undefined) return this.#apply(held, chunk, result, this.#drops);
+    // Compressed bytes of a size-limited message: nothing of this chunk goes on before the verdict.
+    const read: DeferredRead = {
+      held,
+      chunk,
+      result,
+      drops: [...this.#drops],
+      keep: this.#scanner.heldBytes,
+      waitAt: this.#scanner.waitAt,
+      midPayload: this.#scanner.midPayload,
+    };
+    this.pause('inflate');
+    this.#inflate?.counter.run(jobs.list, (verdict) => {
+      this.resume('inflate');
+      this.#options.onSettled(this.#settle(read, jobs.cuts, verdict));
+    });
+    return PENDING;
+  }
+
+  /** Passes on what a read may pass on, given its scan result; returns that result. */
+  #apply(
+    held: Buffer | undefined,
+    chunk: Buffer,
+    result: ScanResult,
+    drops: readonly number[],
+    deferred?: DeferredRead,
+  ): ScanResult {
+    const heldLength = held?.length ?? 0;
+    const total = heldLength + chunk.length;
+    if (!result.ok) {
+      // The offending frame began in the held bytes when its header began in an earlier chunk.
+      this.#emit(held, chunk, result.boundary === -1 ? 0 : heldLength + result.boundary, drops);
+      this.#boundaryOut = true;
+      return result;
+    }
+    const waitAt = deferred ? deferred.waitAt : this.#scanner.waitAt;
+    if (waitAt !== undefined) {
+      // A throttle holds the frame that starts here: the rest goes back into the socket, unread.
+      const at = waitAt === -1 ? 0 : heldLength + waitAt;
+      this.#emit(held, chunk, at, drops);
+      this.#boundaryOut = true;
+      const rest =
+        at < heldLength
+          ? Buffer.concat([(held ?? chunk).subarray(at), chunk])
+          : chunk.subarray(at - heldLength);
+      this.bytesRead -= rest.length;
+      this.#throttleIfInDebt(this.#guard, true);
+      this.source.unshift(rest);
+      return result;
+    }
+    const keep = deferred ? deferred.keep : this.#scanner.heldBytes;
+    this.#emit(held, chunk, total - keep, drops);
+    if (keep > 0) this.#held = Buffer.from(heldTail(held, chunk, keep));
+    this.#boundaryOut = !(deferred ? deferred.midPayload : this.#scanner.midPayload);
+    if (this.#boundaryOut && this.#pendingPing) this.#writePing(this.#pendingPing);
+    this.#throttleIfInDebt(this.#guard, false);
+    return result;
+  }
+
+  /**
+   * The inflate verdict on a deferred read. Over the limit, the stream stops where the message
+   * began in this read, a frame boundary where a close frame can follow; when the message was
+   * in the middle of a frame when the read began, nothing of the read goes on and the stream is
+   * left mid-frame (`boundaryOut` false: the tunnel can only drop that connection).
+   */
+  #settle(read: DeferredRead, cuts: readonly (number | undefined)[], verdict: InflateVerdict): ScanResult {
+    if (this.closed) return read.result;
+    if (verdict.kind === 'ok') return this.#apply(read.held, read.chunk, read.result, read.drops, read);
+    this.#vetoed = true;
+    const cut = cuts[verdict.index];
+    const heldLength = read.held?.length ?? 0;
+    const scanCut = read.result.ok
+      ? Infinity
+      : read.result.boundary === -1
+        ? 0
+        : heldLength + read.result.boundary;
+    if (cut !== undefined && scanCut < cut)
+      return this.#apply(read.held, read.chunk, read.result, read.drops, read);
+    if (cut === undefined) this.#boundaryOut = false;
+    else {
+      this.#emit(read.held, read.chunk, cut, read.drops);
+      this.#boundaryOut = true;
+    }
+    // The boundary is reported in chunk terms, as a scan result would (held bytes come before 0).
+    const boundary = cut === undefined ? -1 : cut - heldLength;
+    if (verdict.kind === 'corrupt') {
+      return { ok: false, violation: 'BAD_COMPRESSED_DATA', detail: verdict.detail, boundary };
+    }
+    this.#options.onLimit('message_size', 'close');
+    const detail = `message inflating to ${verdict.bytes}+ bytes over the ${this.#options.limits.maxMessageBytes}-byte limit`;
+    return {
+      ok: false,
+      violation: 'LIMIT',
+      detail,
+      boundary,
+      veto: { code: this.#options.limitCodes.tooBig, limit: 'message_size', detail },
+    };
   }
 
   /** Writes the gateway's close frame to the destination; nothing is relayed after it. */
   writeClose([code, reason]: CloseFrame, masked: boolean): void {
     this.pendingClose = undefined;
+    this.#pendingPing = undefined;
+    this.#held = undefined;
     this.closed = true;
     if (this.destination.writable) this.destination.write(encodeCloseFrame(code, reason, masked));
+  }
+
+  /** Sends the gateway's ping to the destination now, or at the next frame boundary. */
+  ping(frame: Buffer): void {
+    if (this.closed || this.pendingClose) return;
+    if (this.#boundaryOut) this.#writePing(frame);
+    else this.#pendingPing = frame;
+  }
+
+  /** From now on, the source's pong carrying `payload` answers the gateway's ping (sent at `sentAt`). */
+  expectPong(payload: Buffer, sentAt: number): void {
+    this.#awaited = { payload, sentAt };
+    this.#scanner.capturePongs = true;
   }
 
   pause(reason: PauseReason): void {
@@ -119,7 +338,97 @@ export class Relay {
 
   /** Reads the source whatever held it: what it sends now is dropped, or is its close or FIN. */
   flowFreely(): void {
+    this.#endThrottle();
     this.#pauses.clear();
     this.source.resume();
   }
+
+  /** Lets go of timers and the inflater (the tunnel ended). */
+  stop(): void {
+    this.#endThrottle();
+    this.#inflate?.counter.close();
+  }
+
+  /** Where the frame whose header just completed begins, in held + chunk terms. */
+  #frameCut(): number {
+    const start = this.#scanner.frameStart;
+    return start === -1 ? 0 : this.#heldLength + start;
+  }
+
+  #writePing(frame: Buffer): void {
+    this.#pendingPing = undefined;
+    if (this.destination.writable && !this.destination.write(frame)) this.#backedUp();
+  }
+
+  #onPong(payload: Buffer, frameStart: number, frameEnd: number): void {
+    const awaited = this.#awaited;
+    if (awaited === undefined || !payload.equals(awaited.payload)) return; // the peers' own pong: it goes on
+    this.#awaited = undefined;
+    this.#scanner.capturePongs = false;
+    this.controls--; // the gateway's own pong: not the peers' activity
+    const heldLength = this.#heldLength;
+    this.#drops.push(frameStart === -1 ? 0 : heldLength + frameStart, heldLength + frameEnd);
+    this.#options.onGatewayPong(this.#options.clock.now() - awaited.sentAt);
+  }
+
+  /** Writes bytes [0, end) of held + chunk to the destination, leaving out the dropped ranges. */
+  #emit(held: Buffer | undefined, chunk: Buffer, end: number, drops: readonly number[]): void {
+    let from = 0;
+    for (let i = 0; i < drops.length; i += 2) {
+      const start = drops[i] ?? 0;
+      if (start >= end) break;
+      this.#write(held, chunk, from, start);
+      from = drops[i + 1] ?? start;
+    }
+    this.#write(held, chunk, from, end);
+  }
+
+  /** Writes bytes [from, to) of held + chunk. */
+  #write(held: Buffer | undefined, chunk: Buffer, from: number, to: number): void {
+    if (to <= from || !this.destination.writable) return;
+    const heldLength = held?.length ?? 0;
+    let flowing = true;
+    if (held && from < heldLength)
+      flowing = this.destination.write(held.subarray(from, Math.min(to, heldLength)));
+    if (to > heldLength) {
+      const start = Math.max(0, from - heldLength);
+      const part =
+        start === 0 && to - heldLength === chunk.length ? chunk : chunk.subarray(start, to - heldLength);
+      flowing = this.destination.write(part);
+    }
+    this.bytes += to - from;
+    this.#options.cell.bytes += to - from;
+    if (!flowing) this.#backedUp();
+  }
+
+  #backedUp(): void {
+    this.pause('backpressure');
+    this.#options.onBackedUp();
+  }
+
+  /** Pauses the source until the throttling buckets are out of debt (at least 1 ms when `waiting`). */
+  #throttleIfInDebt(guard: LimitGuard | undefined, waiting: boolean): void {
+    if (guard === undefined || this.#throttle !== undefined) return;
+    const delayMs = Math.max(guard.throttleDelayMs(), waiting ? 1 : 0);
+    if (delayMs === 0) return;
+    const since = this.#options.clock.now();
+    const cancel = this.#options.clock.after(delayMs, () => this.#endThrottle());
+    this.#throttle = { since, cancel };
+    this.pause('throttle');
+  }
+
+  #endThrottle(): void {
+    const throttle = this.#throttle;
+    if (throttle === undefined) return;
+    this.#throttle = undefined;
+    throttle.cancel();
+    this.#options.onThrottled(this.#options.clock.now() - throttle.since);
+    this.resume('throttle');
+  }
+}
+
+/** The last `keep` bytes of held + chunk. */
+function heldTail(held: Buffer | undefined, chunk: Buffer, keep: number): Buffer {
+  if (keep <= chunk.length) return chunk.subarray(chunk.length - keep);
+  return Buffer.concat([held?.subarray(held.length - (keep - chunk.length)) ?? Buffer.alloc(0), chunk]);
 }

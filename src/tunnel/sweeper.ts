@@ -1,6 +1,6 @@
 /**
- * One coarse timer per gateway for the time-based checks of its tunnels (today: a write that does
- * not drain), so that thousands of tunnels cost one timer instead of one each, and joining or
+ * One coarse timer per gateway for the time-based checks of its tunnels (a write that does not
+ * drain, idle timeouts, keepalive pings and their answers, lifetimes), so that thousands of tunnels cost one timer instead of one each, and joining or
  * leaving is a set operation cheap enough for every pause and drain. A tunnel is a member while
  * it has something to check; each tick hands every member the time of the gateway's clock. The
  * clock is injected (`Clock`), so tests drive time by hand.
@@ -12,6 +12,8 @@ export interface Clock {
   now(): number;
   /** Calls `tick` every `intervalMs` until the returned function is called (never keeps the process alive). */
   every(intervalMs: number, tick: () => void): () => void;
+  /** Calls `fire` once after `delayMs` unless the returned function is called first (never keeps the process alive). */
+  after(delayMs: number, fire: () => void): () => void;
 }
 
 /** The real clock: performance.now() and an unref'd setInterval. */
@@ -21,6 +23,11 @@ export const SYSTEM_CLOCK: Clock = {
     const timer = setInterval(tick, intervalMs);
     timer.unref();
     return () => clearInterval(timer);
+  },
+  after: (delayMs, fire) => {
+    const timer = setTimeout(fire, delayMs);
+    timer.unref();
+    return () => clearTimeout(timer);
   },
 };
 

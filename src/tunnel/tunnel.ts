@@ -26,23 +26,46 @@ import type { Socket } from 'node:net';
 import { type CloseFrame, codeInfo, type ErrorCode } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
-import type { TunnelPolicy } from '../policy/route-policy.ts';
+import type { LimitAction, TunnelPolicy } from '../policy/route-policy.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import type { ScanResult } from './frame-scanner.ts';
+import type { LimitCodes, LimitName } from './limits.ts';
+import { encodePingFrame, Liveness, type Side, type Watched } from './liveness.ts';
 import { probeForReset } from './probe.ts';
-import { Relay } from './relay.ts';
-import type { Sweepable, Sweeper } from './sweeper.ts';
+import { PENDING, Relay } from './relay.ts';
+import type { Clock, Sweepable, Sweeper } from './sweeper.ts';
 
-type Side = 'client' | 'backend';
 const SIDES = ['client', 'backend'] as const;
+
+/** The codes each direction's limits close with: the sender's outcome. */
+const LIMIT_CODES: Record<Side, LimitCodes> = {
+  client: { tooBig: 'CLIENT_MESSAGE_TOO_BIG', rateLimited: 'CLIENT_RATE_LIMITED' },
+  backend: { tooBig: 'BACKEND_MESSAGE_TOO_BIG', rateLimited: 'BACKEND_RATE_LIMITED' },
+};
+
+/** What a permessage-deflate negotiation said about each sender's compression context. */
+export interface DeflateParameters {
+  readonly clientNoContextTakeover: boolean;
+  readonly serverNoContextTakeover: boolean;
+}
+
+/** What a tunnel reports as it runs, for the route's metrics. */
+export interface TunnelObserver {
+  limitHit(limit: LimitName, action: LimitAction): void;
+  throttled(direction: Direction, seconds: number): void;
+  pingRtt(side: Side, seconds: number): void;
+  deadPeer(side: Side): void;
+}
 
 /** Running totals a tunnel adds to while it runs, one per direction (shared per route). */
 export type TunnelCounters = Readonly<Record<Direction, TrafficCell>>;
 
 /** What every tunnel of a gateway shares: the sweeper that enforces deadlines, the gauges. */
 export interface TunnelSettings {
-  /** The gateway's coarse timer, joined while a side is backed up. */
+  /** The gateway's coarse timer, joined while a side is backed up or a time limit applies. */
   readonly sweeper: Sweeper;
+  /** The clock the sweeper reads, for rate limits and throttling. */
+  readonly clock: Clock;
   /** Tunnels backed up now, by the direction that waits (read by the metrics at scrape time). */
   readonly backpressure: Record<Direction, number>;
 }
@@ -59,7 +82,10 @@ export interface TunnelOptions extends TunnelSettings {
   readonly backendHead: Buffer;
   /** RSV bits the negotiated extensions allow (0x40 for permessage-deflate). */
   readonly allowedRsv: number;
+  /** permessage-deflate as the backend accepted it, when it did. */
+  readonly deflate: DeflateParameters | undefined;
   readonly counters: TunnelCounters;
+  readonly observer: TunnelObserver;
   readonly log: Logger;
   readonly onEnd: (summary: TunnelSummary) => void;
 }
@@ -105,6 +131,8 @@ export class Tunnel implements Sweepable {
   #errorCode: ErrorCode | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #finished = false;
+  /** Idle timeout, keepalive and lifetime; undefined when the policy has none (or closing began). */
+  #liveness: Liveness | undefined;
 
   constructor(options: TunnelOptions) {
     this.id = options.id;
@@ -113,6 +141,9 @@ export class Tunnel implements Sweepable {
     this.#heads = { client: clientHead, backend: backendHead };
     this.#sockets = { client: options.client, backend: options.backend };
     this.#relays = { client: this.#createRelay('client'), backend: this.#createRelay('backend') };
+    if (Liveness.needed(options.policy)) {
+      this.#liveness = new Liveness(options.policy, options.sweeper.now());
+    }
   }
 
   /** Wires both sockets and forwards the bytes that came with the handshakes. Call after the 101. */
@@ -152,6 +183,7 @@ export class Tunnel implements Sweepable {
     }
     this.#relays.client.resume('handshake');
     this.#relays.backend.resume('handshake');
+    if (this.#liveness) this.#options.sweeper.add(this);
   }
 
   /**
@@ -168,7 +200,10 @@ export class Tunnel implements Sweepable {
     this.#sockets.backend.destroy();
   }
 
-  /** Sweeper tick: ends the tunnel on a destination stalled past `sendTimeout`, probes paused sources. */
+  /**
+   * Sweeper tick: ends the tunnel on a destination stalled past `sendTimeout` (and probes paused
+   * sources), then runs the idle, keepalive and lifetime checks.
+   */
   sweep(now: number): void {
     try {
       for (const side of SIDES) {
@@ -177,10 +212,34 @@ export class Tunnel implements Sweepable {
         if (now - since >= this.#options.policy.sendTimeoutMs) this.#sendTimedOut(side);
         else probeForReset(this.#sockets[other(side)]);
       }
+      if (this.#initiator !== undefined) this.#liveness = undefined; // closing: nothing more to watch
+      const verdict = this.#liveness?.sweep(now, this.#watched);
+      if (verdict === undefined) return;
+      if (verdict === 'CLIENT_UNRESPONSIVE') this.#options.observer.deadPeer('client');
+      else if (verdict === 'BACKEND_UNRESPONSIVE') this.#options.observer.deadPeer('backend');
+      else this.#options.observer.limitHit(verdict === 'IDLE_TIMEOUT' ? 'idle_timeout' : 'lifetime', 'close');
+      this.#liveness = undefined;
+      this.#gatewayClose(verdict);
     } catch (error) {
       this.#onBug(error);
     }
   }
+
+  /** What the liveness checks see of this tunnel. */
+  readonly #watched: Watched = {
+    activity: (withPings) => {
+      const { client, backend } = this.#relays;
+      const messages = client.messages + backend.messages;
+      return withPings ? messages + client.controls + backend.controls : messages;
+    },
+    heard: (side) => this.#relays[side].bytesRead,
+    deaf: (side) => this.#relays[side].paused,
+    owesPong: (side) => this.#relays[side].awaitingPong,
+    ping: (side, payload) => {
+      this.#relays[side].expectPong(payload, this.#options.sweeper.now());
+      this.#toward(side).ping(encodePingFrame(payload, side === 'backend'));
+    },
+  };
 
   /** The relay whose destination is `side`. */
   #toward(side: Side): Relay {
@@ -217,13 +276,34 @@ export class Tunnel implements Sweepable {
 
   #createRelay(from: Side): Relay {
     const direction = directionFrom(from);
+    const { observer } = this.#options;
     return new Relay({
       direction,
       source: this.#sockets[from],
       destination: this.#sockets[other(from)],
       allowedRsv: this.#options.allowedRsv,
       cell: this.#options.counters[direction],
+      limits: this.#options.policy.limits[direction],
+      limitCodes: LIMIT_CODES[from],
+      clock: this.#options.clock,
       onCloseFrame: (code, reason) => this.#onCloseFrame(from, code, reason),
+      onBackedUp: () => this.#backedUp(other(from)),
+      onGatewayPong: (rttMs) => observer.pingRtt(from, rttMs / 1000),
+      onLimit: (limit, action) => observer.limitHit(limit, action),
+      onThrottled: (ms) => observer.throttled(direction, ms / 1000),
+      deflate: this.#options.deflate && {
+        resetEachMessage:
+          from === 'client'
+            ? this.#options.deflate.clientNoContextTakeover
+            : this.#options.deflate.serverNoContextTakeover,
+      },
+      onSettled: (result) => {
+        try {
+          this.#afterRead(from, result);
+        } catch (error) {
+          this.#onBug(error);
+        }
+      },
     });
   }
 
@@ -242,7 +322,8 @@ export class Tunnel implements Sweepable {
     if (relay.backedUpSince === undefined) return;
     relay.backedUpSince = undefined;
     this.#options.backpressure[relay.direction]--;
-    if (this.#toward(other(side)).backedUpSince === undefined) this.#options.sweeper.delete(this);
+    const stillNeeded = this.#liveness !== undefined || this.#toward(other(side)).backedUpSince !== undefined;
+    if (!stillNeeded) this.#options.sweeper.delete(this);
   }
 
   #onDrain(side: Side): void {
@@ -264,27 +345,25 @@ export class Tunnel implements Sweepable {
 
   #onData(from: Side, chunk: Buffer): void {
     if (this.#broken) return;
+    const result = this.#relays[from].read(chunk);
+    if (result !== PENDING) this.#afterRead(from, result);
+  }
+
+  /** What follows a read from `from`: a failed verdict closes, a pending close goes out at a boundary. */
+  #afterRead(from: Side, result: ScanResult): void {
+    if (this.#broken || this.#finished) return;
     const relay = this.#relays[from];
-    const result = relay.scan(chunk);
     if (relay.closed) return; // after our close frame nothing may reach the destination
     if (!result.ok) {
-      this.#onViolation(from, chunk, result);
+      this.#onVerdict(from, result);
       return;
     }
-    this.#forward(from, chunk, relay.atBoundary);
     const pending = relay.pendingClose;
-    if (pending && relay.atBoundary) {
+    if (pending && relay.boundaryOut) {
       // The peer's own close frame may be what reached the boundary: then the destination has its close.
       if (relay.closeSeen) relay.pendingClose = undefined;
       else this.#writeClose(other(from), pending);
     }
-  }
-
-  #forward(from: Side, chunk: Buffer, atBoundary: boolean): void {
-    const relay = this.#relays[from];
-    if (relay.forward(chunk, atBoundary)) return;
-    relay.pause('backpressure');
-    this.#backedUp(other(from));
   }
 
   #onCloseFrame(from: Side, code: number | undefined, reason: string): void {
@@ -298,22 +377,34 @@ export class Tunnel implements Sweepable {
     this.#armCloseTimer();
   }
 
-  #onViolation(from: Side, chunk: Buffer, result: Extract<ScanResult, { ok: false }>): void {
-    if (result.boundary > 0) this.#forward(from, chunk.subarray(0, result.boundary), true);
-    if (result.violation === 'DATA_AFTER_CLOSE') return; // the close frame went on; drop what follows
-    this.#options.log.info(
-      { side: from, violation: result.violation, detail: result.detail },
-      'protocol violation',
-    );
+  /**
+   * A chunk from `from` failed: a protocol violation or a limit. The relay passed on everything
+   * before the offending frame, so the stream toward the other side is at a frame boundary and
+   * gets its close frame at once (unless an inflated size went over inside a frame: then that
+   * connection is dropped); the sender gets its own from the table.
+   */
+  #onVerdict(from: Side, result: Extract<ScanResult, { ok: false }>): void {
+    if (result.violation === 'DATA_AFTER_CLOSE') {
+      this.#relays[from].closed = true; // the close frame went on; drop what follows
+      return;
+    }
     const toward = other(from);
-    const code = from === 'client' ? 'CLIENT_PROTOCOL_ERROR' : 'BACKEND_PROTOCOL_ERROR';
+    const veto = result.veto;
+    const code = veto ? veto.code : from === 'client' ? 'CLIENT_PROTOCOL_ERROR' : 'BACKEND_PROTOCOL_ERROR';
+    const fields = { side: from, detail: result.detail };
+    if (veto) this.#options.log.info({ ...fields, limit: veto.limit }, 'limit exceeded');
+    else this.#options.log.info({ ...fields, violation: result.violation }, 'protocol violation');
     const frame = codeInfo(code).closes[toward];
-    // The stream toward the other side stopped at a frame boundary only if the bad frame began in
-    // this chunk; otherwise half a frame went out and no close frame can follow it.
-    if (result.boundary >= 0 && frame) this.#writeClose(toward, frame);
-    else this.#sockets[toward].destroy();
+    // Mid-frame (an inflated size passed its limit inside a frame) no close frame can follow.
+    if (frame && this.#relays[from].boundaryOut) this.#writeClose(toward, frame);
+    else {
+      this.#relays[from].closed = true;
+      this.#sockets[toward].destroy();
+    }
     this.#gatewayClose(code);
-    // Fail the connection (RFC 6455 §7.1.7): end the violator's socket right after its close frame.
+    // A limit waits for the sender's closing handshake; a violation fails the connection (RFC 6455
+    // §7.1.7): the violator's socket ends right after its close frame.
+    if (veto) return;
     if (this.#toward(from).pendingClose) this.#endAfterClose[from] = true;
     else this.#endSide(from);
   }
@@ -350,7 +441,7 @@ export class Tunnel implements Sweepable {
     if (relay.closed || relay.closeSeen) return; // `to` already has a close frame
     const target = this.#sockets[to];
     if (!target.writable) return;
-    if (relay.atBoundary) this.#writeClose(to, frame);
+    if (relay.boundaryOut) this.#writeClose(to, frame);
     else if (this.#socketClosed[from])
       target.destroy(); // mid-frame with no way to finish the frame
     else relay.pendingClose = frame;
@@ -410,8 +501,12 @@ export class Tunnel implements Sweepable {
     if (this.#finished) return;
     this.#finished = true;
     clearTimeout(this.#closeTimer);
+    this.#liveness = undefined;
     this.#flowsAgain('client');
     this.#flowsAgain('backend');
+    this.#options.sweeper.delete(this);
+    this.#relays.client.stop();
+    this.#relays.backend.stop();
     const { client, backend } = this.#relays;
     this.#options.onEnd({
       id: this.id,

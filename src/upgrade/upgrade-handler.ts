@@ -16,7 +16,13 @@ import { capped, loggedHeader, loggedPath, type QueryLogging } from '../observab
 import { type Logger, moreSevere } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import { Tunnel, type TunnelSettings, type TunnelSummary } from '../tunnel/tunnel.ts';
+import {
+  type DeflateParameters,
+  Tunnel,
+  type TunnelObserver,
+  type TunnelSettings,
+  type TunnelSummary,
+} from '../tunnel/tunnel.ts';
 import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
@@ -43,6 +49,23 @@ export function allowedRsvBits(extensions: string | undefined): number {
   const names = extensions.split(',').map((ext) => ext.split(';')[0]?.trim().toLowerCase());
   // Unknown extensions may use any reserved bit; only permessage-deflate alone is pinned to RSV1.
   return names.every((name) => name === 'permessage-deflate') ? 0x40 : 0x70;
+}
+
+/**
+ * The context takeover each sender keeps, when the backend accepted permessage-deflate (RFC 7692
+ * §7.1.1): the parameters of the extension the backend answered with.
+ */
+export function deflateParameters(extensions: string | undefined): DeflateParameters | undefined {
+  const offer = extensions
+    ?.split(',')
+    .map((ext) => ext.split(';').map((part) => part.trim().toLowerCase()))
+    .find((parts) => parts[0] === 'permessage-deflate');
+  if (offer === undefined) return undefined;
+  const names = new Set(offer.slice(1).map((parameter) => parameter.split('=')[0]?.trim()));
+  return {
+    clientNoContextTakeover: names.has('client_no_context_takeover'),
+    serverNoContextTakeover: names.has('server_no_context_takeover'),
+  };
 }
 
 /** The client closed, reset or half-closed its connection (a FIN ends a handshake too). */
@@ -270,9 +293,11 @@ export class UpgradeHandler {
       clientHead,
       backendHead: outcome.head,
       allowedRsv: allowedRsvBits(response.headers['sec-websocket-extensions']),
+      deflate: deflateParameters(response.headers['sec-websocket-extensions']),
       ...this.#options.tunnels,
       policy: policy.tunnel,
       counters,
+      observer: this.#observer(routeName),
       log: ctx.log,
       onEnd: (summary) => {
         registry.removeTunnel(summary.id);
@@ -284,6 +309,17 @@ export class UpgradeHandler {
     });
     registry.addTunnel(tunnel);
     tunnel.start();
+  }
+
+  /** Where a tunnel of `route` reports limit hits, throttling, ping round trips and dead peers. */
+  #observer(route: string): TunnelObserver {
+    const { metrics } = this.#options;
+    return {
+      limitHit: (limit, action) => metrics.limitHits.inc({ route, limit, action }),
+      throttled: (direction, seconds) => metrics.throttledSeconds.inc({ route, direction }, seconds),
+      pingRtt: (side, seconds) => metrics.pingRtt.observe({ route, side }, seconds),
+      deadPeer: (side) => metrics.deadPeers.inc({ route, side }),
+    };
   }
 
   #logEnd(access: AccessFields, summary: TunnelSummary): void {

@@ -10,10 +10,11 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import type { TrafficCell } from '../../src/observability/metrics.ts';
 import { FrameScanner } from '../../src/tunnel/frame-scanner.ts';
-import { Sweeper } from '../../src/tunnel/sweeper.ts';
+import { Sweeper, SYSTEM_CLOCK } from '../../src/tunnel/sweeper.ts';
 import { Tunnel, type TunnelSummary } from '../../src/tunnel/tunnel.ts';
 import { within } from '../helpers/eventually.ts';
 import { encodeFrame } from '../helpers/frames.ts';
+import { IGNORE_OBSERVER, tunnelPolicy } from '../helpers/policy.ts';
 
 /** A connected pair of loopback sockets: [the test's end, the gateway's end]. */
 async function socketPair(): Promise<[Socket, Socket]> {
@@ -65,8 +66,11 @@ test('an exception inside the tunnel closes both sides with 1011 and tears down 
     clientHead: Buffer.alloc(0),
     backendHead: Buffer.alloc(0),
     allowedRsv: 0,
-    policy: { closeTimeoutMs: 2_000, sendTimeoutMs: 30_000 },
+    deflate: undefined,
+    policy: tunnelPolicy({ closeTimeoutMs: 2_000 }),
     sweeper: new Sweeper(1_000),
+    clock: SYSTEM_CLOCK,
+    observer: IGNORE_OBSERVER,
     backpressure: { client_to_backend: 0, backend_to_client: 0 },
     counters: { client_to_backend: failing, backend_to_client: { messages: 0, bytes: 0 } },
     log: pino({ level: 'silent' }),

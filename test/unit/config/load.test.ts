@@ -79,6 +79,17 @@ describe('loadConfigFile', () => {
       },
       forwarding: { trustedProxies: [] },
       tunnel: { closeTimeout: 5_000, sendTimeout: 30_000 },
+      websocket: {
+        maxMessageSize: { clientToBackend: 16 * 1024 * 1024, backendToClient: 'off' },
+        maxFrameSize: { clientToBackend: 'off', backendToClient: 'off' },
+        messageRate: { clientToBackend: 'off', backendToClient: 'off' },
+        byteRate: { clientToBackend: 'off', backendToClient: 'off' },
+        keepalive: { client: 30_000, backend: 'off', timeout: 30_000 },
+        idleTimeout: 'off',
+        pingsCountAsActivity: false,
+        maxLifetime: 'off',
+        lifetimeJitter: 0.1,
+      },
       shutdown: { drainDelay: 0, drainTimeout: 30_000, closeSpread: 1_000 },
     });
   });

@@ -1,7 +1,8 @@
 /**
  * Durations and sizes out of the range the gateway can use: zero timeouts (which Node.js reads as
  * "no timeout"), delays longer than a timer can wait, and request head limits that are too small
- * or large. Every duration field is covered, found from the JSON Schema so that new ones are too.
+ * or large. Every duration field is covered, found from the JSON Schema so that new ones are too,
+ * and so is `off`: accepted exactly where a limit is optional, refused where a duration is needed.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -9,7 +10,10 @@ import { configJsonSchema, DURATION_PATTERN } from '../../../scripts/config-json
 import { createConfigSchema } from '../../../src/config/schema.ts';
 import { MAX_DURATION_MS } from '../../../src/config/units.ts';
 
-/** Where each duration field sits in a configuration with one listener `public` and one pool `echo`. */
+/**
+ * Where each duration field sits in a configuration with one listener `public`, one route `echo`
+ * and one pool `echo`.
+ */
 const DURATIONS = [
   ['listeners', 'public', 'handshakeTimeout'],
   ['listeners', 'public', 'requestTimeout'],
@@ -22,29 +26,57 @@ const DURATIONS = [
   ['shutdown', 'drainDelay'],
   ['shutdown', 'drainTimeout'],
   ['shutdown', 'closeSpread'],
+  ['websocket', 'idleTimeout'],
+  ['websocket', 'maxLifetime'],
+  ['websocket', 'keepalive', 'client'],
+  ['websocket', 'keepalive', 'backend'],
+  ['websocket', 'keepalive', 'timeout'],
+  ['routes', 'echo', 'websocket', 'idleTimeout'],
+  ['routes', 'echo', 'websocket', 'maxLifetime'],
+  ['routes', 'echo', 'websocket', 'keepalive', 'client'],
+  ['routes', 'echo', 'websocket', 'keepalive', 'backend'],
+  ['routes', 'echo', 'websocket', 'keepalive', 'timeout'],
 ] as const;
+
+/**
+ * The duration fields that also accept `off` (the limit is not applied), top-level and in a
+ * route's `websocket` block alike; `keepalive.timeout` only matters while pinging, so it has none.
+ */
+const OFF_ALLOWED = ['idleTimeout', 'maxLifetime', 'keepalive.client', 'keepalive.backend'].map(
+  (field) => `websocket.${field}`,
+);
+
+function offAllowed(field: string): boolean {
+  return OFF_ALLOWED.includes(field.replace(/^routes\.[^.]+\./, ''));
+}
+
+/** The pattern of a duration field that also takes `off`, as the JSON Schema writes it. */
+const DURATION_OR_OFF_PATTERN = `^\\s*(off|${DURATION_PATTERN.slice('^\\s*'.length, -'\\s*$'.length)})\\s*$`;
+
+const NOT_A_DURATION = 'is not a duration (use e.g. "500ms", "30s", "5m", "1h")';
 
 type Path = readonly string[];
 
-/** Field paths of the JSON Schema whose values are durations (`<name>` for names). */
-function durationPaths(node: unknown, prefix: Path = []): string[] {
+/**
+ * Field paths of the JSON Schema whose values are durations (`<name>` for names), with `pattern`
+ * (DURATION_PATTERN, or DURATION_OR_OFF_PATTERN for those that also take `off`).
+ */
+function durationPaths(node: unknown, pattern: string, prefix: Path = []): string[] {
   if (typeof node !== 'object' || node === null) return [];
   const schema = node as Record<string, unknown>;
-  if (schema.pattern === DURATION_PATTERN) return [prefix.join('.')];
+  if (schema.pattern === pattern) return [prefix.join('.')];
   // A field that also accepts ${ENV} references holds the duration pattern as one alternative.
   const alternatives = Array.isArray(schema.anyOf) ? schema.anyOf : [];
-  if (
-    alternatives.some((option) => (option as Record<string, unknown> | null)?.pattern === DURATION_PATTERN)
-  ) {
+  if (alternatives.some((option) => (option as Record<string, unknown> | null)?.pattern === pattern)) {
     return [prefix.join('.')];
   }
   const paths: string[] = [];
   if (typeof schema.properties === 'object' && schema.properties !== null) {
     for (const [key, child] of Object.entries(schema.properties))
-      paths.push(...durationPaths(child, [...prefix, key]));
+      paths.push(...durationPaths(child, pattern, [...prefix, key]));
   }
   if (typeof schema.additionalProperties === 'object') {
-    paths.push(...durationPaths(schema.additionalProperties, [...prefix, '<name>']));
+    paths.push(...durationPaths(schema.additionalProperties, pattern, [...prefix, '<name>']));
   }
   return paths;
 }
@@ -65,6 +97,13 @@ function withValue(path: Path, value: string): Record<string, unknown> {
   return input;
 }
 
+/** The value at `path` of a parsed configuration. */
+function valueAt(config: unknown, path: Path): unknown {
+  let node = config;
+  for (const key of path) node = (node as Record<string, unknown> | undefined)?.[key];
+  return node;
+}
+
 /** The problems of `input`, as `path: message`; empty when it is schema-valid. */
 function problems(input: Record<string, unknown>): string[] {
   const result = createConfigSchema({ baseDir: '.' }).safeParse(input);
@@ -74,14 +113,48 @@ function problems(input: Record<string, unknown>): string[] {
 }
 
 describe('duration ranges', () => {
-  it('covers every duration field', () => {
-    const named = DURATIONS.map((path) => path.join('.').replace(/^(listeners|pools)\.\w+/, '$1.<name>'));
-    assert.deepEqual(durationPaths(configJsonSchema()).sort(), [...named].sort());
+  it('covers every duration field, and knows which take off', () => {
+    const schema = configJsonSchema();
+    const named = DURATIONS.map((path) =>
+      path.join('.').replace(/^(listeners|pools|routes)\.\w+/, '$1.<name>'),
+    );
+    const found = [
+      ...durationPaths(schema, DURATION_PATTERN),
+      ...durationPaths(schema, DURATION_OR_OFF_PATTERN),
+    ];
+    assert.deepEqual(found.sort(), [...named].sort());
+    assert.deepEqual(durationPaths(schema, DURATION_OR_OFF_PATTERN).sort(), named.filter(offAllowed).sort());
   });
 
   for (const path of DURATIONS) {
     const field = path.join('.');
     const zeroAllowed = field === 'shutdown.closeSpread' || field === 'shutdown.drainDelay';
+    const off = offAllowed(field);
+
+    if (off) {
+      it(`${field}: may be off`, () => {
+        for (const text of ['off', ' off ']) {
+          assert.deepEqual(problems(withValue(path, text)), [], `${field}: ${JSON.stringify(text)}`);
+          const config = createConfigSchema({ baseDir: '.' }).parse(withValue(path, text));
+          assert.equal(valueAt(config, path), 'off', `${field}: ${JSON.stringify(text)}`);
+        }
+        assert.equal(
+          valueAt(createConfigSchema({ baseDir: '.' }).parse(withValue(path, '1.5s')), path),
+          1_500,
+        );
+        for (const text of ['OFF', 'none', 'false']) {
+          assert.deepEqual(
+            problems(withValue(path, text)),
+            [`${field}: "${text}" ${NOT_A_DURATION}`],
+            `${field}: ${text}`,
+          );
+        }
+      });
+    } else {
+      it(`${field}: may not be off`, () => {
+        assert.deepEqual(problems(withValue(path, 'off')), [`${field}: "off" ${NOT_A_DURATION}`]);
+      });
+    }
 
     it(`${field}: ${zeroAllowed ? 'may be 0s' : 'must be more than 0s'}`, () => {
       const zero = problems(withValue(path, '0s'));

@@ -8,7 +8,9 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import type { TrafficCell } from '../../../src/observability/metrics.ts';
 import { Relay } from '../../../src/tunnel/relay.ts';
+import { SYSTEM_CLOCK } from '../../../src/tunnel/sweeper.ts';
 import { encodeFrame } from '../../helpers/frames.ts';
+import { NO_LIMITS } from '../../helpers/policy.ts';
 
 /** Two connected sockets on 127.0.0.1. */
 async function socketPair(): Promise<[Socket, Socket]> {
@@ -35,7 +37,16 @@ async function relayUnderTest(t: TestContext) {
     destination,
     allowedRsv: 0,
     cell,
+    limits: NO_LIMITS,
+    limitCodes: { tooBig: 'CLIENT_MESSAGE_TOO_BIG', rateLimited: 'CLIENT_RATE_LIMITED' },
+    clock: SYSTEM_CLOCK,
     onCloseFrame: () => {},
+    onBackedUp: () => {},
+    onGatewayPong: () => {},
+    onLimit: () => {},
+    onThrottled: () => {},
+    deflate: undefined,
+    onSettled: () => {},
   });
   return { relay, source, farDestination, cell };
 }
@@ -59,8 +70,7 @@ test('the source stays paused while any reason holds it', async (t) => {
 test('bytes and messages are counted until the close frame, which is masked toward a backend', async (t) => {
   const { relay, farDestination, cell } = await relayUnderTest(t);
   const frame = encodeFrame({ opcode: 1, payload: Buffer.from('hi'), masked: true });
-  assert.equal(relay.scan(frame).ok, true);
-  relay.forward(frame, relay.atBoundary);
+  assert.deepEqual(relay.read(frame), { ok: true });
   assert.deepEqual(
     [relay.messages, relay.bytes, cell.messages, cell.bytes],
     [1, frame.length, 1, frame.length],
@@ -68,7 +78,7 @@ test('bytes and messages are counted until the close frame, which is masked towa
   assert.equal(relay.boundaryOut, true);
   relay.writeClose([1001, 'bye'], true);
   assert.equal(relay.closed, true);
-  relay.scan(frame);
+  relay.read(frame);
   assert.equal(relay.messages, 1, 'a message after the close frame is not counted');
   const received = await new Promise<Buffer>((resolve) => {
     let data = Buffer.alloc(0);
@@ -80,4 +90,29 @@ test('bytes and messages are counted until the close frame, which is masked towa
   const close = received.subarray(frame.length);
   assert.equal(close[0], 0x88, 'a close frame');
   assert.equal((close[1] ?? 0) & 0x80, 0x80, 'masked toward the backend');
+});
+
+test("regression: the gateway's pong after a frame split across reads is cut out exactly", async (t) => {
+  const { relay, farDestination } = await relayUnderTest(t);
+  relay.resume('handshake');
+  const key = Uint8Array.of(1, 2, 3, 4);
+  const peerPong = encodeFrame({ opcode: 10, masked: true, maskKey: key, payload: 'peer' });
+  const ours = Buffer.from('gw-ping!');
+  const gatewayPong = encodeFrame({ opcode: 10, masked: true, maskKey: key, payload: ours });
+  const message = encodeFrame({ opcode: 1, masked: true, maskKey: key, payload: 'after' });
+  const stream = Buffer.concat([peerPong, gatewayPong, message]);
+  relay.expectPong(ours, 0);
+  // The first byte of the peer's pong arrives alone: the relay holds it, then the rest comes.
+  relay.read(stream.subarray(0, 1));
+  relay.read(stream.subarray(1));
+  const expected = Buffer.concat([peerPong, message]);
+  const received = await new Promise<Buffer>((resolve) => {
+    let data = Buffer.alloc(0);
+    farDestination.on('data', (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      if (data.length >= expected.length) resolve(data);
+    });
+  });
+  assert.equal(received.toString('hex'), expected.toString('hex'));
+  assert.equal(relay.awaitingPong, false);
 });

@@ -1,0 +1,37 @@
+/**
+ * Tunnel policies for tests that build a tunnel or relay by hand: no limits, no keepalive, no
+ * idle timeout or lifetime unless the test sets them.
+ */
+import type { DirectionLimits, TunnelPolicy } from '../../src/policy/route-policy.ts';
+import type { TunnelObserver } from '../../src/tunnel/tunnel.ts';
+
+export const NO_LIMITS: DirectionLimits = Object.freeze({
+  maxMessageBytes: undefined,
+  maxFrameBytes: undefined,
+  messageRate: undefined,
+  byteRate: undefined,
+});
+
+/** A policy with nothing but the deadlines, plus `overrides`. */
+export function tunnelPolicy(overrides: Partial<TunnelPolicy> = {}): TunnelPolicy {
+  return {
+    closeTimeoutMs: 5_000,
+    sendTimeoutMs: 30_000,
+    limits: { client_to_backend: NO_LIMITS, backend_to_client: NO_LIMITS },
+    idleTimeoutMs: undefined,
+    pingsCountAsActivity: false,
+    pingIntervalMs: { client: undefined, backend: undefined },
+    pongTimeoutMs: 30_000,
+    maxLifetimeMs: undefined,
+    lifetimeJitter: 0,
+    ...overrides,
+  };
+}
+
+/** A tunnel observer that records nothing. */
+export const IGNORE_OBSERVER: TunnelObserver = {
+  limitHit: () => {},
+  throttled: () => {},
+  pingRtt: () => {},
+  deadPeer: () => {},
+};
