@@ -8,7 +8,8 @@
  * a rotating order and summarised by their median. Prints a Markdown report on stdout (progress
  * on stderr) and writes bench/results/latest.md and latest.json.
  *
- *   bash bench/run.sh [--quick] [--rounds N] [--connections N] [--idle N] [--targets direct,nginx,wsgate]
+ *   bash bench/run.sh [--quick] [--rounds N] [--connections N] [--idle N]
+ *                     [--targets direct,nginx,wsgate,wsgate-limits]
  *
  * run.sh raises the open-file limit and installs nginx if needed; this file can also be run
  * directly with the project's Node 24 (node_modules/.bin/node bench/echo-bench.ts).
@@ -91,7 +92,7 @@ function settingsFrom(args: string[]): Settings {
       'window-ms': { type: 'string', default: '3000' },
       'max-messages': { type: 'string', default: '3000000' },
       idle: { type: 'string' },
-      targets: { type: 'string', default: 'direct,nginx,wsgate' },
+      targets: { type: 'string', default: 'direct,nginx,wsgate,wsgate-limits' },
       'no-pin': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -100,7 +101,7 @@ function settingsFrom(args: string[]): Settings {
     process.stderr.write(
       'usage: bash bench/run.sh [--quick] [--rounds N] [--connections N] [--sizes 64,4096]\n' +
         '         [--warmup-ms MS] [--window-ms MS] [--max-messages N] [--idle N (0: skip)]\n' +
-        '         [--targets direct,nginx,wsgate] [--no-pin]\n',
+        '         [--targets direct,nginx,wsgate,wsgate-limits] [--no-pin]\n',
     );
     process.exit(0);
   }
@@ -114,8 +115,8 @@ function settingsFrom(args: string[]): Settings {
   };
   const targets = values.targets.split(',').map((name) => name.trim());
   for (const name of targets) {
-    if (!['direct', 'nginx', 'wsgate'].includes(name)) {
-      process.stderr.write(`unknown target "${name}" (direct, nginx, wsgate)\n`);
+    if (!['direct', 'nginx', 'wsgate', 'wsgate-limits'].includes(name)) {
+      process.stderr.write(`unknown target "${name}" (direct, nginx, wsgate, wsgate-limits)\n`);
       process.exit(2);
     }
   }
@@ -276,7 +277,7 @@ class Bench {
           ? directTarget
           : name === 'nginx'
             ? nginxTarget()
-            : wsgateTarget(ROOT_DIR, process.execPath);
+            : wsgateTarget(ROOT_DIR, process.execPath, name === 'wsgate-limits' ? 'on' : 'off');
       if (target.skip !== undefined) {
         this.notes.push(`${target.name} skipped: ${target.skip}.`);
         log(`skipping ${target.name}: ${target.skip}`);
@@ -535,6 +536,8 @@ class Bench {
         'wsgate/nginx': ratio(size, 'wsgate', 'nginx', 'rate'),
         'nginx/direct': ratio(size, 'nginx', 'direct', 'rate'),
         'cpu wsgate/nginx': ratio(size, 'wsgate', 'nginx', 'cpu'),
+        'cpu wsgate-limits/wsgate': ratio(size, 'wsgate-limits', 'wsgate', 'cpu'),
+        'cpu wsgate-limits/nginx': ratio(size, 'wsgate-limits', 'nginx', 'cpu'),
       };
     }
 
@@ -580,10 +583,12 @@ class Bench {
         return median === undefined ? '-' : fmtPct(median);
       };
       lines.push(
-        `| size | ${proxies.map((name) => `${name} ms/1k`).join(' | ')} | wsgate/nginx | ` +
+        `| size | ${proxies.map((name) => `${name} ms/1k`).join(' | ')} | wsgate/nginx | limits on/off | ` +
           `${proxies.map((name) => `${name}: proxy CPU / load CPU`).join(' | ')} |`,
       );
-      lines.push(`|---|${proxies.map(() => '---:').join('|')}|---:|${proxies.map(() => '---:').join('|')}|`);
+      lines.push(
+        `|---|${proxies.map(() => '---:').join('|')}|---:|---:|${proxies.map(() => '---:').join('|')}|`,
+      );
       for (const size of s.sizes) {
         const bySize = summary[String(size)] ?? {};
         const cells = proxies.map((name) => cell(bySize[name]?.cpu, 1, bySize[name]?.valid ?? true));
@@ -592,14 +597,16 @@ class Bench {
         );
         lines.push(
           `| ${fmtSize(size)} | ${cells.join(' | ')} | ${ratioCell(ratios[String(size)]?.['cpu wsgate/nginx'])} | ` +
-            `${load.join(' | ')} |`,
+            `${ratioCell(ratios[String(size)]?.['cpu wsgate-limits/wsgate'])} | ${load.join(' | ')} |`,
         );
       }
       lines.push(
         '',
         'proxy CPU / load CPU: share of one core used by the proxy, and by the load client + echo backend ' +
           '(CPU 1), over the window. Load CPU near 100% means msg/s is capped by the load side; ' +
-          'CPU per 1,000 messages is still valid then.',
+          'CPU per 1,000 messages is still valid then. limits on/off: wsgate-limits (every message limit, ' +
+          'both rate buckets, idle timeout, keepalive to both sides and lifetime on, none hit) over wsgate ' +
+          '(every limit off).',
       );
     }
     if (this.idleRuns.length > 0) {

@@ -8,8 +8,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { handshake } from './load-client.ts';
 
 export const HOST = '127.0.0.1';
@@ -266,8 +267,21 @@ export function nginxTarget(): ProxyTarget {
   };
 }
 
-/** The gateway's YAML for one run. */
-export function wsgateConfig(port: number, backendPort: number): string {
+/** Every WebSocket limit off: the gateway only relays and scans frames. */
+const LIMITS_OFF = `websocket:
+  maxMessageSize: { clientToBackend: "off", backendToClient: "off" }
+  keepalive: { client: "off", backend: "off" }
+`;
+
+/** Every WebSocket limit on (bench/limits-on.yaml). */
+const LIMITS_ON = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'limits-on.yaml'), 'utf8');
+
+/** The gateway's YAML for one run: every limit `on`, off, or the `websocket` block given. */
+export function wsgateConfig(
+  port: number,
+  backendPort: number,
+  limits: 'on' | 'off' | string = 'off',
+): string {
   return `log: { level: warn }
 admin: { enabled: false }
 listeners:
@@ -277,7 +291,7 @@ routes:
 pools:
   echo:
     backends: [ "http://${HOST}:${backendPort}" ]
-`;
+${limits === 'on' ? LIMITS_ON : limits === 'off' ? LIMITS_OFF : limits}`;
 }
 
 function gitRevision(rootDir: string): string | undefined {
@@ -288,7 +302,9 @@ function gitRevision(rootDir: string): string | undefined {
   return result.status === 0 ? result.stdout.trim() : undefined;
 }
 
-export function wsgateTarget(rootDir: string, nodeBinary: string): ProxyTarget {
+/** wsgate with every limit off (`wsgate`) or on (`wsgate-limits`). */
+export function wsgateTarget(rootDir: string, nodeBinary: string, limits: 'on' | 'off' = 'off'): ProxyTarget {
+  const name = limits === 'on' ? 'wsgate-limits' : 'wsgate';
   const cli = join(rootDir, 'src', 'cli.ts');
   let version = '?';
   try {
@@ -301,14 +317,14 @@ export function wsgateTarget(rootDir: string, nodeBinary: string): ProxyTarget {
   }
   const revision = gitRevision(rootDir);
   const fullVersion = `${version}${revision === undefined ? '' : ` (${revision})`} on node ${process.version}`;
-  if (!existsSync(cli)) return { name: 'wsgate', version: fullVersion, skip: `${cli} does not exist yet` };
+  if (!existsSync(cli)) return { name, version: fullVersion, skip: `${cli} does not exist yet` };
   return {
-    name: 'wsgate',
+    name,
     version: fullVersion,
     async start(registry, workDir, backendPort) {
       const port = await freePort();
       const config = join(workDir, `wsgate-${Date.now()}.yaml`);
-      writeFileSync(config, wsgateConfig(port, backendPort));
+      writeFileSync(config, wsgateConfig(port, backendPort, limits));
       const managed = registry.start(
         'wsgate',
         nodeBinary,

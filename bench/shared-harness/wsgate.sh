@@ -7,9 +7,11 @@
 #   /path/to/shared/bench/run.sh /path/to/wsgate/bench/shared-harness/wsgate.sh nginx haproxy
 #
 # Set GATEWAY_DIR to benchmark another checkout; by default it is the
-# repository this file lives in.
+# repository this file lives in. The gateway runs with its shipped defaults
+# (16 MiB client message limit, keepalive pings every 30 s); wsgate-limits.sh
+# runs it with every WebSocket limit on.
 
-PROXY_DESC="wsgate (TypeScript) on node 24"
+PROXY_DESC="${PROXY_DESC:-wsgate (TypeScript) on node 24, default limits}"
 _WSGATE_PLUGIN_FILE="${BASH_SOURCE[0]:-${PLUGIN:-}}"
 GATEWAY_DIR="${GATEWAY_DIR:-$(cd "$(dirname "$_WSGATE_PLUGIN_FILE")/../.." && pwd)}"
 WSGATE_NODE="$GATEWAY_DIR/node_modules/.bin/node"
@@ -47,6 +49,7 @@ routes:
 pools:
   echo:
     backends: [ "http://$BACKEND_HOST:$BACKEND_PORT" ]
+${WSGATE_EXTRA_YAML:-}
 YAML
   export NODE_ENV=production
   exec "$WSGATE_NODE" "$GATEWAY_DIR/src/cli.ts" --config "$WORKDIR/wsgate.yaml"

@@ -17,29 +17,43 @@ const action = z
     'throttle: stop reading from the sender until the bucket refills, so TCP slows it down (nothing dropped or reordered); close: close 1008 (policy violation).',
   );
 
+/**
+ * The gateway throttles with millisecond timers: a bucket must hold at least a millisecond's worth
+ * of tokens, or a sender would get about `burst` per millisecond whatever `perSecond` says.
+ */
+const BURST_PER_MS = {
+  message: 'must be at least perSecond / 1000 (a millisecond of tokens)',
+  path: ['burst'],
+};
+const holdsAMillisecond = (rate: { perSecond: number; burst: number }) => rate.burst >= rate.perSecond / 1000;
+
 const messageRate = z.union([
   z.literal(OFF),
-  z.strictObject({
-    perSecond: z.number().positive().max(1_000_000).describe('Messages per second, on average.'),
-    burst: z
-      .number()
-      .int()
-      .min(1)
-      .max(1_000_000)
-      .describe('Messages that may come at once after a quiet spell.'),
-    action: action.default('throttle'),
-  }),
+  z
+    .strictObject({
+      perSecond: z.number().positive().max(1_000_000).describe('Messages per second, on average.'),
+      burst: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .describe('Messages that may come at once after a quiet spell; at least perSecond / 1000.'),
+      action: action.default('throttle'),
+    })
+    .refine(holdsAMillisecond, BURST_PER_MS),
 ]);
 
 const byteRate = z.union([
   z.literal(OFF),
-  z.strictObject({
-    perSecond: sizeLeaf('1B', MAX_LIMIT).describe('Payload bytes per second, on average.'),
-    burst: sizeLeaf('1B', MAX_LIMIT).describe(
-      'Payload bytes that may come at once; a frame larger than this always waits (throttle) or closes (close).',
-    ),
-    action: action.default('throttle'),
-  }),
+  z
+    .strictObject({
+      perSecond: sizeLeaf('1B', MAX_LIMIT).describe('Payload bytes per second, on average.'),
+      burst: sizeLeaf('1B', MAX_LIMIT).describe(
+        'Payload bytes that may come at once, at least perSecond / 1000; a frame larger than this always waits (throttle) or closes (close).',
+      ),
+      action: action.default('throttle'),
+    })
+    .refine(holdsAMillisecond, BURST_PER_MS),
 ]);
 
 type Leaf = z.ZodType<unknown, unknown>;

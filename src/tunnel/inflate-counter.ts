@@ -71,9 +71,10 @@ export class InflateCounter {
         return;
       }
       const inflater = this.#ensureInflater();
-      for (const segment of job.segments) if (segment.length > 0) inflater.write(segment);
-      if (job.endsMessage) inflater.write(TAIL);
-      inflater.flush(constants.Z_SYNC_FLUSH, () => {
+      // One write per job (a thread-pool round trip each): its bytes, and the tail at the end of a message.
+      const parts = job.endsMessage ? [...job.segments, TAIL] : job.segments;
+      const input = parts.length === 1 ? (parts[0] ?? TAIL) : Buffer.concat(parts);
+      inflater.write(input, () => {
         if (settled || this.#done) return;
         if (job.endsMessage) this.#endMessage();
         index++;
@@ -95,7 +96,8 @@ export class InflateCounter {
 
   #ensureInflater(): InflateRaw {
     if (this.#inflater) return this.#inflater;
-    const inflater = createInflateRaw({ windowBits: 15 });
+    // Every write is flushed (Z_SYNC_FLUSH), so its output is out when its callback runs.
+    const inflater = createInflateRaw({ windowBits: 15, flush: constants.Z_SYNC_FLUSH });
     inflater.on('data', (output: Buffer) => {
       this.#inflated += output.length;
       if (this.#inflated > this.#limit) {

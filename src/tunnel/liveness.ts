@@ -27,7 +27,10 @@ export interface Watched {
   deaf(side: Side): boolean;
   /** Whether `side` still owes the answer to a gateway ping. */
   owesPong(side: Side): boolean;
-  /** Sends a gateway ping with `payload` to `side`. */
+  /**
+   * Sends a gateway ping with `payload` to `side`, at the next frame boundary toward it; the
+   * tunnel calls {@link Liveness.pingWritten} when it is written.
+   */
   ping(side: Side, payload: Buffer): void;
 }
 
@@ -114,15 +117,22 @@ export class Liveness {
         return side === 'client' ? 'CLIENT_UNRESPONSIVE' : 'BACKEND_UNRESPONSIVE';
       }
       if (now - keepalive.lastPingAt >= keepalive.intervalMs) {
+        // The deadline starts when the ping is written (pingWritten), not while it waits for a frame boundary.
         keepalive.lastPingAt = now;
-        keepalive.deadline = now + this.#policy.pongTimeoutMs;
-        keepalive.heard = watched.heard(side);
         const payload = Buffer.allocUnsafe(PING_PAYLOAD_BYTES);
         randomFillSync(payload);
         watched.ping(side, payload);
       }
     }
     return undefined;
+  }
+
+  /** The gateway's ping to `side` was written at `now`: its answer is due within the pong timeout. */
+  pingWritten(side: Side, now: number, heard: number): void {
+    const keepalive = this.#keepalive[side];
+    if (keepalive === undefined) return;
+    keepalive.deadline = now + this.#policy.pongTimeoutMs;
+    keepalive.heard = heard;
   }
 
   /** False once a pinged side has been silent past its deadline while the gateway was reading it. */

@@ -27,6 +27,9 @@ import { type LimitCodes, LimitGuard, type LimitName } from './limits.ts';
 import type { Clock } from './sweeper.ts';
 import { WAIT } from './verdict.ts';
 
+/** The longest delay a Node.js timer can wait (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Why a relay's source is not being read. */
 export type PauseReason = 'handshake' | 'backpressure' | 'throttle' | 'inflate';
 
@@ -64,6 +67,8 @@ export interface RelayOptions {
   /** The source answered the gateway's ping; `rttMs` since it was written. */
   readonly onGatewayPong: (rttMs: number) => void;
   readonly onLimit: (limit: LimitName, action: LimitAction) => void;
+  /** A throttle pause began (the tunnel watches the paused source for a reset). */
+  readonly onThrottleStart: () => void;
   /** A throttle pause ended after `ms`. */
   readonly onThrottled: (ms: number) => void;
   /**
@@ -100,8 +105,8 @@ export class Relay {
   closed = false;
   /** A gateway close frame waiting for the stream to the destination to reach a frame boundary. */
   pendingClose: CloseFrame | undefined;
-  /** A gateway ping waiting for that boundary. */
-  #pendingPing: Buffer | undefined;
+  /** A gateway ping waiting for that boundary, and what to do once it is written. */
+  #pendingPing: { readonly frame: Buffer; readonly written: () => void } | undefined;
   /** Since when (sweeper clock) the destination has held bytes it could not flush. */
   backedUpSince: number | undefined;
   #boundaryOut = true;
@@ -118,6 +123,8 @@ export class Relay {
   readonly #inflate: InflateWatch | undefined;
   /** A limit stopped this direction: nothing more is relayed or checked. */
   #vetoed = false;
+  /** The tunnel is closing: limits are no longer checked. */
+  #limitsOff = false;
 
   constructor(options: RelayOptions) {
     this.direction = options.direction;
@@ -141,7 +148,7 @@ export class Relay {
         onDataFrame: (first, _fin, frameBytes, messageBytes, compressed) => {
           const inflated = compressed && inflate !== undefined;
           if (inflated) inflate.onFrame(this.#frameCut());
-          if (guard === undefined || this.closed || this.#vetoed) return undefined;
+          if (guard === undefined || this.closed || this.#vetoed || this.#limitsOff) return undefined;
           const verdict = guard.onDataFrame(first, frameBytes, messageBytes, inflated);
           if (verdict !== undefined && verdict !== WAIT) this.#vetoed = true;
           return verdict;
@@ -250,6 +257,7 @@ export class Relay {
           ? Buffer.concat([(held ?? chunk).subarray(at), chunk])
           : chunk.subarray(at - heldLength);
       this.bytesRead -= rest.length;
+      if (this.#pendingPing) this.#writePing(this.#pendingPing);
       this.#throttleIfInDebt(this.#guard, true);
       this.source.unshift(rest);
       return result;
@@ -312,11 +320,32 @@ export class Relay {
     if (this.destination.writable) this.destination.write(encodeCloseFrame(code, reason, masked));
   }
 
-  /** Sends the gateway's ping to the destination now, or at the next frame boundary. */
-  ping(frame: Buffer): void {
+  /**
+   * Sends the gateway's ping to the destination now, or at the next frame boundary; `written` runs
+   * when it is written (the answer is owed from then on).
+   */
+  ping(frame: Buffer, written: () => void): void {
     if (this.closed || this.pendingClose) return;
-    if (this.#boundaryOut) this.#writePing(frame);
-    else this.#pendingPing = frame;
+    const ping = { frame, written };
+    if (this.#boundaryOut) this.#writePing(ping);
+    else this.#pendingPing = ping;
+  }
+
+  /** Queues the gateway's close frame for the next frame boundary, which a throttle must not hold back. */
+  queueClose(frame: CloseFrame): void {
+    this.pendingClose = frame;
+    this.stopLimits();
+  }
+
+  /** The tunnel is closing: no limit checks or throttling any more, so that the closing handshake can pass. */
+  stopLimits(): void {
+    this.#limitsOff = true;
+    this.#endThrottle();
+  }
+
+  /** Whether the source is paused by a throttle now. */
+  get throttled(): boolean {
+    return this.#throttle !== undefined;
   }
 
   /** From now on, the source's pong carrying `payload` answers the gateway's ping (sent at `sentAt`). */
@@ -355,9 +384,11 @@ export class Relay {
     return start === -1 ? 0 : this.#heldLength + start;
   }
 
-  #writePing(frame: Buffer): void {
+  #writePing(ping: { readonly frame: Buffer; readonly written: () => void }): void {
     this.#pendingPing = undefined;
-    if (this.destination.writable && !this.destination.write(frame)) this.#backedUp();
+    if (!this.destination.writable) return;
+    ping.written();
+    if (!this.destination.write(ping.frame)) this.#backedUp();
   }
 
   #onPong(payload: Buffer, frameStart: number, frameEnd: number): void {
@@ -408,13 +439,15 @@ export class Relay {
 
   /** Pauses the source until the throttling buckets are out of debt (at least 1 ms when `waiting`). */
   #throttleIfInDebt(guard: LimitGuard | undefined, waiting: boolean): void {
-    if (guard === undefined || this.#throttle !== undefined) return;
-    const delayMs = Math.max(guard.throttleDelayMs(), waiting ? 1 : 0);
+    if (guard === undefined || this.#throttle !== undefined || this.#limitsOff) return;
+    // A timer cannot wait longer (a longer delay would fire at once); the next frame waits again.
+    const delayMs = Math.min(MAX_TIMER_MS, Math.max(guard.throttleDelayMs(), waiting ? 1 : 0));
     if (delayMs === 0) return;
     const since = this.#options.clock.now();
     const cancel = this.#options.clock.after(delayMs, () => this.#endThrottle());
     this.#throttle = { since, cancel };
     this.pause('throttle');
+    this.#options.onThrottleStart();
   }
 
   #endThrottle(): void {

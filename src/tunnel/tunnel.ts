@@ -208,10 +208,15 @@ export class Tunnel implements Sweepable {
     try {
       for (const side of SIDES) {
         const since = this.#toward(side).backedUpSince;
-        if (since === undefined) continue;
-        if (now - since >= this.#options.policy.sendTimeoutMs) this.#sendTimedOut(side);
-        else probeForReset(this.#sockets[other(side)]);
+        if (since !== undefined) {
+          if (now - since >= this.#options.policy.sendTimeoutMs) this.#sendTimedOut(side);
+          else probeForReset(this.#sockets[other(side)]);
+        } else if (this.#relays[side].throttled) {
+          // A throttled socket is not read either: a reset behind its unread bytes would go unseen.
+          probeForReset(this.#sockets[side]);
+        }
       }
+      if (!this.#needsSweep()) this.#options.sweeper.delete(this);
       if (this.#initiator !== undefined) this.#liveness = undefined; // closing: nothing more to watch
       const verdict = this.#liveness?.sweep(now, this.#watched);
       if (verdict === undefined) return;
@@ -236,8 +241,11 @@ export class Tunnel implements Sweepable {
     deaf: (side) => this.#relays[side].paused,
     owesPong: (side) => this.#relays[side].awaitingPong,
     ping: (side, payload) => {
-      this.#relays[side].expectPong(payload, this.#options.sweeper.now());
-      this.#toward(side).ping(encodePingFrame(payload, side === 'backend'));
+      this.#toward(side).ping(encodePingFrame(payload, side === 'backend'), () => {
+        const now = this.#options.sweeper.now();
+        this.#relays[side].expectPong(payload, now);
+        this.#liveness?.pingWritten(side, now, this.#relays[side].bytesRead);
+      });
     },
   };
 
@@ -290,6 +298,7 @@ export class Tunnel implements Sweepable {
       onBackedUp: () => this.#backedUp(other(from)),
       onGatewayPong: (rttMs) => observer.pingRtt(from, rttMs / 1000),
       onLimit: (limit, action) => observer.limitHit(limit, action),
+      onThrottleStart: () => this.#options.sweeper.add(this),
       onThrottled: (ms) => observer.throttled(direction, ms / 1000),
       deflate: this.#options.deflate && {
         resetEachMessage:
@@ -322,8 +331,20 @@ export class Tunnel implements Sweepable {
     if (relay.backedUpSince === undefined) return;
     relay.backedUpSince = undefined;
     this.#options.backpressure[relay.direction]--;
-    const stillNeeded = this.#liveness !== undefined || this.#toward(other(side)).backedUpSince !== undefined;
-    if (!stillNeeded) this.#options.sweeper.delete(this);
+    if (!this.#needsSweep()) this.#options.sweeper.delete(this);
+  }
+
+  /** Whether anything of this tunnel needs the sweeper's ticks: liveness, a stall, a throttle. */
+  #needsSweep(): boolean {
+    if (this.#finished) return false;
+    if (this.#liveness !== undefined) return true;
+    const { client, backend } = this.#relays;
+    return (
+      client.backedUpSince !== undefined ||
+      backend.backedUpSince !== undefined ||
+      client.throttled ||
+      backend.throttled
+    );
   }
 
   #onDrain(side: Side): void {
@@ -367,6 +388,9 @@ export class Tunnel implements Sweepable {
   }
 
   #onCloseFrame(from: Side, code: number | undefined, reason: string): void {
+    // A closing handshake is not rate limited: the answering close frame must not wait for tokens.
+    this.#relays.client.stopLimits();
+    this.#relays.backend.stopLimits();
     if (this.#initiator === undefined) {
       this.#initiator = from;
       this.#closeCode = code ?? 1005;
@@ -444,7 +468,7 @@ export class Tunnel implements Sweepable {
     if (relay.boundaryOut) this.#writeClose(to, frame);
     else if (this.#socketClosed[from])
       target.destroy(); // mid-frame with no way to finish the frame
-    else relay.pendingClose = frame;
+    else relay.queueClose(frame); // the frame must finish first: no throttle may hold it back
   }
 
   #writeClose(to: Side, frame: CloseFrame): void {

@@ -79,6 +79,7 @@ function harness(limits: DirectionLimits = NO_LIMITS): Harness {
     onBackedUp: () => {},
     onGatewayPong: () => {},
     onLimit: (limit, action) => limitHits.push(`${limit}:${action}`),
+    onThrottleStart: () => {},
     onThrottled: () => {},
     deflate: undefined,
     onSettled: () => {},
@@ -243,7 +244,7 @@ describe('Relay properties', () => {
           const ping = encodePingFrame(Buffer.from('to-peer!'), true); // toward a backend: masked
           const pingChunk = Math.floor(pingAt * chunks.length);
           for (const [index, chunk] of chunks.entries()) {
-            if (index === pingChunk) h.relay.ping(ping);
+            if (index === pingChunk) h.relay.ping(ping, () => {});
             h.relay.read(chunk);
           }
           const output = h.destination.output();

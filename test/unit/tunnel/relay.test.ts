@@ -44,6 +44,7 @@ async function relayUnderTest(t: TestContext) {
     onBackedUp: () => {},
     onGatewayPong: () => {},
     onLimit: () => {},
+    onThrottleStart: () => {},
     onThrottled: () => {},
     deflate: undefined,
     onSettled: () => {},
