@@ -207,9 +207,9 @@ daemon off;
 master_process on;
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log warn;
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile 50000;
 events {
-  worker_connections 19000;
+  worker_connections 45000;
 }
 http {
   access_log off;

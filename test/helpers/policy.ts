@@ -3,6 +3,7 @@
  * idle timeout or lifetime unless the test sets them.
  */
 import type { DirectionLimits, TunnelPolicy } from '../../src/policy/route-policy.ts';
+import type { RelayOptions } from '../../src/tunnel/relay.ts';
 import type { TunnelObserver } from '../../src/tunnel/tunnel.ts';
 
 export const NO_LIMITS: DirectionLimits = Object.freeze({
@@ -35,3 +36,19 @@ export const IGNORE_OBSERVER: TunnelObserver = {
   pingRtt: () => {},
   deadPeer: () => {},
 };
+
+/** A client-to-backend relay's options with no limits, no deflate and callbacks that do nothing. */
+export const QUIET_RELAY = {
+  direction: 'client_to_backend',
+  allowedRsv: 0,
+  limits: NO_LIMITS,
+  limitCodes: { tooBig: 'CLIENT_MESSAGE_TOO_BIG', rateLimited: 'CLIENT_RATE_LIMITED' },
+  deflate: undefined,
+  onCloseFrame: () => {},
+  onBackedUp: () => {},
+  onGatewayPong: () => {},
+  onLimit: () => {},
+  onThrottleStart: () => {},
+  onThrottled: () => {},
+  onSettled: () => {},
+} as const satisfies Partial<RelayOptions>;

@@ -19,7 +19,7 @@ import { encodePingFrame } from '../../src/tunnel/liveness.ts';
 import { PENDING, Relay } from '../../src/tunnel/relay.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { encodeFrame, splitAt } from '../helpers/frames.ts';
-import { NO_LIMITS } from '../helpers/policy.ts';
+import { NO_LIMITS, QUIET_RELAY } from '../helpers/policy.ts';
 
 const TIME_LIMIT_MS = 5_000;
 const params = (numRuns: number) => ({ numRuns, plugins: [fc.interruptAfterTimeLimit(TIME_LIMIT_MS)] });
@@ -67,22 +67,13 @@ function harness(limits: DirectionLimits = NO_LIMITS): Harness {
   const limitHits: string[] = [];
   const cell: TrafficCell = { messages: 0, bytes: 0 };
   const relay = new Relay({
-    direction: 'client_to_backend',
+    ...QUIET_RELAY,
     source: source as unknown as Socket,
     destination: destination as unknown as Socket,
-    allowedRsv: 0,
     cell,
     limits,
-    limitCodes: { tooBig: 'CLIENT_MESSAGE_TOO_BIG', rateLimited: 'CLIENT_RATE_LIMITED' },
     clock,
-    onCloseFrame: () => {},
-    onBackedUp: () => {},
-    onGatewayPong: () => {},
     onLimit: (limit, action) => limitHits.push(`${limit}:${action}`),
-    onThrottleStart: () => {},
-    onThrottled: () => {},
-    deflate: undefined,
-    onSettled: () => {},
   });
   relay.resume('handshake');
   return { relay, source, destination, clock, limitHits };

@@ -10,7 +10,7 @@ import type { TrafficCell } from '../../../src/observability/metrics.ts';
 import { Relay } from '../../../src/tunnel/relay.ts';
 import { SYSTEM_CLOCK } from '../../../src/tunnel/sweeper.ts';
 import { encodeFrame } from '../../helpers/frames.ts';
-import { NO_LIMITS } from '../../helpers/policy.ts';
+import { QUIET_RELAY } from '../../helpers/policy.ts';
 
 /** Two connected sockets on 127.0.0.1. */
 async function socketPair(): Promise<[Socket, Socket]> {
@@ -31,24 +31,7 @@ async function relayUnderTest(t: TestContext) {
     for (const socket of [source, far, destination, farDestination]) socket.destroy();
   });
   const cell: TrafficCell = { messages: 0, bytes: 0 };
-  const relay = new Relay({
-    direction: 'client_to_backend',
-    source,
-    destination,
-    allowedRsv: 0,
-    cell,
-    limits: NO_LIMITS,
-    limitCodes: { tooBig: 'CLIENT_MESSAGE_TOO_BIG', rateLimited: 'CLIENT_RATE_LIMITED' },
-    clock: SYSTEM_CLOCK,
-    onCloseFrame: () => {},
-    onBackedUp: () => {},
-    onGatewayPong: () => {},
-    onLimit: () => {},
-    onThrottleStart: () => {},
-    onThrottled: () => {},
-    deflate: undefined,
-    onSettled: () => {},
-  });
+  const relay = new Relay({ ...QUIET_RELAY, source, destination, cell, clock: SYSTEM_CLOCK });
   return { relay, source, farDestination, cell };
 }
 
