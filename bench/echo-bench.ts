@@ -463,8 +463,10 @@ class Bench {
         payloadBytes: 32,
         openTimeoutMs: 60_000,
       });
-      // let the proxy settle (deferred frees, lazy allocations) before reading RSS
-      await sleep(1500);
+      // let the proxy settle (deferred frees, lazy allocations) and, with keepalive on, ping every
+      // connection at least once before reading RSS
+      await sleep(3000);
+
       const pids = processTree(proxy.managed.pid);
       const after = rssKiB(pids);
       await idle.close();

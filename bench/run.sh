@@ -15,6 +15,8 @@ if [ ! -x "$NODE" ]; then
 fi
 
 # 2 descriptors per proxied connection in the proxy, 1 in the client and 1 in the backend
+# (as root the hard limit can be raised first, so that 10,000 idle connections fit)
+ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 note=""

@@ -49,7 +49,7 @@ const byteRate = z.union([
     .strictObject({
       perSecond: sizeLeaf('1B', MAX_LIMIT).describe('Payload bytes per second, on average.'),
       burst: sizeLeaf('1B', MAX_LIMIT).describe(
-        'Payload bytes that may come at once, at least perSecond / 1000; a frame larger than this always waits (throttle) or closes (close).',
+        'Payload bytes that may come at once, at least perSecond / 1000; a larger frame closes (close), or (throttle) puts the bucket into debt so that the rest of it and what follows wait.',
       ),
       action: action.default('throttle'),
     })

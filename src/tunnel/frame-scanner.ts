@@ -170,6 +170,8 @@ export class FrameScanner {
   #closeSeen = false;
   /** Parse pongs whole and report them with onPong (set while a gateway ping awaits its answer). */
   capturePongs = false;
+  /** Stop the scan where the next frame begins, as for WAIT (set while a gateway close waits for a boundary). */
+  stopAtBoundary = false;
   /** Report data payloads with onPayload (set while the inflated size of messages is counted). */
   inspectPayload = false;
   /** Whether the payload being received belongs to a data frame (not a ping or pong). */
@@ -181,6 +183,8 @@ export class FrameScanner {
   #maskAt = -1;
   /** Payload bytes of the current frame seen before the current segment. */
   #payloadPos = 0;
+  /** Data frame payload bytes seen so far (progress inside a long frame is activity too). */
+  #dataBytes = 0;
 
   /** Opcode of the fragmented data message in progress, 0 when none. */
   #messageOpcode: 0 | 1 | 2 = 0;
@@ -266,7 +270,10 @@ export class FrameScanner {
       if (this.#payloadLeft > 0) {
         // Payload bytes are only counted: a chunk inside a payload costs O(1).
         const available = end - i;
-        if (this.inspectPayload && this.#frameIsData) this.#reportPayload(chunk, i, available);
+        if (this.#frameIsData) {
+          this.#dataBytes += Math.min(available, this.#payloadLeft);
+          if (this.inspectPayload) this.#reportPayload(chunk, i, available);
+        }
         if (available <= this.#payloadLeft) {
           this.#payloadLeft -= available;
           return OK;
@@ -289,6 +296,10 @@ export class FrameScanner {
         // RFC 6455 §5.5.1: the close frame is the last frame an endpoint sends.
         if (this.#closeSeen) {
           return this.#fail('DATA_AFTER_CLOSE', 'bytes follow a close frame', i);
+        }
+        if (this.stopAtBoundary) {
+          this.#waitAt = i; // the gateway's close frame goes here
+          return OK;
         }
         this.#frameStart = i;
       }
@@ -478,6 +489,11 @@ export class FrameScanner {
     const position = this.#payloadPos;
     for (let j = 0; j < copy.length; j++) copy[j] = (copy[j] ?? 0) ^ (header[at + ((position + j) & 3)] ?? 0);
     return copy;
+  }
+
+  /** Data frame payload bytes seen so far in this direction. */
+  get dataBytes(): number {
+    return this.#dataBytes;
   }
 
   /** Whether the message in progress is compressed (RSV1 on its first frame). */

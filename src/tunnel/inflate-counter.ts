@@ -2,7 +2,7 @@
  * The inflated size of permessage-deflate messages in one direction (RFC 7692), for the message
  * size limit: a 1 MiB compressed message can inflate to 1 GiB, and that is what the receiver's
  * memory pays for. The compressed payloads go through a streaming raw inflater whose output is
- * counted and thrown away, so memory stays bounded (zlib's window and state, about 40 KiB, made
+ * counted and thrown away, so memory stays bounded (zlib's window, state and output buffer, about 55 KiB, made
  * on the first compressed message) however large a message inflates. Each message ends with the
  * 0x00 0x00 0xff 0xff tail the sender stripped (§7.2.2); the inflater keeps its window from one
  * message to the next unless the sender negotiated no context takeover (§7.2.3).

@@ -19,8 +19,13 @@ const SIDES = ['client', 'backend'] as const;
 
 /** What the liveness checks read from, and do to, a tunnel. */
 export interface Watched {
-  /** Data messages relayed so far, both ways, plus the peers' pings and pongs with `withPings`. */
+  /**
+   * Data relayed so far, both ways (messages and data payload bytes), plus the peers' pings and
+   * pongs with `withPings`: any change is activity.
+   */
   activity(withPings: boolean): number;
+  /** Whether the gateway holds a sender back now (a throttle): data is waiting, so not idle. */
+  throttled(): boolean;
   /** Bytes read from `side` so far. */
   heard(side: Side): number;
   /** Whether the gateway is not reading `side` now (throttled, backed up, handshake). */
@@ -102,7 +107,7 @@ export class Liveness {
     const { idleTimeoutMs, pingsCountAsActivity } = this.#policy;
     if (idleTimeoutMs !== undefined) {
       const activity = watched.activity(pingsCountAsActivity);
-      if (activity !== this.#activity) {
+      if (activity !== this.#activity || watched.throttled()) {
         this.#activity = activity;
         this.#lastActivity = now;
       } else if (now - this.#lastActivity >= idleTimeoutMs) {
@@ -112,10 +117,10 @@ export class Liveness {
     for (const side of SIDES) {
       const keepalive = this.#keepalive[side];
       if (keepalive === undefined) continue;
-      if (watched.owesPong(side)) {
-        if (this.#stillDue(keepalive, now, watched, side)) continue;
+      if (watched.owesPong(side) && !this.#stillDue(keepalive, now, watched, side)) {
         return side === 'client' ? 'CLIENT_UNRESPONSIVE' : 'BACKEND_UNRESPONSIVE';
       }
+      // A ping still unanswered does not stop the next one: a peer may answer only the latest.
       if (now - keepalive.lastPingAt >= keepalive.intervalMs) {
         // The deadline starts when the ping is written (pingWritten), not while it waits for a frame boundary.
         keepalive.lastPingAt = now;
@@ -127,10 +132,13 @@ export class Liveness {
     return undefined;
   }
 
-  /** The gateway's ping to `side` was written at `now`: its answer is due within the pong timeout. */
-  pingWritten(side: Side, now: number, heard: number): void {
+  /**
+   * The gateway's ping to `side` was written at `now`: its answer is due within the pong timeout.
+   * A peer that already owed one keeps the deadline it had (a new ping does not buy it time).
+   */
+  pingWritten(side: Side, now: number, heard: number, alreadyOwed: boolean): void {
     const keepalive = this.#keepalive[side];
-    if (keepalive === undefined) return;
+    if (keepalive === undefined || alreadyOwed) return;
     keepalive.deadline = now + this.#policy.pongTimeoutMs;
     keepalive.heard = heard;
   }

@@ -30,8 +30,11 @@ import { WAIT } from './verdict.ts';
 /** The longest delay a Node.js timer can wait (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Gateway pings whose answers are recognised at once: the latest and the one before it. */
+const MAX_AWAITED_PONGS = 2;
+
 /** Why a relay's source is not being read. */
-export type PauseReason = 'handshake' | 'backpressure' | 'throttle' | 'inflate';
+export type PauseReason = 'handshake' | 'backpressure' | 'throttle' | 'inflate' | 'closing';
 
 /** A read whose verdict waits for the inflater: its result comes through `onSettled`. */
 export const PENDING = 'pending';
@@ -117,14 +120,19 @@ export class Relay {
   /** Byte ranges [start, end) of the current read (held bytes first) to take out of the stream. */
   readonly #drops: number[] = [];
   /** The payload of the gateway ping whose pong the source owes, and when that ping was written. */
-  #awaited: { readonly payload: Buffer; readonly sentAt: number } | undefined;
+  /**
+   * The gateway pings whose pong the source owes, oldest first: the latest and the one before it
+   * (a peer may answer only the most recent ping, RFC 6455 §5.5.3, and a late answer to the
+   * previous one must not reach the other side either).
+   */
+  readonly #awaited: { readonly payload: Buffer; readonly sentAt: number }[] = [];
   #throttle: { readonly since: number; readonly cancel: () => void } | undefined;
   /** Counts compressed messages inflated, when deflate was negotiated and a size limit applies. */
   readonly #inflate: InflateWatch | undefined;
   /** A limit stopped this direction: nothing more is relayed or checked. */
   #vetoed = false;
-  /** The tunnel is closing: limits are no longer checked. */
-  #limitsOff = false;
+  /** The tunnel is closing: nothing is throttled any more (sizes and rate closes still hold). */
+  #throttleOff = false;
 
   constructor(options: RelayOptions) {
     this.direction = options.direction;
@@ -148,9 +156,10 @@ export class Relay {
         onDataFrame: (first, _fin, frameBytes, messageBytes, compressed) => {
           const inflated = compressed && inflate !== undefined;
           if (inflated) inflate.onFrame(this.#frameCut());
-          if (guard === undefined || this.closed || this.#vetoed || this.#limitsOff) return undefined;
+          if (guard === undefined || this.closed || this.#vetoed) return undefined;
           const verdict = guard.onDataFrame(first, frameBytes, messageBytes, inflated);
-          if (verdict !== undefined && verdict !== WAIT) this.#vetoed = true;
+          if (verdict === WAIT) return this.#throttleOff ? undefined : WAIT;
+          if (verdict !== undefined) this.#vetoed = true;
           return verdict;
         },
         onMessage: () => {
@@ -174,6 +183,11 @@ export class Relay {
     this.#scanner.inspectPayload = this.#inflate !== undefined;
   }
 
+  /** Data payload bytes read from the source so far. */
+  get dataBytes(): number {
+    return this.#scanner.dataBytes;
+  }
+
   /** Whether the source sent a close frame. */
   get closeSeen(): boolean {
     return this.#scanner.closeSeen;
@@ -191,7 +205,7 @@ export class Relay {
 
   /** Whether the source owes an answer to a gateway ping. */
   get awaitingPong(): boolean {
-    return this.#awaited !== undefined;
+    return this.#awaited.length > 0;
   }
 
   /**
@@ -257,8 +271,15 @@ export class Relay {
           ? Buffer.concat([(held ?? chunk).subarray(at), chunk])
           : chunk.subarray(at - heldLength);
       this.bytesRead -= rest.length;
-      if (this.#pendingPing) this.#writePing(this.#pendingPing);
-      this.#throttleIfInDebt(this.#guard, true);
+      // Stopped for the gateway's close frame (the tunnel writes it next, which lets the source
+      // flow again), or held by a throttle. Either way the source is paused before the rest goes
+      // back, or it would be read again at once.
+      if (this.pendingClose === undefined) {
+        if (this.#pendingPing) this.#writePing(this.#pendingPing);
+        this.#throttleIfInDebt(this.#guard, true);
+      } else {
+        this.pause('closing');
+      }
       this.source.unshift(rest);
       return result;
     }
@@ -300,7 +321,8 @@ export class Relay {
     if (verdict.kind === 'corrupt') {
       return { ok: false, violation: 'BAD_COMPRESSED_DATA', detail: verdict.detail, boundary };
     }
-    this.#options.onLimit('message_size', 'close');
+    // A veto in the same read was counted by the guard already.
+    if (read.result.ok) this.#options.onLimit('message_size', 'close');
     const detail = `message inflating to ${verdict.bytes}+ bytes over the ${this.#options.limits.maxMessageBytes}-byte limit`;
     return {
       ok: false,
@@ -314,6 +336,7 @@ export class Relay {
   /** Writes the gateway's close frame to the destination; nothing is relayed after it. */
   writeClose([code, reason]: CloseFrame, masked: boolean): void {
     this.pendingClose = undefined;
+    this.#scanner.stopAtBoundary = false;
     this.#pendingPing = undefined;
     this.#held = undefined;
     this.closed = true;
@@ -331,16 +354,26 @@ export class Relay {
     else this.#pendingPing = ping;
   }
 
-  /** Queues the gateway's close frame for the next frame boundary, which a throttle must not hold back. */
+  /**
+   * Queues the gateway's close frame for the next frame boundary: the scan stops there (the rest
+   * of the read goes back into the socket, to be read and dropped once the close is written), and
+   * no throttle may hold that boundary back.
+   */
   queueClose(frame: CloseFrame): void {
     this.pendingClose = frame;
-    this.stopLimits();
+    this.#scanner.stopAtBoundary = true;
+    this.stopThrottling();
   }
 
-  /** The tunnel is closing: no limit checks or throttling any more, so that the closing handshake can pass. */
-  stopLimits(): void {
-    this.#limitsOff = true;
+  /** The tunnel is closing: nothing is throttled any more, so that the closing handshake can pass. */
+  stopThrottling(): void {
+    this.#throttleOff = true;
     this.#endThrottle();
+  }
+
+  /** Whether a limit stopped this direction (its close is on the way). */
+  get vetoed(): boolean {
+    return this.#vetoed;
   }
 
   /** Whether the source is paused by a throttle now. */
@@ -350,7 +383,8 @@ export class Relay {
 
   /** From now on, the source's pong carrying `payload` answers the gateway's ping (sent at `sentAt`). */
   expectPong(payload: Buffer, sentAt: number): void {
-    this.#awaited = { payload, sentAt };
+    this.#awaited.push({ payload, sentAt });
+    if (this.#awaited.length > MAX_AWAITED_PONGS) this.#awaited.shift();
     this.#scanner.capturePongs = true;
   }
 
@@ -392,10 +426,12 @@ export class Relay {
   }
 
   #onPong(payload: Buffer, frameStart: number, frameEnd: number): void {
-    const awaited = this.#awaited;
-    if (awaited === undefined || !payload.equals(awaited.payload)) return; // the peers' own pong: it goes on
-    this.#awaited = undefined;
-    this.#scanner.capturePongs = false;
+    const index = this.#awaited.findIndex((ping) => payload.equals(ping.payload));
+    const awaited = this.#awaited[index];
+    if (awaited === undefined) return; // the peers' own pong: it goes on
+    // An answer to the latest ping answers the earlier one too; one to an earlier ping leaves the latest owed.
+    this.#awaited.splice(0, index + 1);
+    this.#scanner.capturePongs = this.#awaited.length > 0;
     this.controls--; // the gateway's own pong: not the peers' activity
     const heldLength = this.#heldLength;
     this.#drops.push(frameStart === -1 ? 0 : heldLength + frameStart, heldLength + frameEnd);
@@ -439,7 +475,7 @@ export class Relay {
 
   /** Pauses the source until the throttling buckets are out of debt (at least 1 ms when `waiting`). */
   #throttleIfInDebt(guard: LimitGuard | undefined, waiting: boolean): void {
-    if (guard === undefined || this.#throttle !== undefined || this.#limitsOff) return;
+    if (guard === undefined || this.#throttle !== undefined || this.#throttleOff) return;
     // A timer cannot wait longer (a longer delay would fire at once); the next frame waits again.
     const delayMs = Math.min(MAX_TIMER_MS, Math.max(guard.throttleDelayMs(), waiting ? 1 : 0));
     if (delayMs === 0) return;

@@ -234,17 +234,20 @@ export class Tunnel implements Sweepable {
   readonly #watched: Watched = {
     activity: (withPings) => {
       const { client, backend } = this.#relays;
-      const messages = client.messages + backend.messages;
-      return withPings ? messages + client.controls + backend.controls : messages;
+      const data = client.messages + backend.messages + client.dataBytes + backend.dataBytes;
+      return withPings ? data + client.controls + backend.controls : data;
     },
+    throttled: () => this.#relays.client.throttled || this.#relays.backend.throttled,
     heard: (side) => this.#relays[side].bytesRead,
     deaf: (side) => this.#relays[side].paused,
     owesPong: (side) => this.#relays[side].awaitingPong,
     ping: (side, payload) => {
       this.#toward(side).ping(encodePingFrame(payload, side === 'backend'), () => {
         const now = this.#options.sweeper.now();
-        this.#relays[side].expectPong(payload, now);
-        this.#liveness?.pingWritten(side, now, this.#relays[side].bytesRead);
+        const source = this.#relays[side];
+        const alreadyOwed = source.awaitingPong;
+        source.expectPong(payload, now);
+        this.#liveness?.pingWritten(side, now, source.bytesRead, alreadyOwed);
       });
     },
   };
@@ -388,10 +391,11 @@ export class Tunnel implements Sweepable {
   }
 
   #onCloseFrame(from: Side, code: number | undefined, reason: string): void {
-    // A closing handshake is not rate limited: the answering close frame must not wait for tokens.
-    this.#relays.client.stopLimits();
-    this.#relays.backend.stopLimits();
-    if (this.#initiator === undefined) {
+    // A closing handshake is not throttled: the answering close frame must not wait for tokens.
+    this.#relays.client.stopThrottling();
+    this.#relays.backend.stopThrottling();
+    // A close frame read after a veto of the same sender: the gateway's close (the veto's) came first.
+    if (this.#initiator === undefined && !this.#relays[from].vetoed) {
       this.#initiator = from;
       this.#closeCode = code ?? 1005;
       this.#closeReason = reason;

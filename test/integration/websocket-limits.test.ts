@@ -174,3 +174,62 @@ test('a throttled byte rate slows a large upload without losing a byte', async (
   ws.close();
   await tunnelEnded(gw);
 });
+
+test('pings do not count as messages: the burst is of data messages only', async (t) => {
+  const backend = await recordingBackend(t);
+  const gw = await policyGateway(t, backend.url, {
+    messageRate: { clientToBackend: { perSecond: 0.1, burst: 3, action: 'close' } },
+  });
+  const ws = await openClient(gw.wsUrl('/'));
+  const clientClosed = closeOf(ws);
+  for (let i = 0; i < 5; i++) ws.ping(`p${i}`);
+  ws.send('m0');
+  ws.ping('between');
+  ws.send('m1');
+  ws.send('m2');
+  await eventually(() => backend.received.length === 3, 'the three messages of the burst');
+  assert.equal(ws.readyState, ws.OPEN, 'six pings and three messages: within a burst of three');
+  ws.send('m3');
+  assert.equal((await clientClosed).code, 1008);
+  assert.deepEqual(backend.received.map(String), ['m0', 'm1', 'm2']);
+});
+
+test('a backend over its message rate (action close): the backend gets 1008, the client 1014', async (t) => {
+  const backend = await recordingBackend(t);
+  const gw = await policyGateway(t, backend.url, {
+    messageRate: { backendToClient: { perSecond: 0.1, burst: 2, action: 'close' } },
+  });
+  const ws = await openClient(gw.wsUrl('/'));
+  const got: string[] = [];
+  ws.on('message', (data: Buffer) => got.push(String(data)));
+  const clientClosed = closeOf(ws);
+  ws.send('hello');
+  await eventually(() => backend.received.length === 1, 'the backend to be connected');
+  for (let i = 0; i < 4; i++) backend.socket().send(`b${i}`);
+  assert.deepEqual(await clientClosed, { code: 1014, reason: 'backend rate limited' });
+  assert.deepEqual(await backend.closed, { code: 1008, reason: 'rate limit exceeded' });
+  assert.deepEqual(got, ['b0', 'b1']);
+  assert.equal((await tunnelEnded(gw)).code, 'BACKEND_RATE_LIMITED');
+});
+
+test('backend-to-client frame size and throttling byte rate: 1009 to the backend for a frame over it', async (t) => {
+  const backend = await recordingBackend(t);
+  const gw = await policyGateway(t, backend.url, {
+    maxFrameSize: { backendToClient: '8KiB' },
+    byteRate: { backendToClient: { perSecond: '64KiB', burst: '16KiB' } },
+  });
+  const ws = await openClient(gw.wsUrl('/'));
+  const got: number[] = [];
+  ws.on('message', (data: Buffer) => got.push(data.length));
+  const clientClosed = closeOf(ws, 10_000);
+  ws.send('hello');
+  await eventually(() => backend.received.length === 1, 'the backend to be connected');
+  const startedAt = performance.now();
+  for (let i = 0; i < 10; i++) backend.socket().send(Buffer.alloc(8 * KIB, i)); // 80 KiB: throttled
+  await eventually(() => got.length === 10, 'every frame at the limit, throttled', 10_000);
+  assert.ok(performance.now() - startedAt >= 700, 'about 1 s: 64 KiB over the burst at 64 KiB/s');
+  backend.socket().send(Buffer.alloc(8 * KIB + 1));
+  assert.equal((await clientClosed).code, 1014);
+  assert.deepEqual(await backend.closed, { code: 1009, reason: 'message too big' });
+  assert.equal(got.length, 10);
+});

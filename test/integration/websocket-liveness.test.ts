@@ -240,3 +240,63 @@ test('a connection is closed with 1001 at its maximum lifetime', async (t) => {
   await eventually(() => closedLine(gw) !== undefined, 'the access line');
   assert.equal(closedLine(gw)?.code, 'LIFETIME_EXCEEDED');
 });
+
+test("pingsCountAsActivity: the peers' own pings keep a connection, the gateway's keepalive never does", async (t) => {
+  const clock = new FakeClock();
+  const backend = await recordingBackend(t, { echo: true });
+  const gw = await policyGateway(
+    t,
+    backend.url,
+    { idleTimeout: '10s', pingsCountAsActivity: true, keepalive: { client: '3s', timeout: '30s' } },
+    clock,
+  );
+  const pinging = await openClient(gw.wsUrl('/pinging'));
+  const quiet = await openClient(gw.wsUrl('/quiet')); // answers the gateway's pings, nothing else
+  const quietClosed = closeOf(quiet);
+  for (let i = 0; i < 6; i++) {
+    pinging.ping(`keep me ${i}`);
+    await advance(clock, 3_000);
+  }
+  assert.deepEqual(
+    await quietClosed,
+    { code: 1001, reason: 'idle timeout' },
+    'pongs to the gateway are not activity',
+  );
+  assert.equal(pinging.readyState, pinging.OPEN, '18 s of its own pings every 3 s: kept');
+  assert.ok((await rttCount(gw, 'client')) >= 2, 'the quiet one did answer the gateway');
+  pinging.close();
+  await eventually(() => gw.gateway.registry.tunnelCount === 0, 'both tunnels to end');
+});
+
+test('pings do not count as activity by default: a client that only pings is idle', async (t) => {
+  const clock = new FakeClock();
+  const backend = await recordingBackend(t, { echo: true });
+  const gw = await policyGateway(t, backend.url, { idleTimeout: '10s' }, clock);
+  const ws = await openClient(gw.wsUrl('/'));
+  const closed = closeOf(ws);
+  for (let i = 0; i < 4; i++) {
+    ws.ping(`ping ${i}`);
+    await advance(clock, 3_000);
+  }
+  assert.deepEqual(await closed, { code: 1001, reason: 'idle timeout' });
+});
+
+test('a backend that answers nothing is closed as dead: the client gets 1014', async (t) => {
+  const clock = new FakeClock();
+  const backend = await recordingBackend(t, { echo: true, ws: { autoPong: false } });
+  const gw = await policyGateway(
+    t,
+    backend.url,
+    { keepalive: { client: 'off', backend: '5s', timeout: '3s' } },
+    clock,
+  );
+  const ws = await openClient(gw.wsUrl('/'));
+  const closed = closeOf(ws);
+  await roundTrip(ws, 'hello');
+  await advance(clock, 10_000);
+  assert.deepEqual(await closed, { code: 1014, reason: 'backend not responding' });
+  assert.equal((await backend.closed).code, 1001);
+  await eventually(() => closedLine(gw) !== undefined, 'the access line');
+  assert.equal(closedLine(gw)?.code, 'BACKEND_UNRESPONSIVE');
+  assert.equal(await gw.metric('wsgate_dead_peers_total', { side: 'backend' }), 1);
+});

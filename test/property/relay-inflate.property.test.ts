@@ -165,3 +165,38 @@ describe('Relay properties under permessage-deflate', () => {
     );
   });
 });
+
+describe('Relay under permessage-deflate, a close during the verdict', () => {
+  it('regression: a read held for its inflate verdict passes nothing on once the gateway closed meanwhile', async () => {
+    const written: Buffer[] = [];
+    let settled: ((result: ScanResult) => void) | undefined;
+    const relay = new Relay({
+      ...QUIET_RELAY,
+      source: { pause() {}, resume() {}, unshift() {} } as unknown as Socket,
+      destination: {
+        writable: true,
+        write(chunk: Buffer) {
+          written.push(Buffer.from(chunk));
+          return true;
+        },
+      } as unknown as Socket,
+      allowedRsv: 0x40,
+      cell: { messages: 0, bytes: 0 },
+      limits: { ...NO_LIMITS, maxMessageBytes: 1_000_000 },
+      clock: new FakeClock(),
+      deflate: { resetEachMessage: true },
+      onSettled: (result) => settled?.(result),
+    });
+    relay.resume('handshake');
+    const message = compress(10_000, 3, 1, Uint8Array.of(1, 2, 3, 4));
+    const verdict = new Promise<ScanResult>((resolve) => {
+      settled = resolve;
+    });
+    assert.equal(relay.read(Buffer.concat(message.frames)), PENDING);
+    relay.writeClose([1001, 'shutting down'], true);
+    await verdict;
+    relay.stop();
+    assert.equal(written.length, 1, 'only the close frame went out');
+    assert.equal(written[0]?.[0], 0x88);
+  });
+});
