@@ -70,10 +70,15 @@ export class InflateCounter {
         finish(OK);
         return;
       }
-      const inflater = this.#ensureInflater();
       // One write per job (a thread-pool round trip each): its bytes, and the tail at the end of a message.
       const parts = job.endsMessage ? [...job.segments, TAIL] : job.segments;
-      const input = parts.length === 1 ? (parts[0] ?? TAIL) : Buffer.concat(parts);
+      const input = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      if (input === undefined || input.length === 0) {
+        index++;
+        next();
+        return;
+      }
+      const inflater = this.#ensureInflater();
       inflater.write(input, () => {
         if (settled || this.#done) return;
         if (job.endsMessage) this.#endMessage();

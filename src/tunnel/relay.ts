@@ -129,6 +129,8 @@ export class Relay {
   #throttle: { readonly since: number; readonly cancel: () => void } | undefined;
   /** Counts compressed messages inflated, when deflate was negotiated and a size limit applies. */
   readonly #inflate: InflateWatch | undefined;
+  /** A read waits for its inflate verdict. */
+  #deferred = false;
   /** A limit stopped this direction: nothing more is relayed or checked. */
   #vetoed = false;
   /** The tunnel is closing: nothing is throttled any more (sizes and rate closes still hold). */
@@ -155,10 +157,11 @@ export class Relay {
       {
         onDataFrame: (first, _fin, frameBytes, messageBytes, compressed) => {
           const inflated = compressed && inflate !== undefined;
-          if (inflated) inflate.onFrame(this.#frameCut());
-          if (guard === undefined || this.closed || this.#vetoed) return undefined;
-          const verdict = guard.onDataFrame(first, frameBytes, messageBytes, inflated);
-          if (verdict === WAIT) return this.#throttleOff ? undefined : WAIT;
+          const checked = guard !== undefined && !this.closed && !this.#vetoed;
+          const verdict = checked ? guard.onDataFrame(first, frameBytes, messageBytes, inflated) : undefined;
+          if (verdict === WAIT && !this.#throttleOff) return WAIT; // the frame is read again later
+          if (inflated && !this.closed) inflate.onFrame(this.#frameCut());
+          if (verdict === WAIT) return undefined;
           if (verdict !== undefined) this.#vetoed = true;
           return verdict;
         },
@@ -175,7 +178,7 @@ export class Relay {
         onPong: (payload, frameStart, frameEnd) => this.#onPong(payload, frameStart, frameEnd),
         onPayload: (chunk, start, end, last) => {
           const scanner = this.#scanner;
-          if (!scanner.messageCompressed) return;
+          if (!scanner.messageCompressed || this.closed) return;
           inflate?.onPayload(scanner.unmaskedCopy(chunk, start, end), last && scanner.frameFin);
         },
       },
@@ -190,7 +193,8 @@ export class Relay {
 
   /** Whether the source sent a close frame. */
   get closeSeen(): boolean {
-    return this.#scanner.closeSeen;
+    // A close frame in a read held for its inflate verdict has not gone on yet.
+    return this.#scanner.closeSeen && !this.#deferred;
   }
 
   /** Whether the bytes written to the destination so far end at a frame boundary. */
@@ -237,7 +241,9 @@ export class Relay {
       midPayload: this.#scanner.midPayload,
     };
     this.pause('inflate');
+    this.#deferred = true;
     this.#inflate?.counter.run(jobs.list, (verdict) => {
+      this.#deferred = false;
       this.resume('inflate');
       this.#options.onSettled(this.#settle(read, jobs.cuts, verdict));
     });

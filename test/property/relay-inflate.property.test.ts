@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { constants, deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
+import type { DirectionLimits } from '../../src/policy/route-policy.ts';
 import { FrameScanner, type ScanResult } from '../../src/tunnel/frame-scanner.ts';
 import { PENDING, Relay } from '../../src/tunnel/relay.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
@@ -43,30 +44,45 @@ function compress(size: number, byte: number, parts: number, maskKey: Uint8Array
   return { inflated: size, frames };
 }
 
+/** A relay under permessage-deflate with a size limit, writing into `written`, settled reads to `onSettled`. */
+function inflatingRelay(options: {
+  readonly written: Buffer[];
+  readonly onSettled: (result: ScanResult) => void;
+  readonly limits?: Partial<DirectionLimits>;
+  readonly source?: object;
+  readonly clock?: FakeClock;
+  readonly resetEachMessage?: boolean;
+}): Relay {
+  const relay = new Relay({
+    ...QUIET_RELAY,
+    source: (options.source ?? { pause() {}, resume() {}, unshift() {} }) as unknown as Socket,
+    destination: {
+      writable: true,
+      write(chunk: Buffer) {
+        options.written.push(Buffer.from(chunk));
+        return true;
+      },
+    } as unknown as Socket,
+    allowedRsv: 0x40,
+    cell: { messages: 0, bytes: 0 },
+    limits: { ...NO_LIMITS, maxMessageBytes: 1_000_000, ...options.limits },
+    clock: options.clock ?? new FakeClock(),
+    deflate: { resetEachMessage: options.resetEachMessage ?? true },
+    onSettled: options.onSettled,
+  });
+  relay.resume('handshake');
+  return relay;
+}
+
 /** Feeds the chunks in order, waiting for each read the inflater holds; resolves with what went on. */
 async function feed(chunks: readonly Buffer[], limit: number) {
   const written: Buffer[] = [];
   let settle: ((result: ScanResult) => void) | undefined;
-  const source = { pause() {}, resume() {}, unshift() {} };
-  const destination = {
-    writable: true,
-    write(chunk: Buffer) {
-      written.push(Buffer.from(chunk));
-      return true;
-    },
-  };
-  const relay = new Relay({
-    ...QUIET_RELAY,
-    source: source as unknown as Socket,
-    destination: destination as unknown as Socket,
-    allowedRsv: 0x40,
-    cell: { messages: 0, bytes: 0 },
-    limits: { ...NO_LIMITS, maxMessageBytes: limit },
-    clock: new FakeClock(),
-    deflate: { resetEachMessage: true },
+  const relay = inflatingRelay({
+    written,
+    limits: { maxMessageBytes: limit },
     onSettled: (result) => settle?.(result),
   });
-  relay.resume('handshake');
   let refused: string | undefined;
   for (const chunk of chunks) {
     let result = relay.read(chunk);
@@ -170,24 +186,7 @@ describe('Relay under permessage-deflate, a close during the verdict', () => {
   it('regression: a read held for its inflate verdict passes nothing on once the gateway closed meanwhile', async () => {
     const written: Buffer[] = [];
     let settled: ((result: ScanResult) => void) | undefined;
-    const relay = new Relay({
-      ...QUIET_RELAY,
-      source: { pause() {}, resume() {}, unshift() {} } as unknown as Socket,
-      destination: {
-        writable: true,
-        write(chunk: Buffer) {
-          written.push(Buffer.from(chunk));
-          return true;
-        },
-      } as unknown as Socket,
-      allowedRsv: 0x40,
-      cell: { messages: 0, bytes: 0 },
-      limits: { ...NO_LIMITS, maxMessageBytes: 1_000_000 },
-      clock: new FakeClock(),
-      deflate: { resetEachMessage: true },
-      onSettled: (result) => settled?.(result),
-    });
-    relay.resume('handshake');
+    const relay = inflatingRelay({ written, onSettled: (result) => settled?.(result) });
     const message = compress(10_000, 3, 1, Uint8Array.of(1, 2, 3, 4));
     const verdict = new Promise<ScanResult>((resolve) => {
       settled = resolve;
@@ -198,5 +197,80 @@ describe('Relay under permessage-deflate, a close during the verdict', () => {
     relay.stop();
     assert.equal(written.length, 1, 'only the close frame went out');
     assert.equal(written[0]?.[0], 0x88);
+  });
+});
+
+describe('Relay under permessage-deflate and a throttle', () => {
+  it('a compressed message whose fragments a throttle holds back is counted and passed on whole', async () => {
+    const clock = new FakeClock();
+    const written: Buffer[] = [];
+    const putBack: Buffer[] = [];
+    let paused = false;
+    let settled: ((result: ScanResult) => void) | undefined;
+    const relay = inflatingRelay({
+      written,
+      source: {
+        pause: () => {
+          paused = true;
+        },
+        resume: () => {
+          paused = false;
+        },
+        unshift: (chunk: Buffer) => void putBack.push(Buffer.from(chunk)),
+      },
+      limits: { byteRate: { perSecond: 1_000, burst: 1_000, action: 'throttle' } },
+      clock,
+      resetEachMessage: false,
+      onSettled: (result) => settled?.(result),
+    });
+    // Incompressible bytes, so that each of the three fragments is over the 1,000-byte burst and
+    // the second and third wait for tokens in the middle of the compressed message.
+    const noise = Buffer.from(Array.from({ length: 6_000 }, (_, i) => (i * 7919 + (i >> 3) * 31) & 0xff));
+    const deflated = deflateRawSync(noise, { finishFlush: constants.Z_SYNC_FLUSH });
+    const body = deflated.subarray(0, deflated.length - 4);
+    const third = Math.floor(body.length / 3);
+    const pieces = [body.subarray(0, third), body.subarray(third, 2 * third), body.subarray(2 * third)];
+    const frames = pieces.map((piece, index) =>
+      encodeFrame({
+        opcode: index === 0 ? 2 : 0,
+        fin: index === 2,
+        rsv: index === 0 ? 0x40 : 0,
+        masked: true,
+        payload: piece,
+      }),
+    );
+    const queue = [Buffer.concat(frames)];
+    for (let guard = 0; queue.length > 0 && guard < 1_000; guard++) {
+      while (paused) clock.advance(100);
+      let result = relay.read(queue.shift() as Buffer);
+      if (result === PENDING) {
+        result = await new Promise<ScanResult>((resolve) => {
+          settled = resolve;
+        });
+      }
+      assert.ok(result.ok, `no verdict against a valid message (${result.ok ? '' : result.violation})`);
+      const back = putBack.splice(0);
+      if (back.length > 0) queue.unshift(Buffer.concat(back));
+    }
+    relay.stop();
+    assert.ok(Buffer.concat(written).equals(Buffer.concat(frames)), 'the whole message went on');
+  });
+});
+
+describe('Relay under permessage-deflate, a close frame behind a held read', () => {
+  it('regression: a close frame in a read held for its verdict is not seen as sent until it went on', async () => {
+    let settled: ((result: ScanResult) => void) | undefined;
+    const relay = inflatingRelay({ written: [], onSettled: (result) => settled?.(result) });
+    const key = Uint8Array.of(5, 6, 7, 8);
+    const message = compress(5_000, 1, 1, key);
+    const close = encodeFrame({ opcode: 8, masked: true, maskKey: key, payload: Buffer.from([0x03, 0xe8]) });
+    const verdict = new Promise<ScanResult>((resolve) => {
+      settled = resolve;
+    });
+    assert.equal(relay.read(Buffer.concat([...message.frames, close])), PENDING);
+    assert.equal(relay.closeSeen, false, 'the close frame waits with the read');
+    await verdict;
+    assert.equal(relay.closeSeen, true, 'and counts once it went on');
+    relay.stop();
   });
 });
