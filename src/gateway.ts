@@ -18,6 +18,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { Config } from './config/schema.ts';
+import type { RouteTable } from './front/resolve-route.ts';
 import { HttpPass } from './http/http-pass.ts';
 import type { Phase, ShutdownOptions } from './lifecycle.ts';
 import { TrustedProxies } from './listener/client-address.ts';
@@ -76,7 +77,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const currentPhase = (): Phase => phase;
   const isDraining = (): boolean => phase === 'draining';
 
-  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(routes, pools, policies)];
+  const table: RouteTable = { routes, pools, policies };
+  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(table)];
   // Ticks often enough that every route's deadlines fire within a quarter of their length (at most
   // 1 s late).
   const shortest = Math.min(...[...policies.values()].flatMap((policy) => policyDeadlines(policy.tunnel)));
@@ -98,8 +100,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     isDraining,
   });
   const httpPass = new HttpPass({
-    routes,
-    pools,
+    table,
     trustedProxies,
     metrics,
     registry,

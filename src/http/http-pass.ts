@@ -21,6 +21,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode, headersForStatus } from '../errors/codes.ts';
+import { type RouteTable, resolveRoute } from '../front/resolve-route.ts';
 import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
@@ -30,9 +31,7 @@ import { capped } from '../observability/log-fields.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { connectionTokens, isHopByHop } from '../protocol/header-rules.ts';
-import { hostName } from '../routing/host.ts';
 import { checkRequest, unsupportedHttpVersion } from '../routing/request-target.ts';
-import type { RouteLookup } from '../routing/route-lookup.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
 import { type AccessLineSettings, HttpAccessLog, type RequestRecord } from './access-line.ts';
 import {
@@ -78,8 +77,8 @@ interface Plan {
 }
 
 export interface HttpPassOptions {
-  readonly routes: RouteLookup;
-  readonly pools: ReadonlyMap<string, Pool>;
+  /** Routes, pools and policies, resolved as the upgrades resolve them. */
+  readonly table: RouteTable;
   readonly trustedProxies: TrustedProxies;
   readonly metrics: GatewayMetrics;
   readonly registry: ConnectionRegistry;
@@ -158,7 +157,7 @@ export class HttpPass {
 
   /** The `request` event handler of a listener's HTTP server. */
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
-    const { routes, pools, metrics } = this.#options;
+    const { table, metrics } = this.#options;
     const startedAt = performance.now();
     this.#options.registry.addRequest(res);
     const socket = req.socket as Socket;
@@ -212,23 +211,22 @@ export class HttpPass {
       }
       req.headers['transfer-encoding'] = 'chunked';
     }
-    const found = routes.find(hostName(req.headers.host), req.url ?? '/');
-    if (found.refused) {
-      this.#fail(req, res, 'REQUEST_MALFORMED', { detail: found.refused });
+    const resolved = resolveRoute(req, table);
+    if (!resolved.ok && resolved.code === 'REQUEST_MALFORMED') {
+      this.#fail(req, res, 'REQUEST_MALFORMED', { detail: resolved.detail ?? '' });
       return;
     }
-    const route = found.route;
-    record.route = route?.name ?? '';
+    record.route = resolved.ok ? resolved.route.name : '';
     // A WebSocket handshake without `Connection: Upgrade` is malformed, not a plain request.
     if ((req.headers.upgrade ?? '').toLowerCase().includes('websocket')) {
       this.#fail(req, res, 'HANDSHAKE_MALFORMED');
       return;
     }
-    const pool = route ? pools.get(route.poolName) : undefined;
-    if (!route || !pool) {
+    if (!resolved.ok) {
       this.#fail(req, res, 'ROUTE_NOT_FOUND');
       return;
     }
+    const { pool } = resolved;
     record.pool = pool.name;
     prepareRequestHead(req, forwarded, record.requestId);
     const plan: Plan = { pool, withBody: hasBody(req), fresh: false, resent: false };
