@@ -18,6 +18,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { Config } from './config/schema.ts';
+import type { RequestStage } from './front/request-stage.ts';
 import type { RouteTable } from './front/resolve-route.ts';
 import { HttpPass } from './http/http-pass.ts';
 import type { Phase, ShutdownOptions } from './lifecycle.ts';
@@ -77,7 +78,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const currentPhase = (): Phase => phase;
   const isDraining = (): boolean => phase === 'draining';
 
-  const table: RouteTable = { routes, pools, policies };
+  // Each route's own request stages, run by both passes after routing (no per-route check is configured).
+  const routeStages = new Map<string, readonly RequestStage[]>(
+    Object.keys(config.routes).map((name) => [name, []]),
+  );
+  const table: RouteTable = { routes, pools, policies, stages: routeStages };
   const stages: UpgradeStage[] = [handshakeStage, createRouteStage(table)];
   // Ticks often enough that every route's deadlines fire within a quarter of their length (at most
   // 1 s late).

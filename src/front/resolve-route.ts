@@ -10,20 +10,24 @@ import { hostName } from '../routing/host.ts';
 import type { RouteLookup } from '../routing/route-lookup.ts';
 import type { Route } from '../routing/router.ts';
 import type { Pool } from '../upstream/pool.ts';
+import type { RequestStage } from './request-stage.ts';
 
-/** What a configuration routes by: the lookup, and the pool and policy of each route by name. */
+/** What a configuration routes by: the lookup, and the pool, policy and checks of each route by name. */
 export interface RouteTable {
   readonly routes: RouteLookup;
   readonly pools: ReadonlyMap<string, Pool>;
   readonly policies: ReadonlyMap<string, RoutePolicy>;
+  /** Each route's request stages, in the order they run; a route without checks has none. */
+  readonly stages: ReadonlyMap<string, readonly RequestStage[]>;
 }
 
-/** A request's route, with its pool and policy. */
+/** A request's route, with its pool, policy and checks. */
 export interface Resolved {
   readonly ok: true;
   readonly route: Route;
   readonly pool: Pool;
   readonly policy: RoutePolicy;
+  readonly stages: readonly RequestStage[];
 }
 
 /** Why a request has no route: a target read two ways (400), or no route matches (404). */
@@ -41,5 +45,5 @@ export function resolveRoute(req: IncomingMessage, table: RouteTable): Resolved 
   const pool = route ? table.pools.get(route.poolName) : undefined;
   const policy = route ? table.policies.get(route.name) : undefined;
   if (!route || !pool || !policy) return { ok: false, code: 'ROUTE_NOT_FOUND' };
-  return { ok: true, route, pool, policy };
+  return { ok: true, route, pool, policy, stages: table.stages.get(route.name) ?? [] };
 }

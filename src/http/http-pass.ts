@@ -21,6 +21,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode, headersForStatus } from '../errors/codes.ts';
+import { type FrontContext, noEdits, type Rejection, runStages } from '../front/request-stage.ts';
 import { type RouteTable, resolveRoute } from '../front/resolve-route.ts';
 import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
@@ -228,7 +229,47 @@ export class HttpPass {
     }
     const { pool } = resolved;
     record.pool = pool.name;
-    prepareRequestHead(req, forwarded, record.requestId);
+    const front: FrontContext = {
+      pass: 'request',
+      req,
+      listener,
+      forwarded,
+      requestId: record.requestId,
+      log: this.#options.log,
+      upstream: noEdits(),
+    };
+    // The route's own checks, those that apply to plain requests (long-polling must not skip them).
+    const refused = runStages(resolved.stages, front);
+    if (refused instanceof Promise) {
+      refused.then(
+        (rejection) => this.#admit(req, res, front, pool, rejection),
+        (error: unknown) => {
+          this.#options.log.error(
+            { err: error, requestId: record.requestId },
+            'request stage failed unexpectedly',
+          );
+          this.#fail(req, res, 'INTERNAL_ERROR');
+        },
+      );
+    } else {
+      this.#admit(req, res, front, pool, refused);
+    }
+  }
+
+  /** After the route's stages: refuses the request, or sends it to the pool with their edits. */
+  #admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    front: FrontContext,
+    pool: Pool,
+    refused: Rejection | undefined,
+  ): void {
+    if (refused) {
+      this.#fail(req, res, refused.code, { detail: refused.detail ?? '' });
+      return;
+    }
+    if (res.destroyed) return; // the client left while the stages ran
+    prepareRequestHead(req, front.forwarded, front.requestId, front.upstream);
     const plan: Plan = { pool, withBody: hasBody(req), fresh: false, resent: false };
     this.#proxyTo(req, res, plan, pool.candidates());
   }

@@ -4,8 +4,9 @@
  * kept), `Expect` dropped (Node's server answered it already, RFC 9110 §10.1.1), Forwarded and
  * X-Forwarded-For/-Proto/-Host replaced with the values computed for this request, and the other
  * proxy-set headers (X-Real-IP, X-Forwarded-Port, -Prefix, -Server) kept from a trusted proxy
- * only, underscore spellings of all of these dropped, and X-Request-Id set to the request id. The same rules as an upgrade's head
- * (upstream/headers.ts).
+ * only, underscore spellings of all of these dropped, and X-Request-Id set to the request id; then
+ * what the route's stages remove and set (front/request-stage.ts). The same rules as an upgrade's
+ * head (upstream/headers.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { ForwardedFor } from '../listener/client-address.ts';
@@ -16,14 +17,21 @@ import {
   isUnderscoreAlias,
   REQUEST_ID_HEADER,
 } from '../protocol/header-rules.ts';
+import type { UpstreamEdits } from '../upstream/edits.ts';
 
 /** Hop-by-hop headers that still describe the body the backend receives. */
 const KEEP_FRAMING = new Set(['transfer-encoding']);
 
-/** Rewrites `req.headers` into the head sent to the backend. */
-export function prepareRequestHead(req: IncomingMessage, forwarded: ForwardedFor, requestId: string): void {
+/** Rewrites `req.headers` (and the target, if a stage changed it) into the head sent to the backend. */
+export function prepareRequestHead(
+  req: IncomingMessage,
+  forwarded: ForwardedFor,
+  requestId: string,
+  edits: UpstreamEdits,
+): void {
   const listed = connectionTokens(req.rawHeaders);
   for (const name of Object.keys(req.headers)) {
+    if (edits.remove.has(name)) delete req.headers[name];
     if (isHopByHop(name, listed) && !KEEP_FRAMING.has(name)) delete req.headers[name];
     else if (isUnderscoreAlias(name)) delete req.headers[name];
     else if (!forwarded.fromTrustedProxy && isProxySet(name)) delete req.headers[name];
@@ -35,6 +43,8 @@ export function prepareRequestHead(req: IncomingMessage, forwarded: ForwardedFor
   req.headers[REQUEST_ID_HEADER] = requestId;
   if (forwarded.xForwardedHost !== undefined) req.headers['x-forwarded-host'] = forwarded.xForwardedHost;
   else delete req.headers['x-forwarded-host'];
+  for (const [name, value] of edits.set) req.headers[name.toLowerCase()] = value;
+  if (edits.target !== undefined) req.url = edits.target;
 }
 
 /** Whether the request has a body (whose bytes may be gone once sent: never replayed). */

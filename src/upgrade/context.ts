@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ErrorCode } from '../errors/codes.ts';
+import type { Rejection, RequestStage, UpstreamEdits } from '../front/request-stage.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -25,20 +25,17 @@ export interface UpgradeContext {
   readonly startedAt: number;
   readonly forwarded: ForwardedFor;
   readonly log: Logger;
+  /** What the route's stages change in the request the backend receives. */
+  readonly upstream: UpstreamEdits;
   route?: Route;
   /** The route's policy, taken with the route: the tunnel keeps this one for its whole life. */
   policy?: RoutePolicy;
   pool?: Pool;
+  /** The route's request stages (those for upgrades run after the gateway's own). */
+  stages?: readonly RequestStage[];
 }
 
-/** A stage's decision to refuse the handshake. */
-export interface Rejection {
-  readonly code: ErrorCode;
-  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
-  readonly headers?: readonly (readonly [string, string])[];
-  /** For the log only; never sent to the client. */
-  readonly detail?: string;
-}
+export type { Rejection } from '../front/request-stage.ts';
 
 /** One named step of the upgrade pipeline: passes (undefined) or rejects. */
 export interface UpgradeStage {

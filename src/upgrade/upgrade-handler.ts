@@ -8,6 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
+import { noEdits, runStages } from '../front/request-stage.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
@@ -129,6 +130,7 @@ export class UpgradeHandler {
       startedAt: performance.now(),
       forwarded,
       log: this.#options.log.child({ conn: id, requestId }),
+      upstream: noEdits(),
     };
     this.#run(ctx)
       .catch((error: unknown) => {
@@ -156,6 +158,16 @@ export class UpgradeHandler {
     }
     const { route, pool, policy } = ctx;
     if (!route || !pool || !policy) throw new Error('the pipeline ended without a route');
+    // The route's own checks, those that apply to upgrades.
+    const refused = await runStages(ctx.stages ?? [], { ...ctx, pass: 'upgrade' });
+    if (clientGone(ctx.socket)) {
+      this.#reject(ctx, { code: 'CLIENT_GONE', detail: 'during the route stages' });
+      return;
+    }
+    if (refused) {
+      this.#reject(ctx, refused);
+      return;
+    }
     const early: Buffer[] = [];
     const outcome = await this.#connect(ctx, pool, early);
     const gone = clientGone(ctx.socket);
@@ -208,8 +220,9 @@ export class UpgradeHandler {
       (backend: Backend) => ({
         backend,
         tls: pool.tls,
-        path: ctx.req.url ?? '/',
+        path: ctx.upstream.target ?? ctx.req.url ?? '/',
         headers: upstreamUpgradeHeaders(ctx.req.rawHeaders, {
+          edits: ctx.upstream,
           forwarded: ctx.forwarded,
           hostOverride: pool.config.preserveHost ? undefined : backend.url.host,
           requestId: ctx.requestId,

@@ -4,12 +4,13 @@
  * controlled headers dropped, X-Forwarded-* replaced with the values computed for this request,
  * the other proxy-set headers (X-Real-IP, X-Forwarded-Port, -Prefix, -Server: many backends
  * believe X-Real-IP) passed on from a trusted proxy only, X-Request-Id set to the request id.
- * Everything else, including Sec-WebSocket-Key, -Protocol, -Extensions and -Version, goes through
- * unchanged and in order, so the backend chooses the subprotocol and permessage-deflate stays end
+ * The route's stages may remove headers and set others (front/request-stage.ts). Everything else,
+ * including Sec-WebSocket-Key, -Protocol, -Extensions and -Version, goes through unchanged and in order, so the backend chooses the subprotocol and permessage-deflate stays end
  * to end. Toward the client, the backend's 101 minus its hop-by-hop headers; a Connection header
  * never removes a framing or handshake header (requests that try are refused earlier, in
  * routing/request-target.ts).
  */
+
 import type { ForwardedFor } from '../listener/client-address.ts';
 import {
   connectionTokens,
@@ -19,9 +20,12 @@ import {
   PROXY_SET_HEADERS,
   REQUEST_ID_HEADER,
 } from '../protocol/header-rules.ts';
+import type { UpstreamEdits } from './edits.ts';
 
 export interface UpstreamHeadOptions {
   readonly forwarded: ForwardedFor;
+  /** What the route's stages remove and set. */
+  readonly edits: UpstreamEdits;
   /** Replaces the Host header (the backend's own host) when set. */
   readonly hostOverride: string | undefined;
   /** Sent as X-Request-Id, replacing whatever the client sent (see listener/request-id.ts). */
@@ -45,8 +49,10 @@ export function upstreamUpgradeHeaders(
     if (lower === REQUEST_ID_HEADER) continue;
     if (!options.forwarded.fromTrustedProxy && PROXY_SET_HEADERS.has(lower)) continue;
     if (lower === 'host' && options.hostOverride !== undefined) continue;
+    if (options.edits.remove.has(lower)) continue;
     out.push(name, rawHeaders[i + 1] ?? '');
   }
+  for (const [name, value] of options.edits.set) out.push(name, value);
   if (options.hostOverride !== undefined) out.push('Host', options.hostOverride);
   out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
   appendForwarded(out, options.forwarded);

@@ -23,6 +23,7 @@ export function createRouteStage(table: RouteTable): UpgradeStage {
       ctx.route = resolved.route;
       ctx.policy = resolved.policy;
       ctx.pool = resolved.pool;
+      ctx.stages = resolved.stages;
       return undefined;
     },
   };

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
+import type { RequestStage } from '../../../src/front/request-stage.ts';
 import { type RouteTable, resolveRoute } from '../../../src/front/resolve-route.ts';
 import { resolvePolicies } from '../../../src/policy/route-policy.ts';
 import { RouteLookup } from '../../../src/routing/route-lookup.ts';
@@ -18,10 +19,12 @@ const config = testConfig({
   },
   pools: { chat: { backends: ['http://127.0.0.1:1'] }, other: { backends: ['http://127.0.0.1:2'] } },
 });
+const STAGE: RequestStage = { name: 'test', appliesTo: 'both', run: () => undefined };
 const table: RouteTable = {
   routes: new RouteLookup(config.routes),
   pools: new Map(Object.entries(config.pools).map(([name, pool]) => [name, new Pool(name, pool)])),
   policies: resolvePolicies(config),
+  stages: new Map([['chat', [STAGE]]]),
 };
 const request = (url: string, host = 'app.example') =>
   ({ url, headers: { host } }) as unknown as IncomingMessage;
@@ -33,8 +36,10 @@ test('a request gets its route, with the pool and the policy of that route', () 
   assert.equal(resolved.pool.name, 'chat');
   assert.equal(resolved.policy, table.policies.get('chat'), 'the frozen policy object itself');
   assert.equal(resolved.policy.tunnel.limits.client_to_backend.maxMessageBytes, 1024 * 1024);
+  assert.deepEqual(resolved.stages, [STAGE], "and the route's own stages");
   const other = resolveRoute(request('/api'), table);
   assert.ok(other.ok && other.route.name === 'rest' && other.pool.name === 'other');
+  assert.deepEqual(other.stages, [], 'a route without stages has none');
 });
 
 test('a target a backend could read as another route is malformed; no match is not found', () => {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { noEdits } from '../../../src/front/request-stage.ts';
 import {
   connectionNamesFraming,
   connectionTokens,
@@ -70,7 +71,7 @@ test("an upgrade's head to the backend drops underscore spellings and keeps fram
       'Sec-WebSocket-Key',
       'k',
     ],
-    { forwarded: FORWARDED, hostOverride: undefined, requestId: 'req-1' },
+    { edits: noEdits(), forwarded: FORWARDED, hostOverride: undefined, requestId: 'req-1' },
   );
   const names = out.filter((_value, index) => index % 2 === 0).map((name) => name.toLowerCase());
   assert.ok(!names.includes('x_forwarded_for'), 'X_Forwarded_For dropped');

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { noEdits } from '../../../src/front/request-stage.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../../../src/upstream/headers.ts';
 
 const forwarded = {
@@ -49,7 +50,14 @@ test('the backend gets the end-to-end headers, in order, plus Connection/Upgrade
     'sid=1',
   ];
   assert.deepEqual(
-    pairs(upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined, requestId: 'req-1' })),
+    pairs(
+      upstreamUpgradeHeaders(raw, {
+        edits: noEdits(),
+        forwarded,
+        hostOverride: undefined,
+        requestId: 'req-1',
+      }),
+    ),
     [
       ['Host', 'a.test'],
       ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ=='],
@@ -70,6 +78,7 @@ test('the backend gets the end-to-end headers, in order, plus Connection/Upgrade
 test('hostOverride replaces the Host header', () => {
   const out = pairs(
     upstreamUpgradeHeaders(['Host', 'a.test'], {
+      edits: noEdits(),
       forwarded,
       hostOverride: 'backend:9000',
       requestId: 'req-1',
@@ -125,7 +134,12 @@ test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server pass only from a trusted 
   ];
   const names = (out: string[]) => pairs(out).map(([name]) => name);
   const untrusted = names(
-    upstreamUpgradeHeaders(raw, { forwarded, hostOverride: undefined, requestId: 'req-1' }),
+    upstreamUpgradeHeaders(raw, {
+      edits: noEdits(),
+      forwarded,
+      hostOverride: undefined,
+      requestId: 'req-1',
+    }),
   );
   assert.deepEqual(untrusted.slice(0, 2), ['Host', 'X-Kept']);
   for (const name of ['X-Real-IP', 'x-forwarded-port', 'X-Forwarded-Prefix', 'X-Forwarded-Server']) {
@@ -133,6 +147,7 @@ test('X-Real-IP, X-Forwarded-Port, -Prefix and -Server pass only from a trusted 
   }
   const trusted = pairs(
     upstreamUpgradeHeaders(raw, {
+      edits: noEdits(),
       forwarded: { ...forwarded, fromTrustedProxy: true },
       hostOverride: undefined,
       requestId: 'req-1',

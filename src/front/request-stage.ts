@@ -1,0 +1,70 @@
+/**
+ * The per-route checks of the front half, shared by upgrades and plain HTTP requests: a stage says
+ * which pass it applies to (a check that only upgrades ran would be skipped by a client falling
+ * back to long-polling), reads the request, and either refuses it or edits what goes to the
+ * backend through `upstream` (a target without a query token, headers to remove before they
+ * could be spoofed, headers to set), which the passes apply when they build the backend's head
+ * (src/upstream/headers.ts, src/http/request-head.ts). Stages run in the order the route lists
+ * them, cheap checks first; the first refusal wins.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { ErrorCode } from '../errors/codes.ts';
+import type { ForwardedFor } from '../listener/client-address.ts';
+import type { ListenerInfo } from '../listener/listener.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { UpstreamEdits } from '../upstream/edits.ts';
+
+export { noEdits, type UpstreamEdits } from '../upstream/edits.ts';
+
+/** Which pass a request is in. */
+export type Pass = 'upgrade' | 'request';
+
+/** A stage's decision to refuse the request. */
+export interface Rejection {
+  readonly code: ErrorCode;
+  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
+  readonly headers?: readonly (readonly [string, string])[];
+  /** For the log only; never sent to the client. */
+  readonly detail?: string;
+}
+
+/** What a stage sees of a request, in either pass. */
+export interface FrontContext {
+  readonly pass: Pass;
+  readonly req: IncomingMessage;
+  readonly listener: ListenerInfo;
+  readonly forwarded: ForwardedFor;
+  readonly requestId: string;
+  readonly log: Logger;
+  readonly upstream: UpstreamEdits;
+}
+
+/** One named check of a route. */
+export interface RequestStage {
+  readonly name: string;
+  readonly appliesTo: Pass | 'both';
+  run(ctx: FrontContext): Rejection | undefined | Promise<Rejection | undefined>;
+}
+
+/**
+ * Runs the stages that apply to `ctx.pass`, in order, until one refuses. Synchronous stages give a
+ * synchronous answer, so a route without asynchronous checks costs no extra turn of the event loop.
+ */
+export function runStages(
+  stages: readonly RequestStage[],
+  ctx: FrontContext,
+): Rejection | undefined | Promise<Rejection | undefined> {
+  for (let i = 0; i < stages.length; i++) {
+    const stage = stages[i];
+    if (stage === undefined || (stage.appliesTo !== 'both' && stage.appliesTo !== ctx.pass)) continue;
+    const result = stage.run(ctx);
+    if (result instanceof Promise)
+      return result.then((rejection) => rejection ?? runRest(stages, i + 1, ctx));
+    if (result !== undefined) return result;
+  }
+  return undefined;
+}
+
+function runRest(stages: readonly RequestStage[], from: number, ctx: FrontContext) {
+  return runStages(stages.slice(from), ctx);
+}
