@@ -21,7 +21,7 @@ const SIDES = ['client', 'backend'] as const;
 export interface Watched {
   /**
    * Data relayed so far, both ways (messages and data payload bytes), plus the peers' pings and
-   * pongs with `withPings`: any change is activity.
+   * pongs with `withPings`: every change is activity.
    */
   activity(withPings: boolean): number;
   /** Whether the gateway holds a sender back now (a throttle): data is waiting, so not idle. */

@@ -17,28 +17,22 @@
  */
 import type { Socket } from 'node:net';
 import type { CloseFrame } from '../errors/codes.ts';
-import type { Direction, TrafficCell } from '../observability/metrics.ts';
-import type { DirectionLimits, LimitAction } from '../policy/route-policy.ts';
+import type { Direction } from '../observability/metrics.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import { FrameScanner, type ScanResult } from './frame-scanner.ts';
 import { InflateCounter, type InflateVerdict } from './inflate-counter.ts';
 import { InflateWatch } from './inflate-watch.ts';
-import { type LimitCodes, LimitGuard, type LimitName } from './limits.ts';
-import type { Clock } from './sweeper.ts';
+import { LimitGuard } from './limits.ts';
+import { type PauseReason, PENDING, type Pending, type RelayOptions } from './relay-options.ts';
 import { WAIT } from './verdict.ts';
+
+export { type PauseReason, PENDING, type Pending, type RelayOptions } from './relay-options.ts';
 
 /** The longest delay a Node.js timer can wait (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Gateway pings whose answers are recognised at once: the latest and the one before it. */
 const MAX_AWAITED_PONGS = 2;
-
-/** Why a relay's source is not being read. */
-export type PauseReason = 'handshake' | 'backpressure' | 'throttle' | 'inflate' | 'closing';
-
-/** A read whose verdict waits for the inflater: its result comes through `onSettled`. */
-export const PENDING = 'pending';
-export type Pending = typeof PENDING;
 
 /** What a deferred read needs to pass its bytes on once the inflater has spoken. */
 interface DeferredRead {
@@ -49,44 +43,6 @@ interface DeferredRead {
   readonly keep: number;
   readonly waitAt: number | undefined;
   readonly midPayload: boolean;
-}
-
-export interface RelayOptions {
-  readonly direction: Direction;
-  readonly source: Socket;
-  readonly destination: Socket;
-  /** RSV bits the negotiated extensions allow (0x40 for permessage-deflate). */
-  readonly allowedRsv: number;
-  /** The route's running totals for this direction. */
-  readonly cell: TrafficCell;
-  /** What frames in this direction must pass, and the codes the limits close with. */
-  readonly limits: DirectionLimits;
-  readonly limitCodes: LimitCodes;
-  readonly clock: Clock;
-  /** A close frame came from the source (code undefined when it had none: 1005). */
-  readonly onCloseFrame: (code: number | undefined, reason: string) => void;
-  /** A write to the destination did not fit its buffer: the source is paused until 'drain'. */
-  readonly onBackedUp: () => void;
-  /** The source answered the gateway's ping; `rttMs` since it was written. */
-  readonly onGatewayPong: (rttMs: number) => void;
-  readonly onLimit: (limit: LimitName, action: LimitAction) => void;
-  /** A throttle pause began (the tunnel watches the paused source for a reset). */
-  readonly onThrottleStart: () => void;
-  /** A throttle pause ended after `ms`. */
-  readonly onThrottled: (ms: number) => void;
-  /**
-   * permessage-deflate was negotiated: whether the sender of this direction resets its context
-   * after each message. With a message size limit, messages are then counted inflated.
-   */
-  readonly deflate: { readonly resetEachMessage: boolean } | undefined;
-  /** The result of a read that returned PENDING. */
-  readonly onSettled: (result: ScanResult) => void;
-}
-
-/** A ping frame the gateway sends, with the payload that recognises its answer. */
-export interface GatewayPing {
-  readonly frame: Buffer;
-  readonly payload: Buffer;
 }
 
 export class Relay {

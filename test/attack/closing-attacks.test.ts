@@ -49,13 +49,16 @@ test("regression: after the client's close frame, a backend message over the lim
   client.send({ opcode: 8, payload: closePayload(1000, 'bye') });
   await eventually(() => backend.readers[0]?.closeCode === 1000, 'the backend to get the close');
   socket.write(serverFrame({ opcode: 2, payload: Buffer.alloc(1024 * KIB, 7) }));
-  await sleep(300);
+  await eventually(
+    async () => (await gw.metric('wsgate_limit_hits_total', { limit: 'message_size' })) === 1,
+    'the limit to stop the message',
+  );
+  client.socket.destroy();
+  await tunnelEnded(gw);
   assert.deepEqual(
     client.reader.messages().map((m) => m.length),
     [],
   );
-  client.socket.destroy();
-  await tunnelEnded(gw);
 });
 
 test('regression: a gateway close queued in the middle of a frame goes out right after it, before later frames of the read', async (t) => {
@@ -164,8 +167,8 @@ test('regression: a client that answers only the latest ping is pinged again and
   );
   const latest = client.reader.controls(9)[2] as Buffer;
   client.send({ opcode: 10, payload: latest });
+  await eventually(async () => (await gw.metric('wsgate_ping_rtt_seconds')) > 0, 'the answer to be taken');
   await advance(clock, 2_000);
-  await sleep(50);
   assert.equal(client.reader.closeCode, undefined, 'alive: it answered the latest ping');
   assert.equal(await gw.metric('wsgate_dead_peers_total'), 0);
   client.socket.destroy();
