@@ -18,8 +18,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { Config } from './config/schema.ts';
-import type { RequestStage } from './front/request-stage.ts';
 import type { RouteTable } from './front/resolve-route.ts';
+import { buildRouteStages } from './front/route-stages.ts';
 import { HttpPass } from './http/http-pass.ts';
 import type { Phase, ShutdownOptions } from './lifecycle.ts';
 import { TrustedProxies } from './listener/client-address.ts';
@@ -78,11 +78,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const currentPhase = (): Phase => phase;
   const isDraining = (): boolean => phase === 'draining';
 
-  // Each route's own request stages, run by both passes after routing (no per-route check is configured).
-  const routeStages = new Map<string, readonly RequestStage[]>(
-    Object.keys(config.routes).map((name) => [name, []]),
-  );
-  const table: RouteTable = { routes, pools, policies, stages: routeStages };
+  // Each route's own checks (its Origin policy), run by both passes after routing.
+  const table: RouteTable = { routes, pools, policies, stages: buildRouteStages(policies, metrics) };
   const stages: UpgradeStage[] = [handshakeStage, createRouteStage(table)];
   // Ticks often enough that every route's deadlines fire within a quarter of their length (at most
   // 1 s late).

@@ -11,9 +11,11 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { duration, size } from './measures.ts';
+import { originsOverridesSchema, originsSchema } from './origin-schema.ts';
 import { websocketOverridesSchema, websocketSchema } from './websocket-schema.ts';
 
 export { RANGE_META } from './measures.ts';
+export type { OriginOverrides, OriginSettings } from './origin-schema.ts';
 export type { WebSocketOverrides, WebSocketSettings } from './websocket-schema.ts';
 
 /** Where relative file paths in the config are resolved, and how files are read. */
@@ -95,6 +97,9 @@ const routeSchema = z.strictObject({
   websocket: websocketOverridesSchema
     .optional()
     .describe("This route's own WebSocket limits; each field set here replaces the top-level one."),
+  origins: originsOverridesSchema
+    .optional()
+    .describe("This route's own Origin policy; each field set here replaces the top-level one."),
 });
 
 const backendSchema = z
@@ -258,6 +263,11 @@ export function createConfigSchema(context: SchemaContext) {
     pools: z.record(nameKey, poolSchema(context)).describe('Groups of backends, by name.'),
     forwarding: forwardingSchema.prefault({}).describe('Handling of X-Forwarded-* headers.'),
     tunnel: tunnelSchema.prefault({}).describe('Established WebSocket tunnels.'),
+    origins: originsSchema
+      .prefault({})
+      .describe(
+        'Which browser origins may connect (Cross-Site WebSocket Hijacking), inherited by every route.',
+      ),
     websocket: websocketSchema
       .prefault({})
       .describe(

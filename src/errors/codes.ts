@@ -53,6 +53,15 @@ export const CODES = {
     description:
       'Upgrade, Connection, Sec-WebSocket-Key or Host missing or invalid, or HTTP/1.0 (RFC 6455 §4.2.1).',
   },
+  ORIGIN_REFUSED: {
+    phase: 'handshake',
+    status: 403,
+    closes: {},
+    source: 'downstream',
+    level: 'info',
+    description:
+      "The request's Origin is not in the route's `origins.allow`, is not an origin, or is missing where `origins.missing` is `refuse`; the backend is never contacted.",
+  },
   HANDSHAKE_VERSION_UNSUPPORTED: {
     phase: 'handshake',
     status: 426,

@@ -133,6 +133,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly originRefusals = new Counter({
+    name: 'wsgate_origin_refusals_total',
+    help: 'Requests refused (403) by the Origin policy, by route and reason (not_allowed, missing, malformed).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly limitHits = new Counter({
     name: 'wsgate_limit_hits_total',
     help: 'Times a WebSocket limit was hit, by route, limit (message_size, frame_size, message_rate, byte_rate, idle_timeout, lifetime) and action (close, or throttle: a pause of the sender).',

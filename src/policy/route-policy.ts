@@ -7,6 +7,7 @@
  */
 import type { Config, WebSocketOverrides, WebSocketSettings } from '../config/schema.ts';
 import type { Direction } from '../observability/metrics.ts';
+import type { OriginPattern } from '../protocol/origin.ts';
 
 /** What a rate limit does when its bucket is empty. */
 export type LimitAction = 'throttle' | 'close';
@@ -50,8 +51,19 @@ export interface TunnelPolicy {
   readonly lifetimeJitter: number;
 }
 
+/** Which browser origins may connect (src/protocol/origin.ts). */
+export interface OriginPolicy {
+  /** Empty: no Origin check. */
+  readonly allow: readonly OriginPattern[];
+  /** An upgrade without an Origin header. */
+  readonly missing: 'allow' | 'refuse';
+  /** Whether plain HTTP requests that carry an Origin are checked too. */
+  readonly plainHttp: boolean;
+}
+
 export interface RoutePolicy {
   readonly tunnel: TunnelPolicy;
+  readonly origin: OriginPolicy;
 }
 
 /** `defaults` with each field `own` sets replaced. */
@@ -117,7 +129,8 @@ export function resolvePolicies(config: Config): ReadonlyMap<string, RoutePolicy
   const policies = new Map<string, RoutePolicy>();
   for (const [name, route] of Object.entries(config.routes)) {
     const settings = merged(config.websocket, route.websocket);
-    policies.set(name, Object.freeze({ tunnel: tunnelPolicy(config, settings) }));
+    const origin = Object.freeze(over(config.origins, route.origins));
+    policies.set(name, Object.freeze({ tunnel: tunnelPolicy(config, settings), origin }));
   }
   return policies;
 }

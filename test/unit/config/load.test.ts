@@ -79,6 +79,7 @@ describe('loadConfigFile', () => {
       },
       forwarding: { trustedProxies: [] },
       tunnel: { closeTimeout: 5_000, sendTimeout: 30_000 },
+      origins: { allow: [], missing: 'allow', plainHttp: true },
       websocket: {
         maxMessageSize: { clientToBackend: 16 * 1024 * 1024, backendToClient: 'off' },
         maxFrameSize: { clientToBackend: 'off', backendToClient: 'off' },

@@ -37,6 +37,7 @@ test('each route has a frozen policy with the tunnel deadlines and the documente
           maxLifetimeMs: undefined,
           lifetimeJitter: 0.1,
         },
+        origin: { allow: [], missing: 'allow', plainHttp: true },
       },
       name,
     );
@@ -106,4 +107,22 @@ test('the sweeper resolves every deadline a policy sets, and the pong timeout on
   };
   assert.deepEqual(deadlines('a'), [10_000, 30_000]);
   assert.deepEqual(deadlines('b'), [2_000, 5_000, 10_000, 30_000]);
+});
+
+test("a route's origins replace the defaults field by field, the allow list as a whole", () => {
+  const config = testConfig({
+    origins: { allow: ['https://app.example.com'], missing: 'refuse' },
+    routes: {
+      plain: { pool: 'p' },
+      partner: { pool: 'p', path: '/partner', origins: { allow: ['https://*.partner.example'] } },
+    },
+    pools: POOLS,
+  });
+  const policies = resolvePolicies(config);
+  const hosts = (name: string) =>
+    policies.get(name)?.origin.allow.map((pattern) => (pattern.kind === 'origin' ? pattern.host : 'null'));
+  assert.deepEqual(hosts('plain'), ['app.example.com']);
+  assert.deepEqual(hosts('partner'), ['partner.example'], 'the whole list replaced');
+  assert.equal(policies.get('partner')?.origin.missing, 'refuse', 'inherited beside it');
+  assert.ok(Object.isFrozen(policies.get('partner')?.origin));
 });
