@@ -31,6 +31,7 @@ import { policyDeadlines, resolvePolicies } from './policy/route-policy.ts';
 import { RouteLookup } from './routing/route-lookup.ts';
 import { type Clock, Sweeper, SYSTEM_CLOCK } from './tunnel/sweeper.ts';
 import type { UpgradeStage } from './upgrade/context.ts';
+import { Admission } from './upgrade/stages/admission.ts';
 import { handshakeStage } from './upgrade/stages/handshake.ts';
 import { createRouteStage } from './upgrade/stages/route.ts';
 import { UpgradeHandler } from './upgrade/upgrade-handler.ts';
@@ -80,11 +81,14 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   // Each route's own checks (its Origin policy), run by both passes after routing.
   const table: RouteTable = { routes, pools, policies, stages: buildRouteStages(policies, metrics) };
-  const stages: UpgradeStage[] = [handshakeStage, createRouteStage(table)];
+  const clock = deps.clock ?? SYSTEM_CLOCK;
+  // Admission first: the cheapest check, and the one a flood must not get past.
+  const admission = new Admission(config.admission, clock);
+  metrics.trackedClients = () => admission.tracked;
+  const stages: UpgradeStage[] = [admission.stage, handshakeStage, createRouteStage(table)];
   // Ticks often enough that every route's deadlines fire within a quarter of their length (at most
   // 1 s late).
   const shortest = Math.min(...[...policies.values()].flatMap((policy) => policyDeadlines(policy.tunnel)));
-  const clock = deps.clock ?? SYSTEM_CLOCK;
   const sweeper = new Sweeper(Math.min(1_000, Math.max(25, Math.floor(shortest / 4))), clock);
   const upgrades = new UpgradeHandler({
     stages,

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { admissionSchema } from './admission-schema.ts';
 import { duration, size } from './measures.ts';
 import { originsOverridesSchema, originsSchema } from './origin-schema.ts';
 import { websocketOverridesSchema, websocketSchema } from './websocket-schema.ts';
@@ -263,6 +264,9 @@ export function createConfigSchema(context: SchemaContext) {
     pools: z.record(nameKey, poolSchema(context)).describe('Groups of backends, by name.'),
     forwarding: forwardingSchema.prefault({}).describe('Handling of X-Forwarded-* headers.'),
     tunnel: tunnelSchema.prefault({}).describe('Established WebSocket tunnels.'),
+    admission: admissionSchema
+      .prefault({})
+      .describe('How many WebSocket connections the gateway takes at once, and how fast from one address.'),
     origins: originsSchema
       .prefault({})
       .describe(

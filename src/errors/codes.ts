@@ -97,6 +97,42 @@ export const CODES = {
     description:
       'The request line names an HTTP version other than 1.0 or 1.1 (e.g. `HTTP/2.0` or `HTTP/0.9` on an HTTP/1 connection), which the gateway would otherwise forward as HTTP/1.1 (RFC 9110 §15.6.6).',
   },
+  GATEWAY_FULL: {
+    phase: 'handshake',
+    status: 503,
+    closes: {},
+    source: 'gateway',
+    level: 'warn',
+    description:
+      'The gateway holds `admission.maxConnections` WebSocket connections already; answered with Retry-After.',
+  },
+  CLIENT_CONNECTIONS_EXCEEDED: {
+    phase: 'handshake',
+    status: 429,
+    closes: {},
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The client address holds `admission.perClient.maxConnections` WebSocket connections already; answered with Retry-After.',
+  },
+  HANDSHAKE_RATE_LIMITED: {
+    phase: 'handshake',
+    status: 429,
+    closes: {},
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The client address went over `admission.perClient.handshakeRate`; answered with Retry-After (the seconds until its next token).',
+  },
+  CLIENT_TRACKING_FULL: {
+    phase: 'handshake',
+    status: 429,
+    closes: {},
+    source: 'gateway',
+    level: 'warn',
+    description:
+      'Every one of the `admission.maxTrackedClients` remembered addresses is busy, so a new address cannot be tracked: a flood of addresses.',
+  },
   GATEWAY_DRAINING: {
     phase: 'handshake',
     status: 503,

@@ -133,6 +133,18 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Client addresses the admission limits remember now (set by the gateway). */
+  trackedClients: () => number = () => 0;
+
+  readonly admissionTracked = new Gauge({
+    name: 'wsgate_admission_tracked_clients',
+    help: 'Client addresses the per-client admission limits remember now (at most admission.maxTrackedClients).',
+    registers: [this.registry],
+    collect: () => {
+      this.admissionTracked.set(this.trackedClients());
+    },
+  });
+
   readonly originRefusals = new Counter({
     name: 'wsgate_origin_refusals_total',
     help: 'Requests refused (403) by the Origin policy, by route and reason (not_allowed, missing, malformed).',

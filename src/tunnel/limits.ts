@@ -59,6 +59,12 @@ export class TokenBucket {
     this.#tokens -= n;
   }
 
+  /** Milliseconds until `n` tokens are there (0 when they are). */
+  waitMs(n: number, now: number): number {
+    const missing = n - this.tokens(now);
+    return missing <= 0 ? 0 : Math.ceil(missing / this.#perMs);
+  }
+
   /** Milliseconds until the bucket is out of debt (0 when it is not in debt). */
   debtMs(now: number): number {
     const tokens = this.tokens(now);

@@ -79,6 +79,11 @@ describe('loadConfigFile', () => {
       },
       forwarding: { trustedProxies: [] },
       tunnel: { closeTimeout: 5_000, sendTimeout: 30_000 },
+      admission: {
+        maxConnections: 'off',
+        perClient: { maxConnections: 'off', handshakeRate: 'off' },
+        maxTrackedClients: 100_000,
+      },
       origins: { allow: [], missing: 'allow', plainHttp: true },
       websocket: {
         maxMessageSize: { clientToBackend: 16 * 1024 * 1024, backendToClient: 'off' },
