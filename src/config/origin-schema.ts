@@ -19,17 +19,17 @@ const entry = z.string().transform((text, ctx) => {
 const allow = z
   .array(entry)
   .describe(
-    'Origins allowed: exact ("https://app.example.com"), by subdomain ("https://*.example.com": names under example.com, not example.com itself), or "null" (sandboxed pages and files). Empty: no Origin check.',
+    'Origins allowed: exact ("https://app.example.com"), by subdomain ("https://*.example.com": names under example.com, not example.com itself), or "null" (sandboxed pages and files). Empty: any Origin is accepted.',
   );
 const missing = z
   .enum(['allow', 'refuse'])
   .describe(
-    'An upgrade without an Origin header (a non-browser client; browsers always send one): allow or refuse (403).',
+    'An upgrade without an Origin header: allow or refuse (403). Browsers always send one; a non-browser client may send none, or any Origin it likes, so this keeps out only the clients that do not pretend.',
   );
 const plainHttp = z
   .boolean()
   .describe(
-    'Check plain HTTP requests that carry an Origin too (the long-polling of Socket.IO and SockJS); requests without one pass.',
+    'Check plain HTTP requests that carry an Origin too (the long-polling of Socket.IO and SockJS); requests without one pass (browsers omit it on same-origin GETs, and on cross-site script and image loads: turn JSONP transports off on the backend).',
   );
 
 export const originsSchema = z.strictObject({

@@ -5,9 +5,10 @@
  * taken when the stage passes and given back when the client's socket closes, whether the
  * handshake failed or the tunnel ended.
  *
- * What is remembered per address is bounded by `maxTrackedClients`: an address with nothing open
- * and a full bucket is forgotten first (oldest first, a few per new address), so a flood of
- * addresses cannot grow memory; when every remembered address is busy, a new one is refused.
+ * What is remembered per address is bounded by `maxTrackedClients`: when it is reached, the
+ * address that has had nothing open for the longest is forgotten (its bucket with it), in constant
+ * time, so a flood of addresses cannot grow memory; only when every remembered address has a
+ * connection open is a new one refused.
  */
 import type { AdmissionSettings } from '../../config/admission-schema.ts';
 import { TokenBucket } from '../../tunnel/limits.ts';
@@ -19,13 +20,12 @@ interface ClientEntry {
   readonly bucket: TokenBucket | undefined;
 }
 
-/** Entries looked at for forgetting, per new address: bounded work per handshake. */
-const EVICTION_SCAN = 16;
-
 export class Admission {
   readonly #settings: AdmissionSettings;
   readonly #clock: Clock;
   readonly #clients = new Map<string, ClientEntry>();
+  /** The remembered addresses with nothing open, longest idle first: the ones to forget. */
+  readonly #idle = new Map<string, ClientEntry>();
   #open = 0;
 
   constructor(settings: AdmissionSettings, clock: Clock) {
@@ -46,57 +46,57 @@ export class Admission {
   readonly stage: UpgradeStage = {
     name: 'admission',
     run: (ctx) => {
+      // A socket already closed (reset while its upgrade waited behind a pipelined request) would
+      // never give a slot back.
+      if (ctx.socket.closed) return { code: 'CLIENT_GONE', detail: 'before admission' };
       const { maxConnections, perClient } = this.#settings;
       if (maxConnections !== 'off' && this.#open >= maxConnections) return { code: 'GATEWAY_FULL' };
       const perClientOn = perClient.maxConnections !== 'off' || perClient.handshakeRate !== 'off';
       const address = ctx.forwarded.clientAddress;
       const entry = perClientOn ? this.#entry(address) : undefined;
-      if (perClientOn && entry === undefined) return { code: 'CLIENT_TRACKING_FULL' };
-      if (entry?.bucket && !entry.bucket.tryTake(1, this.#clock.now())) {
-        const seconds = Math.max(1, Math.ceil(entry.bucket.waitMs(1, this.#clock.now()) / 1000));
-        return { code: 'HANDSHAKE_RATE_LIMITED', headers: [['Retry-After', String(seconds)]] };
+      if (perClientOn && entry === undefined) {
+        return { code: 'CLIENT_TRACKING_FULL', headers: [['Retry-After', '1']] };
       }
       if (entry && perClient.maxConnections !== 'off' && entry.open >= perClient.maxConnections) {
         return { code: 'CLIENT_CONNECTIONS_EXCEEDED', headers: [['Retry-After', '1']] };
       }
+      if (entry?.bucket && !entry.bucket.tryTake(1, this.#clock.now())) {
+        const seconds = Math.max(1, Math.ceil(entry.bucket.waitMs(1, this.#clock.now()) / 1000));
+        return { code: 'HANDSHAKE_RATE_LIMITED', headers: [['Retry-After', String(seconds)]] };
+      }
       this.#open++;
-      if (entry) entry.open++;
+      if (entry) {
+        entry.open++;
+        this.#idle.delete(address);
+      }
       ctx.socket.once('close', () => {
         this.#open--;
-        if (entry) entry.open--;
+        if (entry === undefined) return;
+        entry.open--;
+        // Idle again: the last to be forgotten among the idle (if it is still remembered).
+        if (entry.open === 0 && this.#clients.get(address) === entry) this.#idle.set(address, entry);
       });
       return undefined;
     },
   };
 
-  /** The entry of `address` (moved to the newest end), or undefined when none can be made. */
+  /** The entry of `address`, or undefined when every remembered address has a connection open. */
   #entry(address: string): ClientEntry | undefined {
     const known = this.#clients.get(address);
-    if (known) {
-      this.#clients.delete(address);
-      this.#clients.set(address, known);
-      return known;
+    if (known) return known;
+    if (this.#clients.size >= this.#settings.maxTrackedClients) {
+      const oldest = this.#idle.keys().next();
+      if (oldest.done) return undefined;
+      this.#idle.delete(oldest.value);
+      this.#clients.delete(oldest.value);
     }
-    if (this.#clients.size >= this.#settings.maxTrackedClients) this.#forgetIdle();
-    if (this.#clients.size >= this.#settings.maxTrackedClients) return undefined;
     const rate = this.#settings.perClient.handshakeRate;
     const entry: ClientEntry = {
       open: 0,
       bucket: rate === 'off' ? undefined : new TokenBucket({ ...rate, action: 'close' }, this.#clock.now()),
     };
     this.#clients.set(address, entry);
+    this.#idle.set(address, entry);
     return entry;
-  }
-
-  /** Forgets the oldest addresses with nothing open and a full bucket, a few at a time. */
-  #forgetIdle(): void {
-    const rate = this.#settings.perClient.handshakeRate;
-    const now = this.#clock.now();
-    let looked = 0;
-    for (const [address, entry] of this.#clients) {
-      if (looked++ >= EVICTION_SCAN) break;
-      const rested = entry.bucket === undefined || rate === 'off' || entry.bucket.tokens(now) >= rate.burst;
-      if (entry.open === 0 && rested) this.#clients.delete(address);
-    }
   }
 }
