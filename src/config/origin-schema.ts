@@ -19,7 +19,7 @@ const entry = z.string().transform((text, ctx) => {
 const allow = z
   .array(entry)
   .describe(
-    'Origins allowed: exact ("https://app.example.com"), by subdomain ("https://*.example.com": names under example.com, not example.com itself), or "null" (sandboxed pages and files). Empty: any Origin is accepted.',
+    'Origins allowed: exact ("https://app.example.com"), by subdomain ("https://*.example.com": names under example.com, not example.com itself), or "null" (sandboxed pages and files). Empty: every Origin is accepted.',
   );
 const missing = z
   .enum(['allow', 'refuse'])

@@ -1,7 +1,7 @@
 /**
  * Origins as browsers send them (RFC 6454 §6.2: scheme, host and port, serialized), and the
  * allowlist entries they are compared with: an exact origin (`https://app.example.com`), a
- * subdomain wildcard (`https://*.example.com`: any name under example.com, never example.com
+ * subdomain wildcard (`https://*.example.com`, for every name under example.com, never example.com
  * itself nor a name that merely ends the same way), or the opaque origin `null`, which matches
  * only an explicit `null` entry. Both sides are normalized the same way by the URL parser: scheme
  * and host lower case, IDN in punycode, default ports dropped.
