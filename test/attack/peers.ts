@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { constants, deflateRawSync } from 'node:zlib';
 import { startHttpBackend, switchingProtocolsHead } from '../helpers/backends.ts';
-import { handshakeHeaders } from '../helpers/clients.ts';
+import { handshakeHeaders, rawRequest } from '../helpers/clients.ts';
 import { within } from '../helpers/eventually.ts';
 import { encodeFrame } from '../helpers/frames.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
@@ -118,39 +118,26 @@ export async function rawClient(
   gw: TestGateway,
   options: { readonly extensions?: string; readonly path?: string } = {},
 ): Promise<RawClient> {
-  const socket = connect(gw.port(), '127.0.0.1');
+  const headers: Record<string, string> = { ...handshakeHeaders() };
+  if (options.extensions) headers['Sec-WebSocket-Extensions'] = options.extensions;
+  const response = await rawRequest(gw.port(), { path: options.path ?? '/', headers });
+  const { socket } = response;
   socket.setNoDelay(true); // each write its own segment: no Nagle coalescing of byte-by-byte writes
-  socket.on('error', () => {});
   t.after(() => {
     socket.destroy();
   });
-  const headers: Record<string, string> = { ...handshakeHeaders() };
-  if (options.extensions) headers['Sec-WebSocket-Extensions'] = options.extensions;
-  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
-  socket.write(`GET ${options.path ?? '/'} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+  assert.equal(response.status, 101, response.statusLine);
+  const head = [
+    response.statusLine,
+    ...Object.entries(response.headers).map(([name, value]) => `${name}: ${value}`),
+  ].join('\r\n');
   const closed = new Promise<{ hadError: boolean }>((resolve) =>
     socket.once('close', (hadError) => resolve({ hadError })),
   );
   const reader = new FrameReader();
-  const head = await within(
-    new Promise<string>((resolve, reject) => {
-      let received = Buffer.alloc(0);
-      const onData = (chunk: Buffer): void => {
-        received = Buffer.concat([received, chunk]);
-        const end = received.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        socket.off('data', onData);
-        socket.on('data', (more: Buffer) => reader.push(more));
-        const rest = received.subarray(end + 4);
-        if (rest.length > 0) reader.push(rest);
-        resolve(received.subarray(0, end).toString('latin1'));
-      };
-      socket.on('data', onData);
-      socket.once('close', () => reject(new Error('closed before the 101')));
-    }),
-    'the 101',
-  );
-  assert.match(head, /^HTTP\/1.1 101/);
+  if (response.rest.length > 0) reader.push(response.rest);
+  socket.on('data', (more: Buffer) => reader.push(more));
+  socket.resume();
   return {
     socket,
     reader,

@@ -40,9 +40,13 @@ test('regression: a client that fills its buffers with tiny messages and resets 
   const client = await rawClient(t, gw);
   const one = encodeFrame({ opcode: 1, masked: true, payload: 'a' });
   const chunk = Buffer.concat(Array.from({ length: 9_362 }, () => one));
-  // Write until the kernel and the gateway's read buffer are full.
-  for (let i = 0; i < 200 && client.socket.write(chunk); i++) await sleep(1);
-  await sleep(300);
+  // Write until the kernel and the gateway's read buffer are full, and the gateway is throttling.
+  for (let i = 0; i < 200 && client.socket.write(chunk); i++);
+  await eventually(
+    async () =>
+      (await gw.metric('wsgate_limit_hits_total', { limit: 'message_rate', action: 'throttle' })) >= 1,
+    'the gateway to throttle the client',
+  );
   const before = backend.received.length;
   client.socket.resetAndDestroy();
   const resetAt = performance.now();
