@@ -17,17 +17,20 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/admin-server.ts';
+import { buildKeySets } from './auth/key-set.ts';
 import type { Config } from './config/schema.ts';
 import type { RouteTable } from './front/resolve-route.ts';
 import { buildRouteStages } from './front/route-stages.ts';
+import { SubjectConnections } from './front/subject-limit.ts';
 import { HttpPass } from './http/http-pass.ts';
 import type { Phase, ShutdownOptions } from './lifecycle.ts';
 import { TrustedProxies } from './listener/client-address.ts';
 import { bindError, Listener } from './listener/listener.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
+import type { QueryLogging } from './observability/log-fields.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
-import { policyDeadlines, resolvePolicies } from './policy/route-policy.ts';
+import { policyDeadlines, resolvePolicies, tokenParameters } from './policy/route-policy.ts';
 import { RouteLookup } from './routing/route-lookup.ts';
 import { type Clock, Sweeper, SYSTEM_CLOCK } from './tunnel/sweeper.ts';
 import type { UpgradeStage } from './upgrade/context.ts';
@@ -42,6 +45,8 @@ export interface GatewayDeps {
   readonly version: string;
   /** Time and the sweeper's timer (default: the system clock); tests pass a fake one. */
   readonly clock?: Clock;
+  /** Wall-clock milliseconds, for token times (default: Date.now). */
+  readonly wallNow?: () => number;
 }
 
 export interface Gateway {
@@ -80,8 +85,26 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const isDraining = (): boolean => phase === 'draining';
 
   // Each route's own checks (its Origin policy), run by both passes after routing.
-  const table: RouteTable = { routes, pools, policies, stages: buildRouteStages(policies, metrics) };
   const clock = deps.clock ?? SYSTEM_CLOCK;
+  const wallNow = deps.wallNow ?? Date.now;
+  const keySets = buildKeySets(config.keySets, {
+    clock,
+    log,
+    onFetch: (keySet, result, keys) => {
+      metrics.jwksFetches.inc({ key_set: keySet, result });
+      metrics.jwksKeys.set({ key_set: keySet }, keys);
+    },
+  });
+  // Token query parameters are redacted from logged paths even with `log.query: keep`.
+  const query: QueryLogging = { mode: config.log.query, secrets: tokenParameters(policies) };
+  const perSubject = config.admission.perSubject.maxConnections;
+  const subjects = perSubject === 'off' ? undefined : new SubjectConnections(perSubject);
+  const table: RouteTable = {
+    routes,
+    pools,
+    policies,
+    stages: buildRouteStages(policies, { metrics, keySets, subjects, wallNow }),
+  };
   // Admission first: the cheapest check, and the one a flood must not get past.
   const admission = new Admission(config.admission, clock);
   metrics.trackedClients = () => admission.tracked;
@@ -96,7 +119,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     metrics,
     log,
     trustedProxies,
-    query: config.log.query,
+    query,
     tunnels: {
       sweeper,
       clock,
@@ -104,6 +127,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     },
     nextId: () => `${bootId}-${(++sequence).toString(36)}`,
     isDraining,
+    wallNow,
   });
   const httpPass = new HttpPass({
     table,
@@ -112,7 +136,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     registry,
     log,
     phase: currentPhase,
-    accessLog: { ...config.log.httpRequests, query: config.log.query },
+    accessLog: { ...config.log.httpRequests, query },
   });
   const listeners = Object.entries(config.listeners).map(
     ([name, listenerConfig]) =>
@@ -124,6 +148,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           upgrade: (req, socket, head, info) => upgrades.handle(req, socket, head, info),
         },
         log,
+        metrics,
       ),
   );
   const bound: Record<string, AddressInfo> = {};
@@ -133,6 +158,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   async function start(): Promise<void> {
     sweeper.start();
+    for (const keySet of keySets.values()) keySet.start();
     try {
       for (const listener of listeners) {
         bound[listener.name] = await listener.listen();
@@ -184,6 +210,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     await Promise.all(listeners.map((listener) => listener.stopAccepting()));
     httpPass.close();
     sweeper.stop();
+    for (const keySet of keySets.values()) keySet.stop();
     for (const pool of pools.values()) pool.close();
     const adminServer = admin;
     if (adminServer?.listening) {

@@ -48,6 +48,16 @@ export const admissionSchema = z.strictObject({
     })
     .prefault({})
     .describe('Limits per client address (the socket peer, or X-Forwarded-For from a trusted proxy).'),
+  perSubject: z
+    .strictObject({
+      maxConnections: count(1_000_000)
+        .default(OFF)
+        .describe(
+          'WebSocket connections open at once for one token subject (`iss` and `sub`), across every route that asks for tokens; over it: 429.',
+        ),
+    })
+    .prefault({})
+    .describe('Limits per token subject (routes with `auth.keySet`).'),
   maxTrackedClients: z
     .number()
     .int()

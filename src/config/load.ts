@@ -234,7 +234,7 @@ function parseUnchecked(text: string, options: ParseOptions): Config {
     ]);
   }
 
-  const schema = createConfigSchema({ baseDir: options.baseDir });
+  const schema = createConfigSchema({ baseDir: options.baseDir, env: options.env });
   const result = schema.safeParse(input, { error: naturalMessage });
   if (!result.success) {
     const expanded = new Set(envProblems.map((problem) => formatPath(problem.path)));

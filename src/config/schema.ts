@@ -6,23 +6,22 @@
  * than a timer can wait), and PEM files are read here (relative to the config file) so that an
  * unreadable certificate is reported at its line like any other mistake.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
 import { z } from 'zod';
 import { admissionSchema } from './admission-schema.ts';
+import { authOverridesSchema, authSchema, keySetSchema } from './auth-schema.ts';
 import { duration, size } from './measures.ts';
 import { originsOverridesSchema, originsSchema } from './origin-schema.ts';
+import { pemFile } from './pem-file.ts';
+import type { SchemaContext } from './schema-context.ts';
+import { listenerTlsSchema, proxyProtocolPeersSchema, proxyProtocolSchema } from './tls-schema.ts';
 import { websocketOverridesSchema, websocketSchema } from './websocket-schema.ts';
 
 export { RANGE_META } from './measures.ts';
 export type { OriginOverrides, OriginSettings } from './origin-schema.ts';
+export type { PemFile } from './pem-file.ts';
+export type { SchemaContext } from './schema-context.ts';
 export type { WebSocketOverrides, WebSocketSettings } from './websocket-schema.ts';
-
-/** Where relative file paths in the config are resolved, and how files are read. */
-export interface SchemaContext {
-  readonly baseDir: string;
-}
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const nameKey = z.string().regex(NAME, 'names use letters, digits, "_", "-" and "." only');
@@ -32,33 +31,6 @@ const address = z.string().refine((text) => isIP(text) !== 0 || text === 'localh
   message: 'must be an IP address (e.g. 0.0.0.0, 127.0.0.1, ::) or localhost',
 });
 
-/** A PEM file, read at load time. */
-export interface PemFile {
-  readonly path: string;
-  readonly pem: Buffer;
-}
-
-function pemFile(context: SchemaContext) {
-  return z.string().transform((path, ctx): PemFile => {
-    const absolute = resolve(context.baseDir, path);
-    try {
-      return { path: absolute, pem: readFileSync(absolute) };
-    } catch (error) {
-      const reason = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
-      ctx.addIssue({ code: 'custom', message: `cannot read ${absolute} (${reason})` });
-      return z.NEVER;
-    }
-  });
-}
-
-function listenerTlsSchema(context: SchemaContext) {
-  return z.strictObject({
-    cert: pemFile(context).describe('PEM certificate chain file (relative to the config file).'),
-    key: pemFile(context).describe('PEM private key file.'),
-    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted.'),
-  });
-}
-
 function listenerSchema(context: SchemaContext) {
   return z.strictObject({
     address: address.default('0.0.0.0').describe('Address to bind.'),
@@ -66,6 +38,8 @@ function listenerSchema(context: SchemaContext) {
     tls: listenerTlsSchema(context)
       .optional()
       .describe('Terminate TLS (wss:// and https://) on this listener.'),
+    proxyProtocol: proxyProtocolSchema,
+    proxyProtocolPeers: proxyProtocolPeersSchema,
     handshakeTimeout: duration('10s').describe(
       'Time a client has to finish its TLS handshake and send a complete request head.',
     ),
@@ -77,31 +51,36 @@ function listenerSchema(context: SchemaContext) {
   });
 }
 
-const routeSchema = z.strictObject({
-  hosts: z
-    .array(
-      z
-        .string()
-        .toLowerCase()
-        .regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, {
-          message: 'must be a host name like "chat.example.com" or a wildcard like "*.example.com"',
-        }),
-    )
-    .default([])
-    .describe('Host names this route serves (exact or "*.example.com"); empty or absent means any host.'),
-  path: z
-    .string()
-    .startsWith('/', 'must start with "/"')
-    .default('/')
-    .describe('Path prefix; the longest matching prefix wins.'),
-  pool: nameKey.describe('Name of the pool that serves this route.'),
-  websocket: websocketOverridesSchema
-    .optional()
-    .describe("This route's own WebSocket limits; each field set here replaces the top-level one."),
-  origins: originsOverridesSchema
-    .optional()
-    .describe("This route's own Origin policy; each field set here replaces the top-level one."),
-});
+function routeSchema() {
+  return z.strictObject({
+    hosts: z
+      .array(
+        z
+          .string()
+          .toLowerCase()
+          .regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, {
+            message: 'must be a host name like "chat.example.com" or a wildcard like "*.example.com"',
+          }),
+      )
+      .default([])
+      .describe('Host names this route serves (exact or "*.example.com"); empty or absent means any host.'),
+    path: z
+      .string()
+      .startsWith('/', 'must start with "/"')
+      .default('/')
+      .describe('Path prefix; the longest matching prefix wins.'),
+    pool: nameKey.describe('Name of the pool that serves this route.'),
+    websocket: websocketOverridesSchema
+      .optional()
+      .describe("This route's own WebSocket limits; each field set here replaces the top-level one."),
+    origins: originsOverridesSchema
+      .optional()
+      .describe("This route's own Origin policy; each field set here replaces the top-level one."),
+    auth: authOverridesSchema
+      .optional()
+      .describe("This route's own token policy; each field set here replaces the top-level one."),
+  });
+}
 
 const backendSchema = z
   .union([
@@ -258,12 +237,23 @@ export function createConfigSchema(context: SchemaContext) {
       .refine((map) => Object.keys(map).length > 0, 'at least one listener is needed')
       .describe('Addresses the gateway accepts connections on, by name.'),
     routes: z
-      .record(nameKey, routeSchema)
+      .record(nameKey, routeSchema())
       .refine((map) => Object.keys(map).length > 0, 'at least one route is needed')
       .describe('Which requests go to which pool, by name.'),
     pools: z.record(nameKey, poolSchema(context)).describe('Groups of backends, by name.'),
     forwarding: forwardingSchema.prefault({}).describe('Handling of X-Forwarded-* headers.'),
     tunnel: tunnelSchema.prefault({}).describe('Established WebSocket tunnels.'),
+    keySets: z
+      .record(nameKey, keySetSchema(context))
+      .default({})
+      .describe(
+        'Where the keys that verify tokens (JWT) come from, by name; routes name one in `auth.keySet`.',
+      ),
+    auth: authSchema
+      .prefault({})
+      .describe(
+        'What a route asks of a token (JWT), inherited by every route (which may override each field).',
+      ),
     admission: admissionSchema
       .prefault({})
       .describe('How many WebSocket connections the gateway takes at once, and how fast from one address.'),

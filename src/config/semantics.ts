@@ -1,22 +1,21 @@
 /**
  * Checks on a schema-valid configuration that look across fields or need the platform to decide:
- * routes naming pools, trusted proxy ranges, listeners sharing a port, certificates matching their
- * keys, CA bundles parsing, routes shadowing each other, the shutdown windows fitting together.
+ * routes naming pools, trusted proxy and load balancer ranges, listeners sharing a port,
+ * certificates matching their keys (listener-semantics.ts), CA bundles parsing, routes shadowing
+ * each other, the shutdown windows fitting together.
  * Each problem carries the path of the field to fix, so the loader can point at its line like any
  * schema problem.
  */
 import { X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
-import { createSecureContext } from 'node:tls';
 import { matchingPath } from '../protocol/path-key.ts';
+import { checkAuthSettings } from './auth-semantics.ts';
+import { checkListenerTls } from './listener-semantics.ts';
 import type { Config } from './schema.ts';
+import type { SemanticProblem } from './semantic-problem.ts';
 import { formatDuration } from './units.ts';
 
-/** A problem found by the semantic checks, at a path into the configuration. */
-export interface SemanticProblem {
-  readonly path: readonly (string | number)[];
-  readonly message: string;
-}
+export type { SemanticProblem } from './semantic-problem.ts';
 
 /** The reason of a platform error without OpenSSL's `error:0A00...:SSL routines::` prefix. */
 function reason(error: unknown): string {
@@ -61,6 +60,19 @@ function checkTrustedProxies(config: Config, out: SemanticProblem[]): void {
       });
     }
   });
+}
+
+function checkProxyProtocolPeers(config: Config, out: SemanticProblem[]): void {
+  for (const [name, listener] of Object.entries(config.listeners)) {
+    listener.proxyProtocolPeers.forEach((entry, index) => {
+      if (!isAddressOrRange(entry)) {
+        out.push({
+          path: ['listeners', name, 'proxyProtocolPeers', index],
+          message: `"${entry}" is not an IP address or CIDR range (e.g. 10.0.0.0/8, 192.168.1.10, fd00::/8)`,
+        });
+      }
+    });
+  }
 }
 
 /** A canonical spelling of a bind address, so that `::0` and `::` compare equal. */
@@ -120,20 +132,6 @@ function checkPorts(config: Config, out: SemanticProblem[]): void {
       });
     }
     taken.push(binding);
-  }
-}
-
-function checkListenerTls(config: Config, out: SemanticProblem[]): void {
-  for (const [name, listener] of Object.entries(config.listeners)) {
-    if (!listener.tls) continue;
-    try {
-      createSecureContext({ cert: listener.tls.cert.pem, key: listener.tls.key.pem });
-    } catch (error) {
-      out.push({
-        path: ['listeners', name, 'tls'],
-        message: `cert and key do not form a usable pair (${reason(error)})`,
-      });
-    }
   }
 }
 
@@ -215,10 +213,12 @@ export function checkSemantics(config: Config): SemanticProblem[] {
   const problems: SemanticProblem[] = [];
   checkRoutePools(config, problems);
   checkTrustedProxies(config, problems);
+  checkProxyProtocolPeers(config, problems);
   checkPorts(config, problems);
   checkListenerTls(config, problems);
   checkPoolCa(config, problems);
   checkRouteOverlap(config, problems);
   checkShutdown(config, problems);
+  checkAuthSettings(config, problems);
   return problems;
 }

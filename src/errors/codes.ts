@@ -62,6 +62,51 @@ export const CODES = {
     description:
       "The request's Origin is not in the route's `origins.allow`, is not an origin, or is missing where `origins.missing` is `refuse`; the backend is never contacted.",
   },
+  AUTH_TOKEN_MISSING: {
+    phase: 'handshake',
+    status: 401,
+    closes: {},
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The route asks for a token (`auth.keySet`) and none was found where `auth.tokenFrom` looks; answered with `WWW-Authenticate: Bearer` (RFC 6750 §3). Plain HTTP requests too.',
+  },
+  AUTH_TOKEN_INVALID: {
+    phase: 'handshake',
+    status: 401,
+    closes: {},
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The token is malformed, signed with an algorithm the route does not allow or a key it does not know, has a bad signature, is expired or not yet valid (beyond `clockTolerance`), has the wrong `iss` or `aud`, or lacks `exp`; answered with `WWW-Authenticate: Bearer error="invalid_token"`. The log line says which (`reason`).',
+  },
+  AUTH_INSUFFICIENT: {
+    phase: 'handshake',
+    status: 403,
+    closes: {},
+    source: 'downstream',
+    level: 'info',
+    description:
+      'The token is valid but lacks a claim value in `auth.requiredClaims`; answered with `WWW-Authenticate: Bearer error="insufficient_scope"`.',
+  },
+  AUTH_KEYS_UNAVAILABLE: {
+    phase: 'handshake',
+    status: 503,
+    closes: {},
+    source: 'gateway',
+    level: 'warn',
+    description:
+      "The route's JWKS was never fetched (the identity provider has been unreachable since start): tokens cannot be checked, so they are refused (fail closed); answered with Retry-After.",
+  },
+  SUBJECT_CONNECTIONS_EXCEEDED: {
+    phase: 'handshake',
+    status: 429,
+    closes: {},
+    source: 'downstream',
+    level: 'info',
+    description:
+      "The token's subject (`iss` and `sub`) holds `admission.perSubject.maxConnections` WebSocket connections already; answered with Retry-After.",
+  },
   HANDSHAKE_VERSION_UNSUPPORTED: {
     phase: 'handshake',
     status: 426,
@@ -86,7 +131,7 @@ export const CODES = {
     source: 'downstream',
     level: 'debug',
     description:
-      'A request a backend could read differently from the router (upgrades and plain HTTP): several Host headers, none on HTTP/1.1, or one that is not host[:port] (`a:1@b`, `a, b`); a Connection header naming Content-Length, Transfer-Encoding, Host or a Sec-WebSocket-* header (request smuggling); a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or a dot segment (".", "..", also encoded or as "..;x"); an encoded slash (%2F, %5C) that would move the request to another route or hides a dot segment. The connection is closed after the answer.',
+      'A request a backend could read differently from the router (upgrades and plain HTTP): several Host headers, none on HTTP/1.1, or one that is not host[:port] (`a:1@b`, `a, b`); several Authorization headers; a Connection header naming Content-Length, Transfer-Encoding, Host or a Sec-WebSocket-* header (request smuggling); a request target that is not a plain path ("/…") or holds a backslash, a fragment ("#") or a dot segment (".", "..", also encoded or as "..;x"); an encoded slash (%2F, %5C) that would move the request to another route or hides a dot segment. The connection is closed after the answer.',
   },
   HTTP_VERSION_UNSUPPORTED: {
     phase: 'handshake',
@@ -397,6 +442,15 @@ export const CODES = {
     level: 'debug',
     description:
       'The connection reached `maxLifetime` (less its jitter); both sides get 1001, so the client reconnects and is balanced again.',
+  },
+  TOKEN_EXPIRED: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1008, 'token expired'], backend: [1001, 'client token expired'] },
+    source: 'gateway',
+    level: 'info',
+    description:
+      'The token the connection was opened with expired (`exp`, plus `clockTolerance` and `auth.expiry.grace`); the client gets 1008 "token expired", or the 4000-4999 code of `auth.expiry.code`, and can reconnect with a fresh token; the backend gets 1001.',
   },
   GATEWAY_SHUTDOWN: {
     phase: 'tunnel',

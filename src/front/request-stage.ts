@@ -8,6 +8,7 @@
  * them, cheap checks first; the first refusal wins.
  */
 import type { IncomingMessage } from 'node:http';
+import type { VerifiedToken } from '../auth/verify-token.ts';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
@@ -28,6 +29,19 @@ export interface Rejection {
   readonly detail?: string;
 }
 
+/** What the token check found, for the stages after it and the tunnel. */
+export interface AuthFindings {
+  /** The verified token, once the token check passed. */
+  token: VerifiedToken | undefined;
+  /** The subprotocol marker the client offered: the 101 names it if the backend chose none. */
+  subprotocolMarker: string | undefined;
+}
+
+/** Nothing found yet. */
+export function noFindings(): AuthFindings {
+  return { token: undefined, subprotocolMarker: undefined };
+}
+
 /** What a stage sees of a request, in either pass. */
 export interface FrontContext {
   readonly pass: Pass;
@@ -37,6 +51,7 @@ export interface FrontContext {
   readonly requestId: string;
   readonly log: Logger;
   readonly upstream: UpstreamEdits;
+  readonly auth: AuthFindings;
 }
 
 /** One named check of a route. */

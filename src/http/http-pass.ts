@@ -21,7 +21,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode, headersForStatus } from '../errors/codes.ts';
-import { type FrontContext, noEdits, type Rejection, runStages } from '../front/request-stage.ts';
+import { type FrontContext, noEdits, noFindings, type Rejection, runStages } from '../front/request-stage.ts';
 import { type RouteTable, resolveRoute } from '../front/resolve-route.ts';
 import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
@@ -164,7 +164,7 @@ export class HttpPass {
     const socket = req.socket as Socket;
     const forwarded = forwardedFor(
       this.#options.trustedProxies,
-      socket.remoteAddress ?? '',
+      listener.peerAddress(socket),
       listener.encrypted,
       req.headers,
     );
@@ -237,6 +237,7 @@ export class HttpPass {
       requestId: record.requestId,
       log: this.#options.log,
       upstream: noEdits(),
+      auth: noFindings(),
     };
     // The route's own checks, those that apply to plain requests (long-polling must not skip them).
     const refused = runStages(resolved.stages, front);
@@ -265,7 +266,7 @@ export class HttpPass {
     refused: Rejection | undefined,
   ): void {
     if (refused) {
-      this.#fail(req, res, refused.code, { detail: refused.detail ?? '' });
+      this.#fail(req, res, refused.code, { detail: capped(refused.detail ?? '') }, refused.headers);
       return;
     }
     if (res.destroyed) return; // the client left while the stages ran
@@ -420,6 +421,7 @@ export class HttpPass {
     res: ServerResponse,
     code: ErrorCode,
     fields: Record<string, unknown> = {},
+    headers: Rejection['headers'] = [],
   ): void {
     const info = CODES[code];
     const record = this.#records.get(req);
@@ -441,6 +443,7 @@ export class HttpPass {
       'content-length': Buffer.byteLength(body),
       ...(close ? { connection: 'close' } : {}),
       ...headersForStatus(info.status),
+      ...Object.fromEntries(headers),
     });
     res.end(body);
   }

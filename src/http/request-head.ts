@@ -17,7 +17,7 @@ import {
   isUnderscoreAlias,
   REQUEST_ID_HEADER,
 } from '../protocol/header-rules.ts';
-import type { UpstreamEdits } from '../upstream/edits.ts';
+import { removes, type UpstreamEdits } from '../upstream/edits.ts';
 
 /** Hop-by-hop headers that still describe the body the backend receives. */
 const KEEP_FRAMING = new Set(['transfer-encoding']);
@@ -31,7 +31,7 @@ export function prepareRequestHead(
 ): void {
   const listed = connectionTokens(req.rawHeaders);
   for (const name of Object.keys(req.headers)) {
-    if (edits.remove.has(name)) delete req.headers[name];
+    if (removes(edits, name)) delete req.headers[name];
     if (isHopByHop(name, listed) && !KEEP_FRAMING.has(name)) delete req.headers[name];
     else if (isUnderscoreAlias(name)) delete req.headers[name];
     else if (!forwarded.fromTrustedProxy && isProxySet(name)) delete req.headers[name];

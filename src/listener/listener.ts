@@ -9,6 +9,11 @@
  * hold a connection far past `headersTimeout`). Every accepted socket is tracked: one still in its
  * TLS handshake is not an HTTP connection yet, so `closeAllConnections()` would miss it and
  * `server.close()` would wait for it.
+ *
+ * At the edge: with `proxyProtocol`, each connection's PROXY header is read first (proxy-gate.ts)
+ * and the client it reports is the peer address every handler reads (`ListenerInfo.peerAddress`);
+ * a TLS listener serves its certificates by SNI and reloads them when their files change
+ * (tls-certificates.ts), watching only while it listens.
  */
 import {
   createServer as createHttpServer,
@@ -16,15 +21,26 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
+import { TrustedProxies } from './client-address.ts';
+import { PeerAddresses } from './peer-address.ts';
+import { ProxyGate, takeConnectionHandling } from './proxy-gate.ts';
+import { ListenerCertificates } from './tls-certificates.ts';
 
 /** The listener a connection arrived on, as the request and upgrade handlers see it. */
 export interface ListenerInfo {
   readonly name: string;
   readonly encrypted: boolean;
+  /**
+   * The peer of the connection `socket` (a request's or an upgrade's) belongs to: the client its
+   * PROXY header reported, else the TCP peer. X-Forwarded-For, admission and logs start from it.
+   */
+  readonly peerAddress: (socket: Socket) => string;
 }
 
 export interface ListenerHandlers {
@@ -57,16 +73,30 @@ export class Listener {
   readonly config: ListenerConfig;
   readonly server: Server;
   readonly #info: ListenerInfo;
+  readonly #certificates: ListenerCertificates | undefined;
+  /** The server again, typed as the TLS server it is on a TLS listener. */
+  readonly #secureServer: HttpsServer | undefined;
   /** Every accepted TCP socket still open, whatever stage it is in. */
   readonly #sockets = new Set<Socket>();
   /** Per connection, the plain responses not finished yet and what waits for them. */
   readonly #unanswered = new WeakMap<Socket, { count: number; after: (() => void)[] }>();
   #closingAll = false;
 
-  constructor(name: string, config: ListenerConfig, handlers: ListenerHandlers, log: Logger) {
+  constructor(
+    name: string,
+    config: ListenerConfig,
+    handlers: ListenerHandlers,
+    log: Logger,
+    metrics: GatewayMetrics,
+  ) {
     this.name = name;
     this.config = config;
-    this.#info = { name, encrypted: config.tls !== undefined };
+    const peers = new PeerAddresses();
+    this.#info = {
+      name,
+      encrypted: config.tls !== undefined,
+      peerAddress: (socket) => peers.peerAddress(socket),
+    };
     const options = {
       // Node requires headersTimeout <= requestTimeout.
       headersTimeout: Math.min(config.handshakeTimeout, config.requestTimeout),
@@ -77,15 +107,25 @@ export class Listener {
       // How often Node looks for request heads past headersTimeout/requestTimeout.
       connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(config.handshakeTimeout / 2))),
     };
-    this.server = config.tls
+    this.#certificates = config.tls
+      ? new ListenerCertificates(name, config.tls, log, {
+          reload: (certificate, result) => metrics.tlsReloads.inc({ listener: name, certificate, result }),
+          expiry: (certificate, notAfter) =>
+            metrics.tlsCertificateExpiry.set({ listener: name, certificate }, notAfter.getTime() / 1000),
+        })
+      : undefined;
+    this.#secureServer = this.#certificates
       ? createHttpsServer({
           ...options,
-          cert: config.tls.cert.pem,
-          key: config.tls.key.pem,
-          minVersion: config.tls.minVersion,
+          ...this.#certificates.serverOptions(),
           handshakeTimeout: config.handshakeTimeout,
         })
-      : createHttpServer(options);
+      : undefined;
+    this.server = this.#secureServer ?? createHttpServer(options);
+    const gate = this.#proxyGate(log, metrics);
+    // Node's own handling of a connection waits for its PROXY header, when one is expected.
+    const handOn = gate ? takeConnectionHandling(this.server) : undefined;
+    const encrypted = this.#info.encrypted;
     this.server.on('connection', (socket: Socket) => {
       if (this.#closingAll) {
         socket.destroy();
@@ -93,7 +133,15 @@ export class Listener {
       }
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+      if (gate === undefined || handOn === undefined) return;
+      gate.admit(socket, (source) => {
+        peers.record(socket, source, encrypted);
+        handOn(socket);
+      });
     });
+    if (gate && this.#secureServer) {
+      this.#secureServer.prependListener('secureConnection', (socket: TLSSocket) => peers.secured(socket));
+    }
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.#responseStarted(req.socket as Socket, res);
       handlers.request(req, res, this.#info);
@@ -150,6 +198,7 @@ export class Listener {
       this.server.once('error', onError);
       this.server.listen({ host: this.config.address, port: this.config.port, backlog: 4096 }, () => {
         this.server.off('error', onError);
+        if (this.#secureServer) this.#certificates?.start(this.#secureServer);
         resolve(this.server.address() as AddressInfo);
       });
     });
@@ -157,6 +206,7 @@ export class Listener {
 
   /** Stops accepting connections and closes idle keep-alive ones; in-flight requests go on. */
   stopAccepting(): Promise<void> {
+    this.#certificates?.close();
     return new Promise((resolve) => {
       if (!this.server.listening) {
         resolve();
@@ -178,6 +228,20 @@ export class Listener {
     this.#closingAll = true;
     this.server.closeAllConnections();
     this.#destroySockets();
+  }
+
+  /** The PROXY protocol gate, when the listener expects headers. */
+  #proxyGate(log: Logger, metrics: GatewayMetrics): ProxyGate | undefined {
+    const { proxyProtocol, proxyProtocolPeers, handshakeTimeout } = this.config;
+    if (proxyProtocol === 'off') return undefined;
+    return new ProxyGate({
+      listener: this.name,
+      accept: proxyProtocol,
+      peers: proxyProtocolPeers.length > 0 ? new TrustedProxies(proxyProtocolPeers) : undefined,
+      timeoutMs: handshakeTimeout,
+      log,
+      refused: (reason) => metrics.proxyProtocolErrors.inc({ listener: this.name, reason }),
+    });
   }
 
   #destroySockets(): void {

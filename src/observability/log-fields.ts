@@ -5,8 +5,14 @@
  * cannot make each line a 16 KiB line.
  */
 
-/** How a logged path shows its query string: values redacted, or as received. */
-export type QueryLogging = 'redact' | 'keep';
+/**
+ * How a logged path shows its query string: values redacted, or as received except the
+ * parameters in `secrets` (the routes' token parameters), whose values are redacted always.
+ */
+export interface QueryLogging {
+  readonly mode: 'redact' | 'keep';
+  readonly secrets: ReadonlySet<string>;
+}
 
 /** Longest client-chosen text kept in a log field; longer text is cut and marked. */
 export const MAX_LOGGED_LENGTH = 512;
@@ -25,20 +31,32 @@ export function loggedHeader(value: string | string[] | undefined): string | und
   return first === undefined ? undefined : capped(first);
 }
 
+/** A parameter name as a server reads it (percent-decoded, `+` as a space). */
+function parameterName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replaceAll('+', ' '));
+  } catch {
+    return raw;
+  }
+}
+
 /**
  * A request target for a log line: `/echo?room=42&token=abc` becomes
- * `/echo?room=[redacted]&token=[redacted]` unless `mode` is `keep`. Parameters without a value
- * (`?debug`) and empty values stay as they are.
+ * `/echo?room=[redacted]&token=[redacted]` unless the mode is `keep` (then only the secret
+ * parameters are). Parameters without a value (`?debug`) and empty values stay as they are.
  */
-export function loggedPath(target: string, mode: QueryLogging): string {
+export function loggedPath(target: string, query: QueryLogging): string {
   const queryAt = target.indexOf('?');
-  if (queryAt === -1 || mode === 'keep') return capped(target);
+  if (queryAt === -1 || (query.mode === 'keep' && query.secrets.size === 0)) return capped(target);
   const parameters = target
     .slice(queryAt + 1)
     .split('&')
     .map((parameter) => {
       const equals = parameter.indexOf('=');
       if (equals === -1 || equals === parameter.length - 1) return parameter;
+      if (query.mode === 'keep' && !query.secrets.has(parameterName(parameter.slice(0, equals)))) {
+        return parameter;
+      }
       return `${parameter.slice(0, equals)}=${REDACTED}`;
     });
   return capped(`${target.slice(0, queryAt)}?${parameters.join('&')}`);

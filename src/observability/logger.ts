@@ -20,6 +20,7 @@ const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["proxy-authorization"]',
+  'req.headers["sec-websocket-protocol"]',
   'res.headers["set-cookie"]',
 ];
 

@@ -133,6 +133,27 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly proxyProtocolErrors = new Counter({
+    name: 'wsgate_proxy_protocol_errors_total',
+    help: 'Connections a listener with proxyProtocol closed before any TLS or HTTP byte, by reason (invalid, too_large, wrong_version, timeout, incomplete, untrusted_peer).',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tlsReloads = new Counter({
+    name: 'wsgate_tls_reloads_total',
+    help: 'Certificate and key pairs read again after their files changed, by result (reloaded: served to new connections; refused: unreadable, unparsable or mismatched, the previous pair stays).',
+    labelNames: ['listener', 'certificate', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tlsCertificateExpiry = new Gauge({
+    name: 'wsgate_tls_certificate_expiry_timestamp_seconds',
+    help: 'When the certificate a listener serves expires (its notAfter), in Unix seconds, by certificate (default, or the first name of an SNI entry).',
+    labelNames: ['listener', 'certificate'] as const,
+    registers: [this.registry],
+  });
+
   /** Client addresses the admission limits remember now (set by the gateway). */
   trackedClients: () => number = () => 0;
 
@@ -149,6 +170,27 @@ export class GatewayMetrics {
     name: 'wsgate_origin_refusals_total',
     help: 'Requests refused (403) by the Origin policy, by route and reason (not_allowed, missing, malformed).',
     labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authRefusals = new Counter({
+    name: 'wsgate_auth_refusals_total',
+    help: 'Requests refused by the token check, by route and reason (missing, malformed, algorithm, unknown_key, signature, expired, not_yet_valid, issuer, audience, no_expiry, claims, keys_unavailable).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jwksFetches = new Counter({
+    name: 'wsgate_jwks_fetches_total',
+    help: "Fetches of a key set's JWKS URL, by key set and result (ok, error).",
+    labelNames: ['key_set', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jwksKeys = new Gauge({
+    name: 'wsgate_jwks_keys',
+    help: 'Keys of a JWKS key set in use now; 0 means none was ever fetched and its tokens are refused.',
+    labelNames: ['key_set'] as const,
     registers: [this.registry],
   });
 

@@ -5,6 +5,9 @@
  * started with whatever the gateway loads later, and every limit a route can set has one place to
  * live. Absent limits are `undefined`: nothing is checked for them.
  */
+import type { TokenSourceSettings } from '../auth/token-sources.ts';
+import type { TokenRules } from '../auth/verify-token.ts';
+import type { AuthOverrides, AuthSettings } from '../config/auth-schema.ts';
 import type { Config, WebSocketOverrides, WebSocketSettings } from '../config/schema.ts';
 import type { Direction } from '../observability/metrics.ts';
 import type { OriginPattern } from '../protocol/origin.ts';
@@ -61,9 +64,21 @@ export interface OriginPolicy {
   readonly plainHttp: boolean;
 }
 
+/** What a route asks of a token, and what it does with one (src/front/jwt-stage.ts). */
+export interface AuthPolicy extends TokenRules, TokenSourceSettings {
+  /** Name of the key set in `keySets`. */
+  readonly keySet: string;
+  /** Claim name and the header it is sent to the backend in. */
+  readonly claimHeaders: readonly (readonly [claim: string, header: string])[];
+  /** What happens to a live WebSocket when its token expires; undefined: nothing. */
+  readonly expiry: { readonly graceMs: number; readonly code: number } | undefined;
+}
+
 export interface RoutePolicy {
   readonly tunnel: TunnelPolicy;
   readonly origin: OriginPolicy;
+  /** Undefined: the route asks for no token. */
+  readonly auth: AuthPolicy | undefined;
 }
 
 /** `defaults` with each field `own` sets replaced. */
@@ -124,13 +139,42 @@ function tunnelPolicy(config: Config, settings: WebSocketSettings): TunnelPolicy
   });
 }
 
+const list = <T>(value: T | readonly T[]): readonly T[] => (Array.isArray(value) ? value : [value as T]);
+
+/** A route's token policy: its `auth` block over the gateway's, resolved; undefined when off. */
+function authPolicy(defaults: AuthSettings, own: AuthOverrides | undefined): AuthPolicy | undefined {
+  const { expiry, ...rest } = own ?? {};
+  const settings = { ...over(defaults, rest), expiry: over(defaults.expiry, expiry) };
+  if (settings.keySet === 'off') return undefined;
+  return Object.freeze({
+    keySet: settings.keySet,
+    algorithms: Object.freeze([...settings.algorithms]),
+    issuer: settings.issuer === 'off' ? undefined : list(settings.issuer),
+    audience: settings.audience === 'off' ? undefined : list(settings.audience),
+    clockToleranceMs: settings.clockTolerance,
+    requireExpiry: settings.requireExpiry,
+    requiredClaims: Object.entries(settings.requiredClaims).map(
+      ([name, value]) => [name, list(value)] as const,
+    ),
+    tokenFrom: settings.tokenFrom,
+    subprotocolMarker: settings.subprotocolMarker,
+    cookie: settings.cookie,
+    queryParameter: settings.queryParameter,
+    claimHeaders: Object.entries(settings.claimHeaders),
+    expiry: settings.expiry.close
+      ? Object.freeze({ graceMs: settings.expiry.grace, code: settings.expiry.code })
+      : undefined,
+  });
+}
+
 /** The policy of every route of `config`, by route name. */
 export function resolvePolicies(config: Config): ReadonlyMap<string, RoutePolicy> {
   const policies = new Map<string, RoutePolicy>();
   for (const [name, route] of Object.entries(config.routes)) {
     const settings = merged(config.websocket, route.websocket);
     const origin = Object.freeze(over(config.origins, route.origins));
-    policies.set(name, Object.freeze({ tunnel: tunnelPolicy(config, settings), origin }));
+    const auth = authPolicy(config.auth, route.auth);
+    policies.set(name, Object.freeze({ tunnel: tunnelPolicy(config, settings), origin, auth }));
   }
   return policies;
 }
@@ -147,4 +191,25 @@ export function policyDeadlines(policy: TunnelPolicy): number[] {
     pinging ? pongTimeoutMs : undefined,
     maxLifetimeMs,
   ].filter((ms): ms is number => ms !== undefined);
+}
+
+/** The query parameters tokens travel in, on every route that looks there (never logged). */
+export function tokenParameters(policies: ReadonlyMap<string, RoutePolicy>): ReadonlySet<string> {
+  const names = new Set<string>();
+  for (const { auth } of policies.values()) {
+    if (auth?.tokenFrom.includes('query')) names.add(auth.queryParameter);
+  }
+  return names;
+}
+
+/**
+ * The headers any route fills from a token's claims: removed from what clients send on every
+ * route, those without tokens included, since they may share a backend that believes them.
+ */
+export function identityHeaders(policies: ReadonlyMap<string, RoutePolicy>): ReadonlySet<string> {
+  const names = new Set<string>();
+  for (const { auth } of policies.values()) {
+    for (const [, header] of auth?.claimHeaders ?? []) names.add(header.toLowerCase());
+  }
+  return names;
 }

@@ -60,11 +60,11 @@ export function checkRequestTarget(target: string): string | undefined {
   return undefined;
 }
 
-/** How many Host header lines a raw header list (name, value, name, value, …) holds. */
-export function hostHeaderCount(rawHeaders: readonly string[]): number {
+/** How many `name` (lower case) header lines a raw header list (name, value, name, value, …) holds. */
+export function headerCount(rawHeaders: readonly string[], name: string): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]?.toLowerCase() === 'host') count++;
+    if (rawHeaders[i]?.toLowerCase() === name) count++;
   }
   return count;
 }
@@ -94,8 +94,11 @@ export function checkRequest(req: {
   /** HTTP/1.1 requires a Host header (RFC 9112 §3.2); HTTP/1.0 does not. */
   readonly httpVersion?: string;
 }): string | undefined {
-  const hosts = hostHeaderCount(req.rawHeaders);
+  const hosts = headerCount(req.rawHeaders, 'host');
   if (hosts > 1) return 'several Host headers';
+  // Node reads the first Authorization and forwards an upgrade's raw headers: a second one, which
+  // a backend may read instead, would travel unchecked (RFC 9110 §11.6.2 allows one).
+  if (headerCount(req.rawHeaders, 'authorization') > 1) return 'several Authorization headers';
   if (hosts === 0 && req.httpVersion === '1.1') return 'no Host header';
   const hostAt = req.rawHeaders.findIndex((name, index) => index % 2 === 0 && name.toLowerCase() === 'host');
   const host = hostAt === -1 ? undefined : checkHostValue((req.rawHeaders[hostAt + 1] ?? '').trim());

@@ -1,7 +1,7 @@
 /**
  * The time-based policy of a tunnel, checked on each tick of the gateway's sweeper (never a timer
  * per tunnel): the idle timeout, the gateway's keepalive pings and the deadline for their answers,
- * and the maximum lifetime. It reads only counters the relays keep anyway (messages, pings and
+ * the maximum lifetime, and the expiry of the token the connection was opened with. It reads only counters the relays keep anyway (messages, pings and
  * pongs, bytes read), so the hot path pays nothing for it: activity is noticed as a counter that
  * moved since the last tick.
  *
@@ -14,8 +14,9 @@ import { randomFillSync } from 'node:crypto';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { TunnelPolicy } from '../policy/route-policy.ts';
 
-export type Side = 'client' | 'backend';
-const SIDES = ['client', 'backend'] as const;
+import { SIDES, type Side } from './sides.ts';
+
+export type { Side } from './sides.ts';
 
 /** What the liveness checks read from, and do to, a tunnel. */
 export interface Watched {
@@ -72,12 +73,22 @@ export class Liveness {
   readonly #policy: TunnelPolicy;
   readonly #keepalive: Record<Side, Keepalive | undefined>;
   readonly #endsAt: number | undefined;
+  readonly #sessionEndsAt: number | undefined;
   #lastActivity: number;
   #activity = 0;
 
-  /** `random` in [0, 1) picks the lifetime's jitter. */
-  constructor(policy: TunnelPolicy, now: number, random: () => number = Math.random) {
+  /**
+   * `random` in [0, 1) picks the lifetime's jitter; `sessionEndsAt` is when the connection's token
+   * expires (on the same clock as `now`), if it is bound to one.
+   */
+  constructor(
+    policy: TunnelPolicy,
+    now: number,
+    random: () => number = Math.random,
+    sessionEndsAt: number | undefined = undefined,
+  ) {
     this.#policy = policy;
+    this.#sessionEndsAt = sessionEndsAt;
     this.#lastActivity = now;
     const keepalive = (intervalMs: number | undefined): Keepalive | undefined =>
       intervalMs === undefined ? undefined : { intervalMs, lastPingAt: now, deadline: Infinity, heard: 0 };
@@ -103,6 +114,7 @@ export class Liveness {
 
   /** One tick: sends the pings that are due, and names the outcome when the tunnel must end. */
   sweep(now: number, watched: Watched): ErrorCode | undefined {
+    if (this.#sessionEndsAt !== undefined && now >= this.#sessionEndsAt) return 'TOKEN_EXPIRED';
     if (this.#endsAt !== undefined && now >= this.#endsAt) return 'LIFETIME_EXCEEDED';
     const { idleTimeoutMs, pingsCountAsActivity } = this.#policy;
     if (idleTimeoutMs !== undefined) {

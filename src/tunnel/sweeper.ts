@@ -6,30 +6,10 @@
  * clock is injected (`Clock`), so tests drive time by hand.
  */
 
-/** Monotonic time and a repeating timer: the system's, or a test's fake. */
-export interface Clock {
-  /** Milliseconds from an arbitrary origin, never going back. */
-  now(): number;
-  /** Calls `tick` every `intervalMs` until the returned function is called (never keeps the process alive). */
-  every(intervalMs: number, tick: () => void): () => void;
-  /** Calls `fire` once after `delayMs` unless the returned function is called first (never keeps the process alive). */
-  after(delayMs: number, fire: () => void): () => void;
-}
+import type { Clock } from '../clock.ts';
+import { SYSTEM_CLOCK } from '../clock.ts';
 
-/** The real clock: performance.now() and an unref'd setInterval. */
-export const SYSTEM_CLOCK: Clock = {
-  now: () => performance.now(),
-  every: (intervalMs, tick) => {
-    const timer = setInterval(tick, intervalMs);
-    timer.unref();
-    return () => clearInterval(timer);
-  },
-  after: (delayMs, fire) => {
-    const timer = setTimeout(fire, delayMs);
-    timer.unref();
-    return () => clearTimeout(timer);
-  },
-};
+export { type Clock, SYSTEM_CLOCK } from '../clock.ts';
 
 export interface Sweepable {
   /** Called on every tick with the clock's time in milliseconds. Must not throw. */

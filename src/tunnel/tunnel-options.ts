@@ -5,7 +5,7 @@
  * and the summary the access log and metrics are made of when it ends.
  */
 import type { Socket } from 'node:net';
-import type { ErrorCode } from '../errors/codes.ts';
+import type { CloseFrame, ErrorCode } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
 import type { LimitAction, TunnelPolicy } from '../policy/route-policy.ts';
@@ -58,6 +58,16 @@ export interface TunnelOptions extends TunnelSettings {
   readonly observer: TunnelObserver;
   readonly log: Logger;
   readonly onEnd: (summary: TunnelSummary) => void;
+  /** The token the connection is bound to: when it expires, and the close frame the client gets. */
+  readonly session?: TunnelSession | undefined;
+}
+
+/** A connection bound to its token (src/front/jwt-stage.ts): it ends when the token expires. */
+export interface TunnelSession {
+  /** When the token expires, grace included, on the sweeper's clock. */
+  readonly endsAt: number;
+  /** The close frame the client gets then (1008 or a configured 4000-4999 code). */
+  readonly close: CloseFrame;
 }
 
 /** What is known of a tunnel when it has ended: the access log and metrics are made of this. */

@@ -23,14 +23,14 @@
  * other side gets a close frame and the tunnel ends.
  */
 import type { Socket } from 'node:net';
-import { type CloseFrame, codeInfo, type ErrorCode } from '../errors/codes.ts';
-import type { Direction, Initiator } from '../observability/metrics.ts';
+import { type CloseFrame, type Closes, codeInfo, type ErrorCode } from '../errors/codes.ts';
+import type { Initiator } from '../observability/metrics.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import type { ScanResult } from './frame-scanner.ts';
-import type { LimitCodes } from './limits.ts';
-import { encodePingFrame, Liveness, type Side, type Watched } from './liveness.ts';
+import { encodePingFrame, Liveness, type Watched } from './liveness.ts';
 import { probeForReset } from './probe.ts';
 import { PENDING, Relay } from './relay.ts';
+import { directionFrom, LIMIT_CODES, other, SIDES, type Side } from './sides.ts';
 import type { Sweepable } from './sweeper.ts';
 import type { TunnelOptions } from './tunnel-options.ts';
 
@@ -39,24 +39,13 @@ export type {
   TunnelCounters,
   TunnelObserver,
   TunnelOptions,
+  TunnelSession,
   TunnelSettings,
   TunnelSummary,
 } from './tunnel-options.ts';
 
-const SIDES = ['client', 'backend'] as const;
-
-/** The codes each direction's limits close with: the sender's outcome. */
-const LIMIT_CODES: Record<Side, LimitCodes> = {
-  client: { tooBig: 'CLIENT_MESSAGE_TOO_BIG', rateLimited: 'CLIENT_RATE_LIMITED' },
-  backend: { tooBig: 'BACKEND_MESSAGE_TOO_BIG', rateLimited: 'BACKEND_RATE_LIMITED' },
-};
-
 /** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
 const KEEPALIVE_DELAY_MS = 30_000;
-
-const other = (side: Side): Side => (side === 'client' ? 'backend' : 'client');
-const directionFrom = (side: Side): Direction =>
-  side === 'client' ? 'client_to_backend' : 'backend_to_client';
 
 export class Tunnel implements Sweepable {
   readonly id: string;
@@ -88,8 +77,13 @@ export class Tunnel implements Sweepable {
     this.#heads = { client: clientHead, backend: backendHead };
     this.#sockets = { client: options.client, backend: options.backend };
     this.#relays = { client: this.#createRelay('client'), backend: this.#createRelay('backend') };
-    if (Liveness.needed(options.policy)) {
-      this.#liveness = new Liveness(options.policy, options.sweeper.now());
+    if (Liveness.needed(options.policy) || options.session !== undefined) {
+      this.#liveness = new Liveness(
+        options.policy,
+        options.sweeper.now(),
+        Math.random,
+        options.session?.endsAt,
+      );
     }
   }
 
@@ -169,7 +163,8 @@ export class Tunnel implements Sweepable {
       if (verdict === undefined) return;
       if (verdict === 'CLIENT_UNRESPONSIVE') this.#options.observer.deadPeer('client');
       else if (verdict === 'BACKEND_UNRESPONSIVE') this.#options.observer.deadPeer('backend');
-      else this.#options.observer.limitHit(verdict === 'IDLE_TIMEOUT' ? 'idle_timeout' : 'lifetime', 'close');
+      else if (verdict !== 'TOKEN_EXPIRED')
+        this.#options.observer.limitHit(verdict === 'IDLE_TIMEOUT' ? 'idle_timeout' : 'lifetime', 'close');
       this.#liveness = undefined;
       this.#gatewayClose(verdict);
     } catch (error) {
@@ -387,7 +382,7 @@ export class Tunnel implements Sweepable {
   /** The gateway ends the tunnel: the table's close frame to each side still there, then the deadline. */
   #gatewayClose(code: ErrorCode): void {
     this.#recordGatewayClose(code);
-    const { closes } = codeInfo(code);
+    const closes = this.#closes(code);
     for (const side of SIDES) {
       const frame = closes[side];
       if (frame) this.#closeToward(side, frame);
@@ -403,10 +398,17 @@ export class Tunnel implements Sweepable {
     this.#errorCode ??= code;
     if (this.#initiator !== undefined) return;
     this.#initiator = 'gateway';
-    const { closes } = codeInfo(code);
+    const closes = this.#closes(code);
     const first = closes.client ?? closes.backend;
     this.#closeCode = first?.[0];
     this.#closeReason = first?.[1] ?? '';
+  }
+
+  /** The close frames for `code`: the table's, with the session's own frame for an expired token. */
+  #closes(code: ErrorCode): Closes {
+    const { closes } = codeInfo(code);
+    const session = this.#options.session;
+    return code === 'TOKEN_EXPIRED' && session !== undefined ? { ...closes, client: session.close } : closes;
   }
 
   /** Sends a gateway close frame toward `to` now, or at the next frame boundary. */

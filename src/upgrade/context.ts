@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Rejection, RequestStage, UpstreamEdits } from '../front/request-stage.ts';
+import type { AuthFindings, Rejection, RequestStage, UpstreamEdits } from '../front/request-stage.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -27,6 +27,8 @@ export interface UpgradeContext {
   readonly log: Logger;
   /** What the route's stages change in the request the backend receives. */
   readonly upstream: UpstreamEdits;
+  /** What the route's token check found (the token, a subprotocol marker). */
+  readonly auth: AuthFindings;
   route?: Route;
   /** The route's policy, taken with the route: the tunnel keeps this one for its whole life. */
   policy?: RoutePolicy;

@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
-import { noEdits, runStages } from '../front/request-stage.ts';
+import { noEdits, noFindings, runStages } from '../front/request-stage.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
@@ -21,6 +21,7 @@ import {
   type DeflateParameters,
   Tunnel,
   type TunnelObserver,
+  type TunnelSession,
   type TunnelSettings,
   type TunnelSummary,
 } from '../tunnel/tunnel.ts';
@@ -42,6 +43,8 @@ export interface UpgradeHandlerOptions {
   readonly nextId: () => string;
   /** True once shutdown began: new upgrades are refused with 503. */
   readonly isDraining: () => boolean;
+  /** Wall-clock milliseconds, to place a token's expiry on the sweeper's clock. */
+  readonly wallNow: () => number;
 }
 
 /** RSV bits that the extensions a backend accepted allow on data frames (RFC 7692 §6 for RSV1). */
@@ -115,7 +118,7 @@ export class UpgradeHandler {
     const id = this.#options.nextId();
     const forwarded = forwardedFor(
       this.#options.trustedProxies,
-      socket.remoteAddress ?? '',
+      listener.peerAddress(socket),
       listener.encrypted,
       req.headers,
     );
@@ -131,6 +134,7 @@ export class UpgradeHandler {
       forwarded,
       log: this.#options.log.child({ conn: id, requestId }),
       upstream: noEdits(),
+      auth: noFindings(),
     };
     this.#run(ctx)
       .catch((error: unknown) => {
@@ -268,7 +272,7 @@ export class UpgradeHandler {
     const { backend, response } = outcome;
     const routeName = ctx.route?.name ?? '';
     let head = 'HTTP/1.1 101 Switching Protocols\r\n';
-    const headers = downstreamUpgradeHeaders(response.rawHeaders);
+    const headers = downstreamUpgradeHeaders(response.rawHeaders, ctx.auth.subprotocolMarker);
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     // Header values are the backend's bytes as latin1 (how Node decodes them): written back so.
     ctx.socket.write(`${head}\r\n`, 'latin1');
@@ -312,6 +316,7 @@ export class UpgradeHandler {
       counters,
       observer: this.#observer(routeName),
       log: ctx.log,
+      session: this.#session(ctx, policy),
       onEnd: (summary) => {
         registry.removeTunnel(summary.id);
         metrics.connectionsActive.dec(labels);
@@ -322,6 +327,18 @@ export class UpgradeHandler {
     });
     registry.addTunnel(tunnel);
     tunnel.start();
+  }
+
+  /**
+   * When a tunnel opened with a token ends (its `exp`, the clock tolerance that let it in and the
+   * route's grace), on the sweeper's clock; undefined when it is not bound to a token.
+   */
+  #session(ctx: UpgradeContext, policy: RoutePolicy): TunnelSession | undefined {
+    const expiry = policy.auth?.expiry;
+    const expiresAtMs = ctx.auth.token?.expiresAtMs;
+    if (policy.auth === undefined || expiry === undefined || expiresAtMs === undefined) return undefined;
+    const left = expiresAtMs + policy.auth.clockToleranceMs + expiry.graceMs - this.#options.wallNow();
+    return { endsAt: this.#options.tunnels.clock.now() + left, close: [expiry.code, 'token expired'] };
   }
 
   /** Where a tunnel of `route` reports limit hits, throttling, ping round trips and dead peers. */

@@ -13,6 +13,15 @@ export interface UpstreamEdits {
   readonly set: [string, string][];
 }
 
+/**
+ * Whether `lower` (a header name, lower case) is one the edits leave out: a removed name, or an
+ * underscore spelling of one (`X_User_Id` for `x-user-id`), which many backends read the same.
+ */
+export function removes(edits: UpstreamEdits, lower: string): boolean {
+  if (edits.remove.size === 0) return false;
+  return edits.remove.has(lower) || (lower.includes('_') && edits.remove.has(lower.replaceAll('_', '-')));
+}
+
 /** No change: the request goes on as the other rules make it. */
 export function noEdits(): UpstreamEdits {
   return { target: undefined, remove: new Set(), set: [] };

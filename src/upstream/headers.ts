@@ -20,7 +20,7 @@ import {
   PROXY_SET_HEADERS,
   REQUEST_ID_HEADER,
 } from '../protocol/header-rules.ts';
-import type { UpstreamEdits } from './edits.ts';
+import { removes, type UpstreamEdits } from './edits.ts';
 
 export interface UpstreamHeadOptions {
   readonly forwarded: ForwardedFor;
@@ -49,7 +49,7 @@ export function upstreamUpgradeHeaders(
     if (lower === REQUEST_ID_HEADER) continue;
     if (!options.forwarded.fromTrustedProxy && PROXY_SET_HEADERS.has(lower)) continue;
     if (lower === 'host' && options.hostOverride !== undefined) continue;
-    if (options.edits.remove.has(lower)) continue;
+    if (removes(options.edits, lower)) continue;
     out.push(name, rawHeaders[i + 1] ?? '');
   }
   for (const [name, value] of options.edits.set) out.push(name, value);
@@ -69,15 +69,21 @@ export function appendForwarded(out: string[], forwarded: ForwardedFor): void {
 /**
  * The raw header list of the 101 sent to the client: the backend's headers (Sec-WebSocket-Accept,
  * -Protocol, -Extensions, Set-Cookie, …) minus hop-by-hop ones, then Upgrade and Connection.
+ * `fallbackProtocol` is named when the backend chose no subprotocol (the token marker the client
+ * offered, see auth/token-sources.ts).
  */
-export function downstreamUpgradeHeaders(rawHeaders: readonly string[]): string[] {
+export function downstreamUpgradeHeaders(rawHeaders: readonly string[], fallbackProtocol?: string): string[] {
   const listed = connectionTokens(rawHeaders);
   const out: string[] = [];
+  let protocol = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
     if (isHopByHop(name, listed)) continue;
+    if (name.toLowerCase() === 'sec-websocket-protocol') protocol = true;
     out.push(name, rawHeaders[i + 1] ?? '');
   }
+  // A browser that offered subprotocols fails a 101 that names none: the token's marker it offered stands in.
+  if (!protocol && fallbackProtocol !== undefined) out.push('Sec-WebSocket-Protocol', fallbackProtocol);
   out.push('Upgrade', 'websocket', 'Connection', 'Upgrade');
   return out;
 }

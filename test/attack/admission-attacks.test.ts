@@ -63,6 +63,7 @@ test('regression: long-lived connections of the oldest addresses do not lock new
   const settings: AdmissionSettings = {
     maxConnections: 'off',
     perClient: { maxConnections: 100, handshakeRate: 'off' },
+    perSubject: { maxConnections: 'off' },
     maxTrackedClients: 1_000,
   };
   const admission = new Admission(settings, new FakeClock());

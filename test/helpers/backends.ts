@@ -32,18 +32,18 @@ export interface EchoOptions {
   readonly onRequest?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
-function listen(server: Server): Promise<number> {
+export function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
   );
 }
 
-function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+export function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
   for (const socket of sockets) socket.destroy();
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-function trackConnections(server: Server): { sockets: Set<Socket>; count: () => number } {
+export function trackConnections(server: Server): { sockets: Set<Socket>; count: () => number } {
   const sockets = new Set<Socket>();
   let count = 0;
   server.on('connection', (socket: Socket) => {

@@ -26,12 +26,25 @@ function assertDeepFrozen(value: unknown, path = 'config'): void {
   for (const [key, child] of Object.entries(value)) assertDeepFrozen(child, `${path}.${key}`);
 }
 
+/** The `tls` block of a listener that sets only `cert` and `key`. */
+function testTlsDefaults() {
+  const text = readFileSync(resolve(VALID, 'minimal.yaml'), 'utf8').replace(
+    'port: 8080',
+    'port: 8080\n    tls: { cert: ../../tls/server.pem, key: ../../tls/server-key.pem }',
+  );
+  const tls = parseConfigText(text, { file: 'x.yaml', baseDir: VALID, env: {} }).listeners.public?.tls;
+  assert.ok(tls);
+  return tls;
+}
+
 describe('loadConfigFile', () => {
   it('loads the example configuration at the repository root', () => {
     const config = loadConfigFile(resolve(ROOT, 'config.example.yaml'), {});
     assert.deepEqual(config.listeners.public, {
       address: '127.0.0.1',
       port: 8080,
+      proxyProtocol: 'off',
+      proxyProtocolPeers: [],
       handshakeTimeout: 10_000,
       requestTimeout: 60_000,
       keepAliveTimeout: 5_000,
@@ -59,6 +72,8 @@ describe('loadConfigFile', () => {
         public: {
           address: '0.0.0.0',
           port: 8080,
+          proxyProtocol: 'off',
+          proxyProtocolPeers: [],
           handshakeTimeout: 10_000,
           requestTimeout: 60_000,
           keepAliveTimeout: 5_000,
@@ -82,7 +97,24 @@ describe('loadConfigFile', () => {
       admission: {
         maxConnections: 'off',
         perClient: { maxConnections: 'off', handshakeRate: 'off' },
+        perSubject: { maxConnections: 'off' },
         maxTrackedClients: 100_000,
+      },
+      keySets: {},
+      auth: {
+        keySet: 'off',
+        algorithms: [],
+        issuer: 'off',
+        audience: 'off',
+        clockTolerance: 30_000,
+        requireExpiry: true,
+        requiredClaims: {},
+        tokenFrom: ['authorization', 'subprotocol'],
+        subprotocolMarker: 'bearer',
+        cookie: 'access_token',
+        queryParameter: 'access_token',
+        claimHeaders: {},
+        expiry: { close: true, grace: 0, code: 1008 },
       },
       origins: { allow: [], missing: 'allow', plainHttp: true },
       websocket: {
@@ -108,12 +140,40 @@ describe('loadConfigFile', () => {
     assert.ok(tls.cert.pem.toString().includes('BEGIN CERTIFICATE'));
     assert.ok(tls.key.pem.toString().includes('PRIVATE KEY'));
     assert.equal(tls.minVersion, 'TLSv1.3');
+    assert.equal(tls.ciphers, 'TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256');
+    assert.equal(tls.reloadCheckInterval, 30_000);
+    assert.deepEqual(
+      tls.certificates.map((entry) => ({ names: entry.names, cert: entry.cert.path })),
+      [
+        {
+          names: ['chat.example.com', '*.chat.example.com'],
+          cert: resolve(ROOT, 'test/fixtures/tls/server.pem'),
+        },
+        { names: undefined, cert: resolve(ROOT, 'test/fixtures/tls/server.pem') },
+      ],
+    );
+    assert.equal(config.listeners.secure?.proxyProtocol, 'v2');
+    assert.deepEqual(config.listeners.secure?.proxyProtocolPeers, ['10.0.0.0/8', '192.0.2.10']);
     assert.deepEqual(config.routes.chat?.hosts, ['chat.example.com', '*.chat.example.com']);
     assert.deepEqual(config.pools.chat?.backends, [
       { url: 'https://127.0.0.1:9443', weight: 1 },
       { url: 'https://localhost:9444', weight: 3 },
     ]);
     assert.equal(config.pools.chat?.tls.serverName, 'localhost');
+  });
+
+  it('fills in the TLS defaults', () => {
+    const config = testTlsDefaults();
+    assert.deepEqual(
+      { ...config, cert: config.cert.path, key: config.key.path },
+      {
+        cert: resolve(ROOT, 'test/fixtures/tls/server.pem'),
+        key: resolve(ROOT, 'test/fixtures/tls/server-key.pem'),
+        certificates: [],
+        minVersion: 'TLSv1.2',
+        reloadCheckInterval: 10_000,
+      },
+    );
   });
 
   it('returns a deep-frozen configuration (Buffers excepted)', () => {

@@ -5,10 +5,14 @@
  * and so is `off`: accepted exactly where a limit is optional, refused where a duration is needed.
  */
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { configJsonSchema, DURATION_PATTERN } from '../../../scripts/config-json-schema.ts';
 import { createConfigSchema } from '../../../src/config/schema.ts';
 import { MAX_DURATION_MS } from '../../../src/config/units.ts';
+
+const FIXTURE_CERT = resolve(import.meta.dirname, '../../fixtures/tls/server.pem');
+const FIXTURE_KEY = resolve(import.meta.dirname, '../../fixtures/tls/server-key.pem');
 
 /**
  * Where each duration field sits in a configuration with one listener `public`, one route `echo`
@@ -18,6 +22,7 @@ const DURATIONS = [
   ['listeners', 'public', 'handshakeTimeout'],
   ['listeners', 'public', 'requestTimeout'],
   ['listeners', 'public', 'keepAliveTimeout'],
+  ['listeners', 'public', 'tls', 'reloadCheckInterval'],
   ['pools', 'echo', 'connectTimeout'],
   ['pools', 'echo', 'handshakeTimeout'],
   ['pools', 'echo', 'responseTimeout'],
@@ -36,7 +41,22 @@ const DURATIONS = [
   ['routes', 'echo', 'websocket', 'keepalive', 'client'],
   ['routes', 'echo', 'websocket', 'keepalive', 'backend'],
   ['routes', 'echo', 'websocket', 'keepalive', 'timeout'],
+  ['keySets', 'idp', 'fetchTimeout'],
+  ['keySets', 'idp', 'refreshInterval'],
+  ['keySets', 'idp', 'refreshCooldown'],
+  ['auth', 'clockTolerance'],
+  ['auth', 'expiry', 'grace'],
+  ['routes', 'echo', 'auth', 'clockTolerance'],
+  ['routes', 'echo', 'auth', 'expiry', 'grace'],
 ] as const;
+
+/** The durations that may be 0s: nothing to wait for, or no slack given. */
+const ZERO_ALLOWED = [
+  'shutdown.closeSpread',
+  'shutdown.drainDelay',
+  'auth.clockTolerance',
+  'auth.expiry.grace',
+];
 
 /**
  * The duration fields that also accept `off` (the limit is not applied), top-level and in a
@@ -87,7 +107,13 @@ function withValue(path: Path, value: string): Record<string, unknown> {
     listeners: { public: { port: 8080 } },
     routes: { echo: { pool: 'echo' } },
     pools: { echo: { backends: ['http://127.0.0.1:9001'] } },
+    // The JWKS options are checked only beside a JWKS URL.
+    keySets: { idp: { jwksUrl: 'https://idp.example.com/jwks.json' } },
   };
+  // A listener's tls block needs its certificate and key beside the field under test.
+  if (path[0] === 'listeners' && path[2] === 'tls') {
+    input.listeners = { public: { port: 8080, tls: { cert: FIXTURE_CERT, key: FIXTURE_KEY } } };
+  }
   let node = input;
   for (const key of path.slice(0, -1)) {
     node[key] ??= {};
@@ -106,7 +132,7 @@ function valueAt(config: unknown, path: Path): unknown {
 
 /** The problems of `input`, as `path: message`; empty when it is schema-valid. */
 function problems(input: Record<string, unknown>): string[] {
-  const result = createConfigSchema({ baseDir: '.' }).safeParse(input);
+  const result = createConfigSchema({ baseDir: '.', env: {} }).safeParse(input);
   return result.success
     ? []
     : result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
@@ -116,7 +142,7 @@ describe('duration ranges', () => {
   it('covers every duration field, and knows which take off', () => {
     const schema = configJsonSchema();
     const named = DURATIONS.map((path) =>
-      path.join('.').replace(/^(listeners|pools|routes)\.\w+/, '$1.<name>'),
+      path.join('.').replace(/^(listeners|pools|routes|keySets)\.\w+/, '$1.<name>'),
     );
     const found = [
       ...durationPaths(schema, DURATION_PATTERN),
@@ -128,18 +154,18 @@ describe('duration ranges', () => {
 
   for (const path of DURATIONS) {
     const field = path.join('.');
-    const zeroAllowed = field === 'shutdown.closeSpread' || field === 'shutdown.drainDelay';
+    const zeroAllowed = ZERO_ALLOWED.includes(field.replace(/^routes\.[^.]+\./, ''));
     const off = offAllowed(field);
 
     if (off) {
       it(`${field}: may be off`, () => {
         for (const text of ['off', ' off ']) {
           assert.deepEqual(problems(withValue(path, text)), [], `${field}: ${JSON.stringify(text)}`);
-          const config = createConfigSchema({ baseDir: '.' }).parse(withValue(path, text));
+          const config = createConfigSchema({ baseDir: '.', env: {} }).parse(withValue(path, text));
           assert.equal(valueAt(config, path), 'off', `${field}: ${JSON.stringify(text)}`);
         }
         assert.equal(
-          valueAt(createConfigSchema({ baseDir: '.' }).parse(withValue(path, '1.5s')), path),
+          valueAt(createConfigSchema({ baseDir: '.', env: {} }).parse(withValue(path, '1.5s')), path),
           1_500,
         );
         for (const text of ['OFF', 'none', 'false']) {
@@ -185,7 +211,7 @@ describe('duration ranges', () => {
   });
 
   it('never yields a delay a timer cannot wait for', () => {
-    const config = createConfigSchema({ baseDir: '.' }).parse(
+    const config = createConfigSchema({ baseDir: '.', env: {} }).parse(
       withValue(['shutdown', 'drainTimeout'], '596h'),
     );
     assert.equal(config.shutdown.drainTimeout, MAX_DURATION_MS);

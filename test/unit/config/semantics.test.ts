@@ -9,7 +9,7 @@ const TLS = resolve(import.meta.dirname, '../../fixtures/tls');
 
 /** A schema-valid configuration: one listener, route and pool, with `extra` merged in at the top. */
 function config(extra: Record<string, unknown> = {}) {
-  return createConfigSchema({ baseDir: TLS }).parse({
+  return createConfigSchema({ baseDir: TLS, env: {} }).parse({
     listeners: { public: { port: 8080 } },
     routes: { echo: { pool: 'echo' } },
     pools: { echo: { backends: ['http://127.0.0.1:9001'] } },

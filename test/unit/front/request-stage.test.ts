@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import {
   type FrontContext,
   noEdits,
+  noFindings,
   type Pass,
   type RequestStage,
   runStages,
@@ -33,11 +34,12 @@ function context(
   return {
     pass,
     req,
-    listener: { name: 'public', encrypted: false },
+    listener: { name: 'public', encrypted: false, peerAddress: () => '192.0.2.1' },
     forwarded: FORWARDED,
     requestId: 'r-1',
     log: {} as Logger,
     upstream: noEdits(),
+    auth: noFindings(),
   };
 }
 

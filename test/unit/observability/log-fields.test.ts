@@ -11,6 +11,9 @@ import {
   MAX_LOGGED_LENGTH,
 } from '../../../src/observability/log-fields.ts';
 
+const REDACT = { mode: 'redact', secrets: new Set<string>() } as const;
+const KEEP = { mode: 'keep', secrets: new Set<string>() } as const;
+
 test('query values are redacted, names, bare flags and empty values kept', () => {
   const cases: [string, string][] = [
     ['/echo', '/echo'],
@@ -23,11 +26,11 @@ test('query values are redacted, names, bare flags and empty values kept', () =>
       '/socket.io/?EIO=[redacted]&transport=[redacted]&sid=[redacted]',
     ],
   ];
-  for (const [target, expected] of cases) assert.equal(loggedPath(target, 'redact'), expected, target);
+  for (const [target, expected] of cases) assert.equal(loggedPath(target, REDACT), expected, target);
 });
 
 test('with keep, the target is logged as received', () => {
-  assert.equal(loggedPath('/echo?token=SECRET', 'keep'), '/echo?token=SECRET');
+  assert.equal(loggedPath('/echo?token=SECRET', KEEP), '/echo?token=SECRET');
 });
 
 test('long values are cut and say how much was left out', () => {
@@ -36,5 +39,11 @@ test('long values are cut and say how much was left out', () => {
   assert.equal(capped('short'), 'short');
   assert.equal(loggedHeader(['first', 'second']), 'first');
   assert.equal(loggedHeader(undefined), undefined);
-  assert.ok((loggedPath(`/p?${'a=b&'.repeat(500)}`, 'redact').length ?? 0) < MAX_LOGGED_LENGTH + 20);
+  assert.ok((loggedPath(`/p?${'a=b&'.repeat(500)}`, REDACT).length ?? 0) < MAX_LOGGED_LENGTH + 20);
+});
+
+test('token parameters are redacted even when the query is kept', () => {
+  const keep = { mode: 'keep', secrets: new Set(['access_token']) } as const;
+  assert.equal(loggedPath('/ws?room=1&access_token=SECRET', keep), '/ws?room=1&access_token=[redacted]');
+  assert.equal(loggedPath('/ws?room=1&access%5Ftoken=SECRET', keep), '/ws?room=1&access%5Ftoken=[redacted]');
 });

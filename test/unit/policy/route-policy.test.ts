@@ -38,6 +38,7 @@ test('each route has a frozen policy with the tunnel deadlines and the documente
           lifetimeJitter: 0.1,
         },
         origin: { allow: [], missing: 'allow', plainHttp: true },
+        auth: undefined,
       },
       name,
     );

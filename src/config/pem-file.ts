@@ -1,0 +1,40 @@
+/**
+ * A PEM file named in the configuration (a certificate, a key, a CA bundle), read when the file is
+ * loaded, relative to the configuration file, so that an unreadable one is reported at its line
+ * like any other mistake. The path is kept too: listeners read their certificates again when the
+ * files change.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import type { SchemaContext } from './schema-context.ts';
+
+/** A PEM file, read at load time. */
+export interface PemFile {
+  readonly path: string;
+  readonly pem: Buffer;
+}
+
+/** The bytes of the file at `path` (relative to the config file), or an issue at its line. */
+export function readConfigFile(
+  context: SchemaContext,
+  path: string,
+  ctx: z.RefinementCtx,
+): Buffer | undefined {
+  const absolute = resolve(context.baseDir, path);
+  try {
+    return readFileSync(absolute);
+  } catch (error) {
+    const reason = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
+    ctx.addIssue({ code: 'custom', message: `cannot read ${absolute} (${reason})` });
+    return undefined;
+  }
+}
+
+/** A path in the configuration that comes out as the file's absolute path and content. */
+export function pemFile(context: SchemaContext) {
+  return z.string().transform((path, ctx): PemFile => {
+    const pem = readConfigFile(context, path, ctx);
+    return pem === undefined ? z.NEVER : { path: resolve(context.baseDir, path), pem };
+  });
+}
