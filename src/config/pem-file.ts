@@ -4,9 +4,9 @@
  * like any other mistake. The path is kept too: listeners read their certificates again when the
  * files change.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { readKeyFileSync } from '../keys/key-files.ts';
 import type { SchemaContext } from './schema-context.ts';
 
 /** A PEM file, read at load time. */
@@ -23,7 +23,7 @@ export function readConfigFile(
 ): Buffer | undefined {
   const absolute = resolve(context.baseDir, path);
   try {
-    return readFileSync(absolute);
+    return readKeyFileSync(absolute);
   } catch (error) {
     const reason = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
     ctx.addIssue({ code: 'custom', message: `cannot read ${absolute} (${reason})` });

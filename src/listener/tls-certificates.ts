@@ -11,9 +11,9 @@
  * the previous pair stays in use; the same refused bytes are not reported again at every poll.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { SecureContext, TlsOptions, Server as TlsServer } from 'node:tls';
 import type { ListenerConfig, PemFile } from '../config/schema.ts';
+import { readKeyFile } from '../keys/key-files.ts';
 import {
   type CertificateMaterial,
   contextOptions,
@@ -47,7 +47,12 @@ interface Slot {
   material: CertificateMaterial;
   /** What the last refusal was about (read error or bytes), not to report it twice. */
   refusal: string | undefined;
+  /** A read of the files that has not finished (a hung mount): no second one is started. */
+  reading: Promise<[Buffer, Buffer]> | undefined;
 }
+
+/** Longest wait for one pair's files; past it the check goes on and the read is left to finish. */
+const READ_TIMEOUT_MS = 5_000;
 
 export class ListenerCertificates {
   readonly #listener: string;
@@ -85,6 +90,7 @@ export class ListenerCertificates {
         names: pair.names,
         material,
         refusal: undefined,
+        reading: undefined,
       };
     });
     this.#sni = this.#table();
@@ -149,11 +155,36 @@ export class ListenerCertificates {
     }
   }
 
+  /**
+   * Both files of `slot`, or an error with a code. A read that hangs (a hung network mount) is
+   * given up on after READ_TIMEOUT_MS, so the other pairs are still checked, and is not started
+   * again while it hangs, so hung reads cannot take every thread of the file system pool.
+   */
+  #read(slot: Slot): Promise<[Buffer, Buffer]> {
+    if (slot.reading !== undefined)
+      return Promise.reject(Object.assign(new Error('busy'), { code: 'EBUSY' }));
+    const reading = Promise.all([readKeyFile(slot.certPath), readKeyFile(slot.keyPath)]);
+    slot.reading = reading;
+    const done = (): void => {
+      if (slot.reading === reading) slot.reading = undefined;
+    };
+    reading.then(done, done);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })),
+        READ_TIMEOUT_MS,
+      );
+      timer.unref();
+    });
+    return Promise.race([reading, timeout]).finally(() => clearTimeout(timer));
+  }
+
   async #checkSlot(slot: Slot): Promise<void> {
     let cert: Buffer;
     let key: Buffer;
     try {
-      [cert, key] = await Promise.all([readFile(slot.certPath), readFile(slot.keyPath)]);
+      [cert, key] = await this.#read(slot);
     } catch (error) {
       const code = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
       this.#refuse(slot, `read:${code}`, `cannot read the files (${code})`);
