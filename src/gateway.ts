@@ -72,7 +72,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const log = deps.log;
   const metrics = new GatewayMetrics(deps.version);
   const registry = new ConnectionRegistry();
-  const pools = new Map(Object.entries(config.pools).map(([name, pool]) => [name, new Pool(name, pool)]));
+  const pools = new Map(
+    Object.entries(config.pools).map(([name, pool]) => [
+      name,
+      new Pool(name, pool, (algorithm) => metrics.picks.inc({ pool: name, algorithm })),
+    ]),
+  );
   const routes = new RouteLookup(config.routes);
   const policies = resolvePolicies(config);
   const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);

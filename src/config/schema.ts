@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { admissionSchema } from './admission-schema.ts';
 import { authOverridesSchema, authSchema, keySetSchema } from './auth-schema.ts';
+import { balanceSchema, stickySchema } from './balance-schema.ts';
 import { duration, size } from './measures.ts';
 import { originsOverridesSchema, originsSchema } from './origin-schema.ts';
 import { pemFile } from './pem-file.ts';
@@ -152,6 +153,8 @@ function poolSchema(context: SchemaContext) {
       .default(true)
       .describe("Send the client's Host header to the backend (false: the backend URL's host)."),
     tls: poolTlsSchema(context).prefault({}).describe('TLS settings for https:// backends.'),
+    balance: balanceSchema,
+    sticky: stickySchema,
   });
 }
 

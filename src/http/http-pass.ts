@@ -23,6 +23,7 @@ import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode, headersForStatus } from '../errors/codes.ts';
 import { type FrontContext, noEdits, noFindings, type Rejection, runStages } from '../front/request-stage.ts';
 import { type RouteTable, resolveRoute } from '../front/resolve-route.ts';
+import { stickyKey } from '../front/sticky-key.ts';
 import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
@@ -272,7 +273,7 @@ export class HttpPass {
     if (res.destroyed) return; // the client left while the stages ran
     prepareRequestHead(req, front.forwarded, front.requestId, front.upstream);
     const plan: Plan = { pool, withBody: hasBody(req), fresh: false, resent: false };
-    this.#proxyTo(req, res, plan, pool.candidates());
+    this.#proxyTo(req, res, plan, pool.candidates(stickyKey(pool.stickySources, front)));
   }
 
   /** Stops the keep-alive connections to backends. */

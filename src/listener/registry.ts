@@ -20,6 +20,9 @@ export interface RegisteredTunnel {
 export class ConnectionRegistry {
   readonly #pending = new Set<Socket>();
   readonly #tunnels = new Map<string, RegisteredTunnel>();
+  /** Live tunnels by the backend they reach, so that one backend can be drained. */
+  readonly #byBackend = new Map<object, Set<RegisteredTunnel>>();
+  readonly #backendOf = new Map<string, object>();
   readonly #requests = new Set<ServerResponse>();
   readonly #emptyWaiters = new Set<() => void>();
 
@@ -32,13 +35,34 @@ export class ConnectionRegistry {
     this.#notifyIfEmpty();
   }
 
-  addTunnel(tunnel: RegisteredTunnel): void {
+  /** Registers a live tunnel to `backend` (any object that stands for it). */
+  addTunnel(tunnel: RegisteredTunnel, backend: object): void {
     this.#tunnels.set(tunnel.id, tunnel);
+    this.#backendOf.set(tunnel.id, backend);
+    let tunnels = this.#byBackend.get(backend);
+    if (tunnels === undefined) {
+      tunnels = new Set();
+      this.#byBackend.set(backend, tunnels);
+    }
+    tunnels.add(tunnel);
   }
 
   removeTunnel(id: string): void {
+    const tunnel = this.#tunnels.get(id);
+    const backend = this.#backendOf.get(id);
     this.#tunnels.delete(id);
+    this.#backendOf.delete(id);
+    const tunnels = backend === undefined ? undefined : this.#byBackend.get(backend);
+    if (tunnel !== undefined && tunnels !== undefined) {
+      tunnels.delete(tunnel);
+      if (tunnels.size === 0 && backend !== undefined) this.#byBackend.delete(backend);
+    }
     this.#notifyIfEmpty();
+  }
+
+  /** The live tunnels to `backend`, as a snapshot safe to iterate while they end. */
+  tunnelsOf(backend: object): RegisteredTunnel[] {
+    return [...(this.#byBackend.get(backend) ?? [])];
   }
 
   /** Tracks a proxied HTTP request until its response closes. */

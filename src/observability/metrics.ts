@@ -173,6 +173,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly picks = new Counter({
+    name: 'wsgate_balancer_picks_total',
+    help: 'Backend choices for new connections and requests, by pool and what made them: sticky (consistent hashing on a sticky key), round_robin or least_connections.',
+    labelNames: ['pool', 'algorithm'] as const,
+    registers: [this.registry],
+  });
+
   readonly authRefusals = new Counter({
     name: 'wsgate_auth_refusals_total',
     help: 'Requests refused by the token check, by route and reason (missing, malformed, algorithm, unknown_key, signature, expired, not_yet_valid, issuer, audience, no_expiry, claims, keys_unavailable).',

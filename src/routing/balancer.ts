@@ -1,9 +1,10 @@
 /**
- * Chooses backends for new connections. `candidates()` yields an ordered list: the first choice,
- * then the fallbacks that a failed connect moves on to, so retries walk a stable order without
- * re-running the choice. Today's policy is smooth weighted round-robin (each backend gets its
- * weight's share, interleaved rather than in bursts); the `Balancer` interface is the seam where
- * sticky and health-aware policies plug in.
+ * Chooses backends for new connections. `candidates(key)` yields an ordered list: the first
+ * choice, then the fallbacks that a failed connect moves on to, so retries walk a stable order
+ * without re-running the choice. `key` is the connection's sticky key when the pool has one (the
+ * same for a session's long-polling requests and its WebSocket); a balancer that does not hash
+ * ignores it. Smooth weighted round-robin gives each backend its weight's share, interleaved
+ * rather than in bursts.
  */
 
 /** What a balancer needs to know of a backend. */
@@ -13,7 +14,7 @@ export interface Weighted {
 
 export interface Balancer<T extends Weighted> {
   /** Backends to try for one new connection, best first; every backend appears at most once. */
-  candidates(): T[];
+  candidates(key: string | undefined): T[];
 }
 
 /** Smooth weighted round-robin over a fixed set of backends. */

@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { noEdits, noFindings, runStages } from '../front/request-stage.ts';
+import { stickyKey } from '../front/sticky-key.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
@@ -220,7 +221,7 @@ export class UpgradeHandler {
     ctx.socket.on('data', onData);
     ctx.socket.resume();
     return connectUpstream(
-      pool.candidates(),
+      pool.candidates(stickyKey(pool.stickySources, { ...ctx, pass: 'upgrade' })),
       (backend: Backend) => ({
         backend,
         tls: pool.tls,
@@ -325,7 +326,7 @@ export class UpgradeHandler {
         this.#logEnd(access, summary);
       },
     });
-    registry.addTunnel(tunnel);
+    registry.addTunnel(tunnel, backend);
     tunnel.start();
   }
 

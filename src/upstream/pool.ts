@@ -5,11 +5,21 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { StickySource } from '../config/balance-schema.ts';
 import type { PoolConfig } from '../config/schema.ts';
 import { type Balancer, RoundRobinBalancer } from '../routing/balancer.ts';
+import { LeastConnectionsBalancer } from '../routing/least-connections.ts';
+import { RendezvousBalancer } from '../routing/rendezvous.ts';
+
+/** Whether a backend takes new connections: `up`, `down` (failing its checks), `draining`. */
+export type BackendState = 'up' | 'down' | 'draining';
 
 export interface Backend {
-  /** The backend's origin (`http://host:port`), also its metric label. */
+  /**
+   * The backend's origin (`http://host:port`) as configured: its metric label, and the identity
+   * sticky keys hash on. Labels come from the configuration only (a backend found by discovery is
+   * labelled by the entry that found it), so their number is bounded by the configuration.
+   */
   readonly id: string;
   readonly poolName: string;
   readonly url: URL;
@@ -19,7 +29,12 @@ export interface Backend {
   readonly weight: number;
   /** Tunnels open to this backend now. */
   activeTunnels: number;
+  /** Whether it takes new connections; only `up` backends are chosen while any is up. */
+  state: BackendState;
 }
+
+/** What chose a connection's backend: consistent hashing on its sticky key, or the pool's balance. */
+export type PickAlgorithm = 'sticky' | PoolConfig['balance'];
 
 /** TLS settings used when connecting to https:// backends. */
 export interface BackendTls {
@@ -33,11 +48,20 @@ export class Pool {
   readonly config: PoolConfig;
   readonly backends: readonly Backend[];
   readonly tls: BackendTls;
+  /** For connections without a sticky key. */
   readonly #balancer: Balancer<Backend>;
+  /** Consistent hashing for connections with one, when the pool is sticky. */
+  readonly #hashing: Balancer<Backend> | undefined;
+  /** Where a connection's sticky key comes from; empty when the pool is not sticky. */
+  readonly stickySources: readonly StickySource[];
   readonly httpAgent: HttpAgent;
   readonly httpsAgent: HttpsAgent;
 
-  constructor(name: string, config: PoolConfig) {
+  readonly #onPick: (algorithm: PickAlgorithm) => void;
+
+  /** `onPick` counts each choice by the algorithm that made it (the picks metric). */
+  constructor(name: string, config: PoolConfig, onPick: (algorithm: PickAlgorithm) => void = () => {}) {
+    this.#onPick = onPick;
     this.name = name;
     this.config = config;
     this.backends = config.backends.map((backend) => {
@@ -52,6 +76,7 @@ export class Pool {
         port: url.port ? Number(url.port) : secure ? 443 : 80,
         weight: backend.weight,
         activeTunnels: 0,
+        state: 'up' as BackendState,
       };
     });
     this.tls = {
@@ -59,7 +84,16 @@ export class Pool {
       servername: config.tls.serverName,
       rejectUnauthorized: config.tls.verify,
     };
-    this.#balancer = new RoundRobinBalancer(this.backends);
+    this.#balancer =
+      config.balance === 'least_connections'
+        ? new LeastConnectionsBalancer(this.backends)
+        : new RoundRobinBalancer(this.backends);
+    this.stickySources = config.sticky?.from ?? [];
+    const loadFactor = config.sticky?.loadFactor;
+    this.#hashing =
+      config.sticky === undefined
+        ? undefined
+        : new RendezvousBalancer(this.backends, loadFactor === 'off' ? undefined : loadFactor);
     this.httpAgent = new HttpAgent({ keepAlive: true, maxFreeSockets: 64 });
     this.httpsAgent = new HttpsAgent({
       keepAlive: true,
@@ -70,9 +104,17 @@ export class Pool {
     });
   }
 
-  /** Backends to try for one new connection, best first, at most `1 + retries` of them. */
-  candidates(): Backend[] {
-    return this.#balancer.candidates().slice(0, 1 + this.config.retries);
+  /**
+   * Backends to try for one new connection, best first, at most `1 + retries` of them: those that
+   * are up, in the order of consistent hashing for a sticky `key`, else of the pool's `balance`; when none is up, every one (a pool that may be
+   * wrong about all of its backends still tries them rather than refuse everything).
+   */
+  candidates(key: string | undefined): Backend[] {
+    const hashed = key !== undefined && this.#hashing !== undefined;
+    const ordered = hashed ? (this.#hashing?.candidates(key) ?? []) : this.#balancer.candidates(key);
+    this.#onPick(hashed ? 'sticky' : this.config.balance);
+    const up = ordered.filter((backend) => backend.state === 'up');
+    return (up.length > 0 ? up : ordered).slice(0, 1 + this.config.retries);
   }
 
   /** Closes the idle keep-alive sockets held for plain HTTP. */

@@ -89,6 +89,7 @@ describe('loadConfigFile', () => {
           responseTimeout: 60_000,
           retries: 2,
           preserveHost: true,
+          balance: 'round_robin',
           tls: { verify: true },
         },
       },

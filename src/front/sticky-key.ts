@@ -1,0 +1,62 @@
+/**
+ * A request's sticky key, the same way for plain HTTP requests and WebSocket upgrades, so that a
+ * Socket.IO session that starts with long-polling upgrades on the backend that holds it, and a
+ * SockJS session's streaming and sending requests meet on one backend. The pool's sources are
+ * tried in order; the first that yields a non-empty value is the key, prefixed with its source so
+ * that the same text from two sources is two keys.
+ */
+import type { StickySource } from '../config/balance-schema.ts';
+import type { FrontContext } from './request-stage.ts';
+
+/** The segment at `position` (1-based) of the request path, undecoded; undefined if absent. */
+function pathSegment(target: string, position: number): string | undefined {
+  const queryAt = target.indexOf('?');
+  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  const segment = path.split('/')[position];
+  return segment === '' ? undefined : segment;
+}
+
+function queryValue(target: string, name: string): string | undefined {
+  const queryAt = target.indexOf('?');
+  if (queryAt === -1) return undefined;
+  return new URLSearchParams(target.slice(queryAt + 1)).get(name) ?? undefined;
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const pair of header?.split(';') ?? []) {
+    const equals = pair.indexOf('=');
+    if (equals !== -1 && pair.slice(0, equals).trim() === name) return pair.slice(equals + 1).trim();
+  }
+  return undefined;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function claimValue(claim: unknown): string | undefined {
+  if (typeof claim === 'string') return claim;
+  if (typeof claim === 'number' || typeof claim === 'boolean') return String(claim);
+  return undefined;
+}
+
+/** What one source yields for the request, if anything. */
+function valueOf(source: StickySource, ctx: FrontContext): string | undefined {
+  const target = ctx.req.url ?? '/';
+  if (source === 'clientAddress') return ctx.forwarded.clientAddress;
+  if ('path' in source) return pathSegment(target, source.path);
+  if ('header' in source) return headerValue(ctx.req.headers[source.header.toLowerCase()]);
+  if ('query' in source) return queryValue(target, source.query);
+  if ('cookie' in source) return cookieValue(ctx.req.headers.cookie, source.cookie);
+  return claimValue(ctx.auth.token?.claims[source.claim]);
+}
+
+/** The sticky key of a request for a pool with `sources`; undefined when none yields one. */
+export function stickyKey(sources: readonly StickySource[], ctx: FrontContext): string | undefined {
+  for (let i = 0; i < sources.length; i++) {
+    const source = sources[i] as StickySource;
+    const value = valueOf(source, ctx);
+    if (value !== undefined && value !== '') return `${i}:${value}`;
+  }
+  return undefined;
+}
