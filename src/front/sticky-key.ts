@@ -41,7 +41,7 @@ function claimValue(claim: unknown): string | undefined {
 }
 
 /** What one source yields for the request, if anything. */
-function valueOf(source: StickySource, ctx: FrontContext): string | undefined {
+function yieldOf(source: StickySource, ctx: FrontContext): string | undefined {
   const target = ctx.req.url ?? '/';
   if (source === 'clientAddress') return ctx.forwarded.clientAddress;
   if ('path' in source) return pathSegment(target, source.path);
@@ -55,7 +55,7 @@ function valueOf(source: StickySource, ctx: FrontContext): string | undefined {
 export function stickyKey(sources: readonly StickySource[], ctx: FrontContext): string | undefined {
   for (let i = 0; i < sources.length; i++) {
     const source = sources[i] as StickySource;
-    const value = valueOf(source, ctx);
+    const value = yieldOf(source, ctx);
     if (value !== undefined && value !== '') return `${i}:${value}`;
   }
   return undefined;
