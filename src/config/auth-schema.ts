@@ -65,7 +65,7 @@ function keyFiles(context: SchemaContext) {
     );
 }
 
-function secretFromEnv(context: SchemaContext) {
+export function secretFromEnv(context: SchemaContext) {
   return z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
@@ -80,7 +80,7 @@ function secretFromEnv(context: SchemaContext) {
     .describe('Name of the environment variable that holds the HMAC secret (its bytes, as UTF-8).');
 }
 
-function secretFromFile(context: SchemaContext) {
+export function secretFromFile(context: SchemaContext) {
   return z
     .string()
     .transform((path, ctx) => {

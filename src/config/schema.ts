@@ -154,7 +154,7 @@ function poolSchema(context: SchemaContext) {
       .describe("Send the client's Host header to the backend (false: the backend URL's host)."),
     tls: poolTlsSchema(context).prefault({}).describe('TLS settings for https:// backends.'),
     balance: balanceSchema,
-    sticky: stickySchema,
+    sticky: stickySchema(context),
   });
 }
 

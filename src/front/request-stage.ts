@@ -13,9 +13,14 @@ import type { ErrorCode } from '../errors/codes.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { UpstreamEdits } from '../upstream/edits.ts';
+import type { DownstreamEdits, UpstreamEdits } from '../upstream/edits.ts';
 
-export { noEdits, type UpstreamEdits } from '../upstream/edits.ts';
+export {
+  type DownstreamEdits,
+  noDownstreamEdits,
+  noEdits,
+  type UpstreamEdits,
+} from '../upstream/edits.ts';
 
 /** Which pass a request is in. */
 export type Pass = 'upgrade' | 'request';
@@ -51,6 +56,8 @@ export interface FrontContext {
   readonly requestId: string;
   readonly log: Logger;
   readonly upstream: UpstreamEdits;
+  /** What the client's answer gets on top of the backend's. */
+  readonly downstream: DownstreamEdits;
   readonly auth: AuthFindings;
 }
 

@@ -3,9 +3,11 @@
  * Socket.IO session that starts with long-polling upgrades on the backend that holds it, and a
  * SockJS session's streaming and sending requests meet on one backend. The pool's sources are
  * tried in order; the first that yields a non-empty value is the key, prefixed with its source so
- * that the same text from two sources is two keys.
+ * that the same text from two sources is two keys. The gateway's affinity cookie always yields:
+ * the key it carries, or a new one whose cookie the answer to the client sets.
  */
 import type { StickySource } from '../config/balance-schema.ts';
+import type { AffinityCookie } from '../routing/affinity-cookie.ts';
 import type { FrontContext } from './request-stage.ts';
 
 /** The segment at `position` (1-based) of the request path, undecoded; undefined if absent. */
@@ -40,10 +42,15 @@ function claimValue(claim: unknown): string | undefined {
   return undefined;
 }
 
-/** What one source yields for the request, if anything. */
-function yieldOf(source: StickySource, ctx: FrontContext): string | undefined {
+/** What one source yields for the request, if anything; the affinity cookie always yields. */
+function yieldOf(
+  source: StickySource,
+  ctx: FrontContext,
+  cookie: AffinityCookie | undefined,
+): string | undefined {
   const target = ctx.req.url ?? '/';
   if (source === 'clientAddress') return ctx.forwarded.clientAddress;
+  if (source === 'affinityCookie') return affinityKey(ctx, cookie);
   if ('path' in source) return pathSegment(target, source.path);
   if ('header' in source) return headerValue(ctx.req.headers[source.header.toLowerCase()]);
   if ('query' in source) return queryValue(target, source.query);
@@ -51,11 +58,29 @@ function yieldOf(source: StickySource, ctx: FrontContext): string | undefined {
   return claimValue(ctx.auth.token?.claims[source.claim]);
 }
 
-/** The sticky key of a request for a pool with `sources`; undefined when none yields one. */
-export function stickyKey(sources: readonly StickySource[], ctx: FrontContext): string | undefined {
+/** The key of the gateway's affinity cookie, or a new one, set on the answer to the client. */
+function affinityKey(ctx: FrontContext, cookie: AffinityCookie | undefined): string | undefined {
+  if (cookie === undefined) return undefined;
+  const sent = cookieValue(ctx.req.headers.cookie, cookie.name);
+  const known = sent === undefined ? undefined : cookie.verify(sent);
+  if (known !== undefined) return known;
+  const issued = cookie.issue(ctx.forwarded.xForwardedProto === 'https');
+  ctx.downstream.headers.push(['Set-Cookie', issued.setCookie]);
+  return issued.key;
+}
+
+/** Where a pool's sticky keys come from. */
+export interface StickySources {
+  readonly stickySources: readonly StickySource[];
+  readonly affinityCookie: AffinityCookie | undefined;
+}
+
+/** The sticky key of a request for `pool`; undefined when no source yields one. */
+export function stickyKey(pool: StickySources, ctx: FrontContext): string | undefined {
+  const sources = pool.stickySources;
   for (let i = 0; i < sources.length; i++) {
     const source = sources[i] as StickySource;
-    const value = yieldOf(source, ctx);
+    const value = yieldOf(source, ctx, pool.affinityCookie);
     if (value !== undefined && value !== '') return `${i}:${value}`;
   }
   return undefined;

@@ -21,7 +21,14 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { CODES, type ErrorCode, headersForStatus } from '../errors/codes.ts';
-import { type FrontContext, noEdits, noFindings, type Rejection, runStages } from '../front/request-stage.ts';
+import {
+  type FrontContext,
+  noDownstreamEdits,
+  noEdits,
+  noFindings,
+  type Rejection,
+  runStages,
+} from '../front/request-stage.ts';
 import { type RouteTable, resolveRoute } from '../front/resolve-route.ts';
 import { stickyKey } from '../front/sticky-key.ts';
 import type { Phase } from '../lifecycle.ts';
@@ -129,6 +136,8 @@ export class HttpPass {
   readonly #proxy: ProxyServer;
   readonly #attempts = new WeakMap<IncomingMessage, Attempt>();
   readonly #records = new WeakMap<IncomingMessage, RequestRecord>();
+  /** Headers the front half adds to a request's answer (the affinity cookie). */
+  readonly #added = new WeakMap<IncomingMessage, readonly (readonly [string, string])[]>();
   readonly #accessLog: HttpAccessLog;
 
   constructor(options: HttpPassOptions) {
@@ -238,6 +247,7 @@ export class HttpPass {
       requestId: record.requestId,
       log: this.#options.log,
       upstream: noEdits(),
+      downstream: noDownstreamEdits(),
       auth: noFindings(),
     };
     // The route's own checks, those that apply to plain requests (long-polling must not skip them).
@@ -273,7 +283,9 @@ export class HttpPass {
     if (res.destroyed) return; // the client left while the stages ran
     prepareRequestHead(req, front.forwarded, front.requestId, front.upstream);
     const plan: Plan = { pool, withBody: hasBody(req), fresh: false, resent: false };
-    this.#proxyTo(req, res, plan, pool.candidates(stickyKey(pool.stickySources, front)));
+    const candidates = pool.candidates(stickyKey(pool, front));
+    if (front.downstream.headers.length > 0) this.#added.set(req, front.downstream.headers);
+    this.#proxyTo(req, res, plan, candidates);
   }
 
   /** Stops the keep-alive connections to backends. */
@@ -394,6 +406,7 @@ export class HttpPass {
       res.shouldKeepAlive = false;
       headers.push('Connection', 'close');
     }
+    for (const [name, value] of this.#added.get(req) ?? []) headers.push(name, value);
     const attempt = this.#attempts.get(req);
     const backend = attempt?.backend.id;
     // Node's client parser lets through statuses (e.g. 099) that `writeHead` throws on: a backend

@@ -5,7 +5,13 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { AuthFindings, Rejection, RequestStage, UpstreamEdits } from '../front/request-stage.ts';
+import type {
+  AuthFindings,
+  DownstreamEdits,
+  Rejection,
+  RequestStage,
+  UpstreamEdits,
+} from '../front/request-stage.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -27,6 +33,8 @@ export interface UpgradeContext {
   readonly log: Logger;
   /** What the route's stages change in the request the backend receives. */
   readonly upstream: UpstreamEdits;
+  /** What the 101 gets on top of the backend's headers (the affinity cookie). */
+  readonly downstream: DownstreamEdits;
   /** What the route's token check found (the token, a subprotocol marker). */
   readonly auth: AuthFindings;
   route?: Route;

@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
-import { noEdits, noFindings, runStages } from '../front/request-stage.ts';
+import { noDownstreamEdits, noEdits, noFindings, runStages } from '../front/request-stage.ts';
 import { stickyKey } from '../front/sticky-key.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
@@ -135,6 +135,7 @@ export class UpgradeHandler {
       forwarded,
       log: this.#options.log.child({ conn: id, requestId }),
       upstream: noEdits(),
+      downstream: noDownstreamEdits(),
       auth: noFindings(),
     };
     this.#run(ctx)
@@ -221,7 +222,7 @@ export class UpgradeHandler {
     ctx.socket.on('data', onData);
     ctx.socket.resume();
     return connectUpstream(
-      pool.candidates(stickyKey(pool.stickySources, { ...ctx, pass: 'upgrade' })),
+      pool.candidates(stickyKey(pool, { ...ctx, pass: 'upgrade' })),
       (backend: Backend) => ({
         backend,
         tls: pool.tls,
@@ -274,6 +275,7 @@ export class UpgradeHandler {
     const routeName = ctx.route?.name ?? '';
     let head = 'HTTP/1.1 101 Switching Protocols\r\n';
     const headers = downstreamUpgradeHeaders(response.rawHeaders, ctx.auth.subprotocolMarker);
+    for (const [name, value] of ctx.downstream.headers) headers.push(name, value);
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     // Header values are the backend's bytes as latin1 (how Node decodes them): written back so.
     ctx.socket.write(`${head}\r\n`, 'latin1');

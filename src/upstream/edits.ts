@@ -26,3 +26,14 @@ export function removes(edits: UpstreamEdits, lower: string): boolean {
 export function noEdits(): UpstreamEdits {
   return { target: undefined, remove: new Set(), set: [] };
 }
+
+/** What the client's answer gets on top of the backend's (the 101, or a plain response). */
+export interface DownstreamEdits {
+  /** Headers added, in order (e.g. the gateway's affinity cookie). */
+  readonly headers: [string, string][];
+}
+
+/** Nothing added. */
+export function noDownstreamEdits(): DownstreamEdits {
+  return { headers: [] };
+}

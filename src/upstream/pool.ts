@@ -7,6 +7,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { StickySource } from '../config/balance-schema.ts';
 import type { PoolConfig } from '../config/schema.ts';
+import { AffinityCookie } from '../routing/affinity-cookie.ts';
 import { type Balancer, RoundRobinBalancer } from '../routing/balancer.ts';
 import { LeastConnectionsBalancer } from '../routing/least-connections.ts';
 import { RendezvousBalancer } from '../routing/rendezvous.ts';
@@ -54,6 +55,8 @@ export class Pool {
   readonly #hashing: Balancer<Backend> | undefined;
   /** Where a connection's sticky key comes from; empty when the pool is not sticky. */
   readonly stickySources: readonly StickySource[];
+  /** The gateway's affinity cookie, when the sources list it. */
+  readonly affinityCookie: AffinityCookie | undefined;
   readonly httpAgent: HttpAgent;
   readonly httpsAgent: HttpsAgent;
 
@@ -89,6 +92,20 @@ export class Pool {
         ? new LeastConnectionsBalancer(this.backends)
         : new RoundRobinBalancer(this.backends);
     this.stickySources = config.sticky?.from ?? [];
+    const cookie = config.sticky?.cookie;
+    this.affinityCookie =
+      cookie !== undefined && this.stickySources.includes('affinityCookie')
+        ? new AffinityCookie(
+            {
+              name: cookie.name,
+              maxAgeSeconds: cookie.maxAge === 'off' ? undefined : Math.ceil(cookie.maxAge / 1000),
+              sameSite: cookie.sameSite,
+              path: cookie.path,
+              secret: cookie.secretEnv ?? cookie.secretFile,
+            },
+            name,
+          )
+        : undefined;
     const loadFactor = config.sticky?.loadFactor;
     this.#hashing =
       config.sticky === undefined

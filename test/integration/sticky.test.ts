@@ -14,7 +14,7 @@ import { type TestContext, test } from 'node:test';
 import { Server as SocketIoServer } from 'socket.io';
 import { type Socket as ClientSocket, io } from 'socket.io-client';
 import { type EchoBackend, startEchoBackend } from '../helpers/backends.ts';
-import { nextMessage, openClient } from '../helpers/clients.ts';
+import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 
@@ -138,7 +138,13 @@ interface SessionOutcome {
 
 /** Connects, waits for the upgrade, exchanges three acked events; resolves with what happened. */
 function session(gw: TestGateway, clients: ClientSocket[]): Promise<SessionOutcome> {
-  const client = io(gw.httpUrl('/'), { reconnection: false, timeout: 5_000, forceNew: true });
+  // withCredentials: the Node.js client keeps cookies (the affinity cookie) as a browser would.
+  const client = io(gw.httpUrl('/'), {
+    reconnection: false,
+    timeout: 5_000,
+    forceNew: true,
+    withCredentials: true,
+  });
   clients.push(client);
   return within(
     new Promise<SessionOutcome>((resolve) => {
@@ -164,11 +170,11 @@ function session(gw: TestGateway, clients: ClientSocket[]): Promise<SessionOutco
   ).catch(() => ({ ok: false }));
 }
 
-async function cluster(t: TestContext, sticky: boolean): Promise<SessionOutcome[]> {
+async function cluster(t: TestContext, from: readonly string[] | undefined): Promise<SessionOutcome[]> {
   const urls = await Promise.all(['s1', 's2', 's3'].map((name) => socketIoServer(t, name)));
   const gw = await startGateway(t, {
     routes: { realtime: { path: '/socket.io/', pool: 'realtime' } },
-    pools: { realtime: { backends: urls, ...(sticky ? { sticky: { from: ['clientAddress'] } } : {}) } },
+    pools: { realtime: { backends: urls, ...(from ? { sticky: { from } } : {}) } },
   });
   const clients: ClientSocket[] = [];
   t.after(() => {
@@ -180,7 +186,7 @@ async function cluster(t: TestContext, sticky: boolean): Promise<SessionOutcome[
 }
 
 test('a Socket.IO cluster of three servers: twenty sessions connect, upgrade and exchange acks with client-address stickiness', async (t) => {
-  const outcomes = await cluster(t, true);
+  const outcomes = await cluster(t, ['clientAddress']);
   assert.deepEqual(
     outcomes.map((outcome) => outcome.ok),
     outcomes.map(() => true),
@@ -191,9 +197,85 @@ test('a Socket.IO cluster of three servers: twenty sessions connect, upgrade and
   }
 });
 
+test('the same cluster with the gateway’s affinity cookie: twenty sessions, each on the server that holds it, spread over the three', async (t) => {
+  const outcomes = await cluster(t, ['affinityCookie']);
+  assert.deepEqual(
+    outcomes.map((outcome) => outcome.ok),
+    outcomes.map(() => true),
+  );
+  for (const outcome of outcomes) assert.equal(new Set(outcome.servers).size, 1);
+  assert.ok(
+    new Set(outcomes.map((outcome) => outcome.servers?.[0])).size > 1,
+    'sessions spread over the servers',
+  );
+});
+
 test('the same cluster without stickiness breaks sessions (what stickiness is for)', async (t) => {
-  const outcomes = await cluster(t, false);
+  const outcomes = await cluster(t, undefined);
   const broken = outcomes.filter((outcome) => !outcome.ok).length;
   t.diagnostic(`${broken} of 20 sessions broke without stickiness`);
   assert.ok(broken >= 10, `round-robin over three servers breaks most sessions (${broken} of 20 broke)`);
 });
+
+test('the affinity cookie: set once with its attributes, read back, a forged one ignored and replaced', async (t) => {
+  const backends = await threeBackends(t);
+  const gw = await startGateway(t, {
+    routes: { chat: { pool: 'chat' } },
+    pools: {
+      chat: {
+        backends: backends.map((backend) => backend.url),
+        sticky: { from: ['affinityCookie'], cookie: { name: 'aff', maxAge: '1h' } },
+      },
+    },
+  });
+  const first = await getWithCookies(gw, '/poll');
+  const setCookie = first.setCookie ?? '';
+  assert.match(
+    setCookie,
+    /^aff=[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{16}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=3600$/,
+  );
+  assert.ok(!/Secure/.test(setCookie), 'no Secure over plain HTTP');
+  const cookie = setCookie.split(';')[0] ?? '';
+  for (let i = 0; i < 5; i++) {
+    const again = await getWithCookies(gw, '/poll', cookie);
+    assert.equal(again.body, first.body, 'the cookie keeps the session on its backend');
+    assert.equal(again.setCookie, undefined, 'a valid cookie is not set again');
+  }
+  assert.equal(await wsBackend(gw, '/ws', { Cookie: cookie }), first.body, 'the WebSocket follows it');
+  // A cookie whose signature fails names nothing: a new one is issued.
+  const forged = await getWithCookies(gw, '/poll', `aff=${'A'.repeat(22)}.${'B'.repeat(16)}`);
+  assert.ok(forged.setCookie?.startsWith('aff='), 'a forged cookie is replaced');
+  assert.notEqual(forged.setCookie?.split(';')[0], `aff=${'A'.repeat(22)}.${'B'.repeat(16)}`);
+  // New sessions spread over the backends.
+  const firsts = new Set<string>();
+  for (let i = 0; i < 30; i++) firsts.add((await getWithCookies(gw, '/poll')).body);
+  assert.equal(firsts.size, 3);
+  // The 101 of a WebSocket that starts without a cookie sets one too.
+  const upgrade = await rawRequest(gw.port(), { path: '/ws', headers: handshakeHeaders() });
+  upgrade.socket.destroy();
+  assert.equal(upgrade.status, 101);
+  assert.match(
+    upgrade.headers['set-cookie'] ?? '',
+    /^aff=[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{16}; Path=\/; HttpOnly/,
+  );
+});
+
+async function getWithCookies(
+  gw: TestGateway,
+  path: string,
+  cookie?: string,
+): Promise<{ body: string; setCookie: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = cookie ? { cookie } : {};
+    const req = request({ host: '127.0.0.1', port: gw.port(), path, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve({ body, setCookie: res.headers['set-cookie']?.[0] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -48,6 +48,7 @@ const DURATIONS = [
   ['auth', 'expiry', 'grace'],
   ['routes', 'echo', 'auth', 'clockTolerance'],
   ['routes', 'echo', 'auth', 'expiry', 'grace'],
+  ['pools', 'echo', 'sticky', 'cookie', 'maxAge'],
 ] as const;
 
 /** The durations that may be 0s: nothing to wait for, or no slack given. */
@@ -62,12 +63,15 @@ const ZERO_ALLOWED = [
  * The duration fields that also accept `off` (the limit is not applied), top-level and in a
  * route's `websocket` block alike; `keepalive.timeout` only matters while pinging, so it has none.
  */
-const OFF_ALLOWED = ['idleTimeout', 'maxLifetime', 'keepalive.client', 'keepalive.backend'].map(
-  (field) => `websocket.${field}`,
-);
+const OFF_ALLOWED = [
+  ...['idleTimeout', 'maxLifetime', 'keepalive.client', 'keepalive.backend'].map(
+    (field) => `websocket.${field}`,
+  ),
+  'sticky.cookie.maxAge',
+];
 
 function offAllowed(field: string): boolean {
-  return OFF_ALLOWED.includes(field.replace(/^routes\.[^.]+\./, ''));
+  return OFF_ALLOWED.includes(field.replace(/^(routes|pools)\.[^.]+\./, ''));
 }
 
 /** The pattern of a duration field that also takes `off`, as the JSON Schema writes it. */
@@ -106,7 +110,7 @@ function withValue(path: Path, value: string): Record<string, unknown> {
   const input: Record<string, unknown> = {
     listeners: { public: { port: 8080 } },
     routes: { echo: { pool: 'echo' } },
-    pools: { echo: { backends: ['http://127.0.0.1:9001'] } },
+    pools: { echo: { backends: ['http://127.0.0.1:9001'], sticky: { from: ['affinityCookie'] } } },
     // The JWKS options are checked only beside a JWKS URL.
     keySets: { idp: { jwksUrl: 'https://idp.example.com/jwks.json' } },
   };

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import {
   type FrontContext,
+  noDownstreamEdits,
   noEdits,
   noFindings,
   type Pass,
@@ -39,6 +40,7 @@ function context(
     requestId: 'r-1',
     log: {} as Logger,
     upstream: noEdits(),
+    downstream: noDownstreamEdits(),
     auth: noFindings(),
   };
 }

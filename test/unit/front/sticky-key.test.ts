@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import type { StickySource } from '../../../src/config/balance-schema.ts';
-import { type FrontContext, noEdits, noFindings } from '../../../src/front/request-stage.ts';
+import {
+  type FrontContext,
+  noDownstreamEdits,
+  noEdits,
+  noFindings,
+} from '../../../src/front/request-stage.ts';
 import { stickyKey } from '../../../src/front/sticky-key.ts';
 import type { Logger } from '../../../src/observability/logger.ts';
 
@@ -33,6 +38,7 @@ function context(
     requestId: 'r-1',
     log: {} as Logger,
     upstream: noEdits(),
+    downstream: noDownstreamEdits(),
     auth,
   };
 }
@@ -51,14 +57,33 @@ test('each source yields its value, marked with its place in the list', () => {
     ['clientAddress', context('/'), '0:198.51.100.7'],
   ];
   for (const [source, ctx, expected] of cases) {
-    assert.equal(stickyKey([source], ctx), expected, JSON.stringify(source));
+    assert.equal(
+      stickyKey({ stickySources: [source], affinityCookie: undefined }, ctx),
+      expected,
+      JSON.stringify(source),
+    );
   }
 });
 
 test('sources are tried in order; the same text from two sources is two keys', () => {
   const sources: StickySource[] = [{ header: 'X-Session' }, { query: 'session' }, 'clientAddress'];
-  assert.equal(stickyKey(sources, context('/?session=s-1', { 'x-session': 's-1' })), '0:s-1');
-  assert.equal(stickyKey(sources, context('/?session=s-1')), '1:s-1');
-  assert.equal(stickyKey(sources, context('/?session=', { 'x-session': '' })), '2:198.51.100.7');
-  assert.equal(stickyKey([], context('/')), undefined);
+  assert.equal(
+    stickyKey(
+      { stickySources: sources, affinityCookie: undefined },
+      context('/?session=s-1', { 'x-session': 's-1' }),
+    ),
+    '0:s-1',
+  );
+  assert.equal(
+    stickyKey({ stickySources: sources, affinityCookie: undefined }, context('/?session=s-1')),
+    '1:s-1',
+  );
+  assert.equal(
+    stickyKey(
+      { stickySources: sources, affinityCookie: undefined },
+      context('/?session=', { 'x-session': '' }),
+    ),
+    '2:198.51.100.7',
+  );
+  assert.equal(stickyKey({ stickySources: [], affinityCookie: undefined }, context('/')), undefined);
 });
