@@ -72,12 +72,28 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const log = deps.log;
   const metrics = new GatewayMetrics(deps.version);
   const registry = new ConnectionRegistry();
+  const clock = deps.clock ?? SYSTEM_CLOCK;
   const pools = new Map(
     Object.entries(config.pools).map(([name, pool]) => [
       name,
-      new Pool(name, pool, (algorithm) => metrics.picks.inc({ pool: name, algorithm })),
+      new Pool(name, pool, {
+        onPick: (algorithm) => metrics.picks.inc({ pool: name, algorithm }),
+        health: {
+          clock,
+          log,
+          events: {
+            changed: (backend, up) => metrics.backendUp.set({ pool: name, backend: backend.id }, up ? 1 : 0),
+            ejected: (backend) => metrics.ejections.inc({ pool: name, backend: backend.id }),
+            checked: (backend, ok) =>
+              metrics.healthChecks.inc({ pool: name, backend: backend.id, result: ok ? 'ok' : 'failed' }),
+          },
+        },
+      }),
     ]),
   );
+  for (const pool of pools.values()) {
+    for (const backend of pool.backends) metrics.backendUp.set({ pool: pool.name, backend: backend.id }, 1);
+  }
   const routes = new RouteLookup(config.routes);
   const policies = resolvePolicies(config);
   const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);
@@ -90,7 +106,6 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const isDraining = (): boolean => phase === 'draining';
 
   // Each route's own checks (its Origin policy), run by both passes after routing.
-  const clock = deps.clock ?? SYSTEM_CLOCK;
   const wallNow = deps.wallNow ?? Date.now;
   const keySets = buildKeySets(config.keySets, {
     clock,
@@ -159,11 +174,15 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const bound: Record<string, AddressInfo> = {};
   let admin: Server | undefined;
 
-  const isReady = (): boolean => phase === 'running';
+  const routePools = [...new Set(Object.values(config.routes).map((route) => pools.get(route.pool)))];
+  const backendsReady = (): boolean =>
+    config.admin.readiness !== 'healthyBackends' || routePools.every((pool) => pool?.available ?? false);
+  const isReady = (): boolean => phase === 'running' && backendsReady();
 
   async function start(): Promise<void> {
     sweeper.start();
     for (const keySet of keySets.values()) keySet.start();
+    for (const pool of pools.values()) pool.start();
     try {
       for (const listener of listeners) {
         bound[listener.name] = await listener.listen();

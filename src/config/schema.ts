@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { admissionSchema } from './admission-schema.ts';
 import { authOverridesSchema, authSchema, keySetSchema } from './auth-schema.ts';
 import { balanceSchema, stickySchema } from './balance-schema.ts';
+import { healthSchema } from './health-schema.ts';
 import { duration, size } from './measures.ts';
 import { originsOverridesSchema, originsSchema } from './origin-schema.ts';
 import { pemFile } from './pem-file.ts';
@@ -155,6 +156,7 @@ function poolSchema(context: SchemaContext) {
     tls: poolTlsSchema(context).prefault({}).describe('TLS settings for https:// backends.'),
     balance: balanceSchema,
     sticky: stickySchema(context),
+    health: healthSchema,
   });
 }
 
@@ -196,6 +198,12 @@ const logSchema = z.strictObject({
 
 const adminSchema = z.strictObject({
   enabled: z.boolean().default(true).describe('Serve /metrics, /healthz and /readyz.'),
+  readiness: z
+    .enum(['listening', 'healthyBackends'])
+    .default('listening')
+    .describe(
+      '/readyz is 200 once the listeners are bound (listening), or only while every route has a backend that is up (healthyBackends).',
+    ),
   address: address.default('127.0.0.1').describe('Address to bind; keep it private.'),
   port: port
     .default(8410)

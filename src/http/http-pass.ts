@@ -349,6 +349,8 @@ export class HttpPass {
       backend: backend.id,
       code: errorCode,
     });
+    // Only the backend's own failures count against it (not a client that left mid-request).
+    if (CONNECT_ERRORS.has(code) || code === CONNECT_TIMEOUT) pool.failed(backend);
     const untouched = !res.headersSent && !req.socket.destroyed;
     let next: readonly Backend[] | undefined;
     let resend = false;
@@ -409,6 +411,7 @@ export class HttpPass {
     for (const [name, value] of this.#added.get(req) ?? []) headers.push(name, value);
     const attempt = this.#attempts.get(req);
     const backend = attempt?.backend.id;
+    if (attempt) this.#options.table.pools.get(attempt.backend.poolName)?.succeeded(attempt.backend);
     // Node's client parser lets through statuses (e.g. 099) that `writeHead` throws on: a backend
     // must not be able to crash the gateway with one.
     const status = proxyRes.statusCode ?? 0;

@@ -173,6 +173,27 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly backendUp = new Gauge({
+    name: 'wsgate_backend_up',
+    help: 'Whether a backend takes new connections (1) or is down, ejected or draining (0), by pool and backend.',
+    labelNames: ['pool', 'backend'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ejections = new Counter({
+    name: 'wsgate_backend_ejections_total',
+    help: 'Backends ejected by passive health checking after consecutive failures of real traffic, by pool and backend.',
+    labelNames: ['pool', 'backend'] as const,
+    registers: [this.registry],
+  });
+
+  readonly healthChecks = new Counter({
+    name: 'wsgate_health_checks_total',
+    help: 'Active health checks of backends, by pool, backend and result (ok, failed).',
+    labelNames: ['pool', 'backend', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly picks = new Counter({
     name: 'wsgate_balancer_picks_total',
     help: 'Backend choices for new connections and requests, by pool and what made them: sticky (consistent hashing on a sticky key), round_robin or least_connections.',

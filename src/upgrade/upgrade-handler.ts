@@ -185,10 +185,14 @@ export class UpgradeHandler {
     }
     switch (outcome.kind) {
       case 'upgraded':
+        pool.succeeded(outcome.backend);
         this.#open(ctx, pool, policy, outcome, Buffer.concat([ctx.head, ...early]));
         return;
       case 'answered': {
         const status = outcome.response.statusCode ?? 0;
+        // A refusal (4xx) is an answer; a 5xx to an upgrade counts against the backend.
+        if (status >= 500) pool.failed(outcome.backend);
+        else pool.succeeded(outcome.backend);
         if (status >= 400 && status < 500) {
           this.#account(ctx, 'UPSTREAM_REJECTED', { status, backend: outcome.backend.id });
           await relayResponse(ctx.socket, outcome.response, pool.config.handshakeTimeout);
@@ -240,6 +244,7 @@ export class UpgradeHandler {
       }),
       (failure) => {
         if (abort.signal.aborted) return; // the client left: not the backend's failure
+        pool.failed(failure.backend);
         metrics.upstreamConnectFailures.inc({
           pool: pool.name,
           backend: failure.backend.id,

@@ -5,43 +5,28 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Clock } from '../clock.ts';
 import type { StickySource } from '../config/balance-schema.ts';
 import type { PoolConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
 import { AffinityCookie } from '../routing/affinity-cookie.ts';
 import { type Balancer, RoundRobinBalancer } from '../routing/balancer.ts';
 import { LeastConnectionsBalancer } from '../routing/least-connections.ts';
 import { RendezvousBalancer } from '../routing/rendezvous.ts';
+import type { Backend, BackendState, BackendTls } from './backend.ts';
+import { type HealthEvents, PoolHealth } from './pool-health.ts';
 
-/** Whether a backend takes new connections: `up`, `down` (failing its checks), `draining`. */
-export type BackendState = 'up' | 'down' | 'draining';
-
-export interface Backend {
-  /**
-   * The backend's origin (`http://host:port`) as configured: its metric label, and the identity
-   * sticky keys hash on. Labels come from the configuration only (a backend found by discovery is
-   * labelled by the entry that found it), so their number is bounded by the configuration.
-   */
-  readonly id: string;
-  readonly poolName: string;
-  readonly url: URL;
-  readonly secure: boolean;
-  readonly host: string;
-  readonly port: number;
-  readonly weight: number;
-  /** Tunnels open to this backend now. */
-  activeTunnels: number;
-  /** Whether it takes new connections; only `up` backends are chosen while any is up. */
-  state: BackendState;
-}
+export type { Backend, BackendState, BackendTls } from './backend.ts';
 
 /** What chose a connection's backend: consistent hashing on its sticky key, or the pool's balance. */
 export type PickAlgorithm = 'sticky' | PoolConfig['balance'];
 
-/** TLS settings used when connecting to https:// backends. */
-export interface BackendTls {
-  readonly ca: Buffer | undefined;
-  readonly servername: string | undefined;
-  readonly rejectUnauthorized: boolean;
+/** What a pool is built with beside its configuration. */
+export interface PoolDeps {
+  /** Counts each choice by the algorithm that made it (the picks metric). */
+  readonly onPick?: (algorithm: PickAlgorithm) => void;
+  /** Runs the pool's health checks with this clock, reporting to these events. */
+  readonly health?: { clock: Clock; events: HealthEvents; log: Logger };
 }
 
 export class Pool {
@@ -61,10 +46,11 @@ export class Pool {
   readonly httpsAgent: HttpsAgent;
 
   readonly #onPick: (algorithm: PickAlgorithm) => void;
+  /** The health checks, when the gateway runs them (a pool built without `deps.health` has none). */
+  readonly #health: PoolHealth | undefined;
 
-  /** `onPick` counts each choice by the algorithm that made it (the picks metric). */
-  constructor(name: string, config: PoolConfig, onPick: (algorithm: PickAlgorithm) => void = () => {}) {
-    this.#onPick = onPick;
+  constructor(name: string, config: PoolConfig, deps: PoolDeps = {}) {
+    this.#onPick = deps.onPick ?? (() => {});
     this.name = name;
     this.config = config;
     this.backends = config.backends.map((backend) => {
@@ -87,6 +73,10 @@ export class Pool {
       servername: config.tls.serverName,
       rejectUnauthorized: config.tls.verify,
     };
+    this.#health =
+      deps.health === undefined
+        ? undefined
+        : new PoolHealth(this.backends, config.health, this.tls, deps.health);
     this.#balancer =
       config.balance === 'least_connections'
         ? new LeastConnectionsBalancer(this.backends)
@@ -134,8 +124,29 @@ export class Pool {
     return (up.length > 0 ? up : ordered).slice(0, 1 + this.config.retries);
   }
 
-  /** Closes the idle keep-alive sockets held for plain HTTP. */
+  /** Starts the health checks. */
+  start(): void {
+    this.#health?.start();
+  }
+
+  /** Real traffic to `backend` failed: a connect refused or timed out, a 5xx to an upgrade. */
+  failed(backend: Backend): void {
+    this.#health?.failure(backend);
+  }
+
+  /** Real traffic to `backend` got an answer. */
+  succeeded(backend: Backend): void {
+    this.#health?.success(backend);
+  }
+
+  /** Whether any backend takes new connections. */
+  get available(): boolean {
+    return this.backends.some((backend) => backend.state === 'up');
+  }
+
+  /** Stops the health checks and closes the idle keep-alive sockets held for plain HTTP. */
   close(): void {
+    this.#health?.stop();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }

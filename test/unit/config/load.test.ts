@@ -50,7 +50,12 @@ describe('loadConfigFile', () => {
       keepAliveTimeout: 5_000,
       maxHeaderSize: 16_384,
     });
-    assert.deepEqual(config.admin, { enabled: true, address: '127.0.0.1', port: 8410 });
+    assert.deepEqual(config.admin, {
+      enabled: true,
+      readiness: 'listening',
+      address: '127.0.0.1',
+      port: 8410,
+    });
     assert.deepEqual(config.routes.echo, { hosts: [], path: '/', pool: 'echo' });
     assert.deepEqual(config.pools.echo?.backends, [
       { url: 'http://127.0.0.1:9001', weight: 1 },
@@ -67,7 +72,7 @@ describe('loadConfigFile', () => {
         query: 'redact',
         httpRequests: { level: 'info', sample: 1 },
       },
-      admin: { enabled: true, address: '127.0.0.1', port: 8410 },
+      admin: { enabled: true, readiness: 'listening', address: '127.0.0.1', port: 8410 },
       listeners: {
         public: {
           address: '0.0.0.0',
@@ -90,6 +95,7 @@ describe('loadConfigFile', () => {
           retries: 2,
           preserveHost: true,
           balance: 'round_robin',
+          health: {},
           tls: { verify: true },
         },
       },

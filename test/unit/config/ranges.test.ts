@@ -49,6 +49,9 @@ const DURATIONS = [
   ['routes', 'echo', 'auth', 'clockTolerance'],
   ['routes', 'echo', 'auth', 'expiry', 'grace'],
   ['pools', 'echo', 'sticky', 'cookie', 'maxAge'],
+  ['pools', 'echo', 'health', 'active', 'interval'],
+  ['pools', 'echo', 'health', 'active', 'timeout'],
+  ['pools', 'echo', 'health', 'passive', 'ejectFor'],
 ] as const;
 
 /** The durations that may be 0s: nothing to wait for, or no slack given. */

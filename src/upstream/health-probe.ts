@@ -1,0 +1,84 @@
+/**
+ * One active health check of a backend: an HTTP GET with undici whose status must fall in the
+ * expected range (its body is read and dropped), or a TCP connect, each bounded by the check's
+ * timeout. Resolves with whether it passed and why not; never rejects.
+ */
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { Agent, request } from 'undici';
+import type { ActiveCheck } from '../config/health-schema.ts';
+import type { Backend, BackendTls } from './backend.ts';
+
+export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** The undici dispatcher for a pool's checks (TLS settings of its https:// backends). */
+export function probeAgent(tls: BackendTls): Agent {
+  return new Agent({
+    connect: {
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      ...(tls.servername ? { servername: tls.servername } : {}),
+      rejectUnauthorized: tls.rejectUnauthorized,
+    },
+    keepAliveTimeout: 1_000,
+    pipelining: 0,
+  });
+}
+
+async function httpProbe(backend: Backend, check: ActiveCheck, agent: Agent): Promise<ProbeResult> {
+  const response = await request(new URL(check.path, backend.url), {
+    method: 'GET',
+    dispatcher: agent,
+    headers: { 'user-agent': 'wsgate-health-check' },
+    headersTimeout: check.timeout,
+    bodyTimeout: check.timeout,
+    signal: AbortSignal.timeout(check.timeout),
+  });
+  response.body.on('error', () => {});
+  await response.body.dump({ limit: 64 * 1024 });
+  const { min, max } = check.expectStatus;
+  if (response.statusCode < min || response.statusCode > max) {
+    return { ok: false, reason: `status ${response.statusCode}` };
+  }
+  return { ok: true };
+}
+
+function tcpProbe(backend: Backend, check: ActiveCheck, tls: BackendTls): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const socket = backend.secure
+      ? tlsConnect({
+          host: backend.host,
+          port: backend.port,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          servername: tls.servername ?? backend.host,
+          rejectUnauthorized: tls.rejectUnauthorized,
+        })
+      : netConnect({ host: backend.host, port: backend.port });
+    const done = (result: ProbeResult): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done({ ok: false, reason: 'timeout' }), check.timeout);
+    socket.once(backend.secure ? 'secureConnect' : 'connect', () => done({ ok: true }));
+    socket.once('error', (error: Error & { code?: string }) =>
+      done({ ok: false, reason: error.code ?? error.message }),
+    );
+  });
+}
+
+/** Runs one check of `backend`. */
+export async function probe(
+  backend: Backend,
+  check: ActiveCheck,
+  tls: BackendTls,
+  agent: Agent,
+): Promise<ProbeResult> {
+  try {
+    return check.type === 'tcp'
+      ? await tcpProbe(backend, check, tls)
+      : await httpProbe(backend, check, agent);
+  } catch (error) {
+    const code = error instanceof Error && 'code' in error ? String(error.code) : undefined;
+    return { ok: false, reason: code ?? (error instanceof Error ? error.name : 'error') };
+  }
+}

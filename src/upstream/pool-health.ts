@@ -1,0 +1,169 @@
+/**
+ * The health of a pool's backends, from active checks (health-probe.ts, on the injected clock,
+ * each backend on its own jittered interval) and from real traffic (passive ejection): a backend
+ * goes down after `unhealthyAfter` failed checks and back up after `healthyAfter` passed ones; it
+ * is ejected for `ejectFor` after `failures` consecutive failures of real traffic, unless that
+ * would eject more than `maxEjectedShare` of the pool. `Backend.state` is kept in step (a backend
+ * being drained stays `draining`), so the balancers only ever read that field.
+ */
+import type { Agent } from 'undici';
+import type { Clock } from '../clock.ts';
+import type { HealthSettings } from '../config/health-schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Backend, BackendTls } from './backend.ts';
+import { probe, probeAgent } from './health-probe.ts';
+
+interface Record {
+  /** What the active checks say (true until they say otherwise). */
+  checkedUp: boolean;
+  passed: number;
+  failed: number;
+  /** Consecutive failures of real traffic. */
+  trafficFailures: number;
+  ejected: boolean;
+}
+
+export interface HealthEvents {
+  /** A backend's availability changed (up: it takes new connections again). */
+  readonly changed: (backend: Backend, up: boolean, why: string) => void;
+  readonly ejected: (backend: Backend) => void;
+  readonly checked: (backend: Backend, ok: boolean) => void;
+}
+
+export class PoolHealth {
+  readonly #backends: readonly Backend[];
+  readonly #settings: HealthSettings;
+  readonly #tls: BackendTls;
+  readonly #clock: Clock;
+  readonly #events: HealthEvents;
+  readonly #log: Logger;
+  readonly #records = new Map<Backend, Record>();
+  readonly #timers = new Set<() => void>();
+  #agent: Agent | undefined;
+  #running = false;
+
+  constructor(
+    backends: readonly Backend[],
+    settings: HealthSettings,
+    tls: BackendTls,
+    deps: { clock: Clock; events: HealthEvents; log: Logger },
+  ) {
+    this.#backends = backends;
+    this.#settings = settings;
+    this.#tls = tls;
+    this.#clock = deps.clock;
+    this.#events = deps.events;
+    this.#log = deps.log;
+    for (const backend of backends) {
+      this.#records.set(backend, {
+        checkedUp: true,
+        passed: 0,
+        failed: 0,
+        trafficFailures: 0,
+        ejected: false,
+      });
+    }
+  }
+
+  /** Starts the active checks, if any. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    if (this.#settings.active === undefined) return;
+    this.#agent = probeAgent(this.#tls);
+    for (const backend of this.#backends) this.#schedule(backend);
+  }
+
+  stop(): void {
+    this.#running = false;
+    for (const cancel of this.#timers) cancel();
+    this.#timers.clear();
+    void this.#agent?.close();
+    this.#agent = undefined;
+  }
+
+  /** Real traffic to `backend` failed (a connect, a handshake timeout, a 5xx to an upgrade). */
+  failure(backend: Backend): void {
+    const passive = this.#settings.passive;
+    const record = this.#records.get(backend);
+    if (passive === undefined || record === undefined || record.ejected) return;
+    record.trafficFailures++;
+    if (record.trafficFailures < passive.failures) return;
+    const ejected = [...this.#records.values()].filter((entry) => entry.ejected).length;
+    if (ejected + 1 > Math.floor(passive.maxEjectedShare * this.#backends.length)) return;
+    record.ejected = true;
+    record.trafficFailures = 0;
+    this.#events.ejected(backend);
+    this.#update(backend, `ejected for ${passive.ejectFor} ms after ${passive.failures} failures`);
+    this.#after(passive.ejectFor, () => {
+      record.ejected = false;
+      this.#update(backend, 'ejection over');
+    });
+  }
+
+  /** Real traffic to `backend` succeeded: its failures are no longer consecutive. */
+  success(backend: Backend): void {
+    const record = this.#records.get(backend);
+    if (record) record.trafficFailures = 0;
+  }
+
+  #after(delayMs: number, fire: () => void): void {
+    const cancel = this.#clock.after(delayMs, () => {
+      this.#timers.delete(cancel);
+      fire();
+    });
+    this.#timers.add(cancel);
+  }
+
+  #schedule(backend: Backend): void {
+    const active = this.#settings.active;
+    if (active === undefined || !this.#running) return;
+    const jitter = 0.9 + Math.random() * 0.2;
+    this.#after(Math.round(active.interval * jitter), () => {
+      const agent = this.#agent;
+      if (agent === undefined) return;
+      void probe(backend, active, this.#tls, agent).then((result) => {
+        if (!this.#running) return;
+        this.#checked(backend, result.ok, result.ok ? '' : result.reason);
+        this.#schedule(backend);
+      });
+    });
+  }
+
+  #checked(backend: Backend, ok: boolean, reason: string): void {
+    const active = this.#settings.active;
+    const record = this.#records.get(backend);
+    if (active === undefined || record === undefined) return;
+    this.#events.checked(backend, ok);
+    if (ok) {
+      record.failed = 0;
+      record.passed++;
+      if (!record.checkedUp && record.passed >= active.healthyAfter) {
+        record.checkedUp = true;
+        this.#update(backend, `${record.passed} checks passed`);
+      }
+    } else {
+      record.passed = 0;
+      record.failed++;
+      if (record.checkedUp && record.failed >= active.unhealthyAfter) {
+        record.checkedUp = false;
+        this.#update(backend, `${record.failed} checks failed (${reason})`);
+      }
+    }
+  }
+
+  /** Brings `backend.state` in step with its record. */
+  #update(backend: Backend, why: string): void {
+    const record = this.#records.get(backend);
+    if (record === undefined || backend.state === 'draining') return;
+    const up = record.checkedUp && !record.ejected;
+    const state = up ? 'up' : 'down';
+    if (backend.state === state) return;
+    backend.state = state;
+    this.#log[up ? 'info' : 'warn'](
+      { pool: backend.poolName, backend: backend.id, why },
+      up ? 'backend up' : 'backend down',
+    );
+    this.#events.changed(backend, up, why);
+  }
+}
