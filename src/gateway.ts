@@ -71,6 +71,7 @@ export interface Gateway {
 export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const log = deps.log;
   const metrics = new GatewayMetrics(deps.version);
+  const startedAt = Date.now();
   const registry = new ConnectionRegistry();
   const clock = deps.clock ?? SYSTEM_CLOCK;
   const pools = new Map(
@@ -198,7 +199,24 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
         );
       }
       if (config.admin.enabled) {
-        const server = createAdminServer({ metrics, log, isReady });
+        const server = createAdminServer({
+          metrics,
+          log,
+          isReady,
+          status: {
+            version: deps.version,
+            startedAt,
+            phase: currentPhase,
+            config,
+            pools,
+            addresses: () => bound,
+            totals: () => ({
+              tunnels: registry.tunnelCount,
+              handshakes: registry.pendingCount,
+              requests: registry.requestCount,
+            }),
+          },
+        });
         admin = server;
         await new Promise<void>((resolve, reject) => {
           const onError = (error: Error): void =>

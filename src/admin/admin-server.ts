@@ -1,17 +1,22 @@
 /**
  * The admin listener, separate from the public ones and on 127.0.0.1 by default: `/metrics` for
  * Prometheus, `/healthz` (the process is alive and serving) and `/readyz` (listeners are bound
- * and the gateway is not draining: what a load balancer or Kubernetes should route on).
+ * and the gateway is not draining: what a load balancer or Kubernetes should route on), and
+ * `/status` (an HTML page) with `/status.json` (what it draws) for people.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { headersForStatus } from '../errors/codes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
+import { type StatusSource, statusReport } from './status.ts';
+import { STATUS_PAGE } from './status-page.ts';
 
 export interface AdminServerOptions {
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
   readonly isReady: () => boolean;
+  /** What `/status.json` and the `/status` page show. */
+  readonly status: StatusSource;
 }
 
 function reply(
@@ -43,6 +48,16 @@ export function createAdminServer(options: AdminServerOptions): Server {
         return;
       case '/healthz':
         reply(res, 200, 'ok\n');
+        return;
+      case '/status.json':
+        reply(res, 200, `${JSON.stringify(statusReport(options.status), null, 2)}\n`, 'application/json');
+        return;
+      case '/status':
+        res.setHeader(
+          'content-security-policy',
+          "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+        );
+        reply(res, 200, STATUS_PAGE, 'text/html; charset=utf-8');
         return;
       case '/readyz':
         if (options.isReady()) reply(res, 200, 'ready\n');

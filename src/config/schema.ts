@@ -197,7 +197,7 @@ const logSchema = z.strictObject({
 });
 
 const adminSchema = z.strictObject({
-  enabled: z.boolean().default(true).describe('Serve /metrics, /healthz and /readyz.'),
+  enabled: z.boolean().default(true).describe('Serve /metrics, /healthz, /readyz and /status.'),
   readiness: z
     .enum(['listening', 'healthyBackends'])
     .default('listening')

@@ -23,6 +23,17 @@ export interface Backend {
   activeTunnels: number;
   /** Whether it takes new connections; only `up` backends are chosen while any is up. */
   state: BackendState;
+  /** What the status page shows of it: choices, failures of real traffic, the last one. */
+  readonly stats: BackendStats;
+}
+
+export interface BackendStats {
+  /** Times it was the first choice for a connection or request. */
+  picks: number;
+  /** Failures of real traffic (connects, 5xx to upgrades). */
+  failures: number;
+  /** When the last failure happened (epoch ms), if one did. */
+  lastFailureAt: number | undefined;
 }
 
 /** TLS settings used when connecting to https:// backends. */

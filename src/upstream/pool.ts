@@ -66,6 +66,7 @@ export class Pool {
         weight: backend.weight,
         activeTunnels: 0,
         state: 'up' as BackendState,
+        stats: { picks: 0, failures: 0, lastFailureAt: undefined },
       };
     });
     this.tls = {
@@ -120,6 +121,8 @@ export class Pool {
     const hashed = key !== undefined && this.#hashing !== undefined;
     const ordered = hashed ? (this.#hashing?.candidates(key) ?? []) : this.#balancer.candidates(key);
     this.#onPick(hashed ? 'sticky' : this.config.balance);
+    const first = ordered.find((backend) => backend.state === 'up') ?? ordered[0];
+    if (first) first.stats.picks++;
     const up = ordered.filter((backend) => backend.state === 'up');
     return (up.length > 0 ? up : ordered).slice(0, 1 + this.config.retries);
   }
@@ -131,6 +134,8 @@ export class Pool {
 
   /** Real traffic to `backend` failed: a connect refused or timed out, a 5xx to an upgrade. */
   failed(backend: Backend): void {
+    backend.stats.failures++;
+    backend.stats.lastFailureAt = Date.now();
     this.#health?.failure(backend);
   }
 

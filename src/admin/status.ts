@@ -1,0 +1,61 @@
+/**
+ * What `/status.json` reports, taken from the live gateway when asked: its version, phase and
+ * uptime; listeners; routes with the checks they run; pools with their balancing and, for each
+ * backend, its state, weight, open WebSockets, picks and failures; and the gateway's totals.
+ */
+import type { Config } from '../config/schema.ts';
+import type { Pool } from '../upstream/pool.ts';
+
+export interface StatusSource {
+  readonly version: string;
+  readonly startedAt: number;
+  readonly phase: () => string;
+  readonly config: Config;
+  readonly pools: ReadonlyMap<string, Pool>;
+  readonly addresses: () => Readonly<Record<string, { address: string; port: number }>>;
+  readonly totals: () => { readonly tunnels: number; readonly handshakes: number; readonly requests: number };
+}
+
+export function statusReport(source: StatusSource) {
+  const { config } = source;
+  const bound = source.addresses();
+  return {
+    version: source.version,
+    phase: source.phase(),
+    uptimeSeconds: Math.round((Date.now() - source.startedAt) / 1000),
+    totals: source.totals(),
+    listeners: Object.entries(config.listeners).map(([name, listener]) => ({
+      name,
+      address: bound[name]?.address ?? listener.address,
+      port: bound[name]?.port ?? listener.port,
+      tls: listener.tls !== undefined,
+      proxyProtocol: listener.proxyProtocol,
+    })),
+    routes: Object.entries(config.routes).map(([name, route]) => ({
+      name,
+      hosts: route.hosts,
+      path: route.path,
+      pool: route.pool,
+      token: (route.auth?.keySet ?? config.auth.keySet) !== 'off',
+    })),
+    pools: [...source.pools.values()].map((pool) => ({
+      name: pool.name,
+      balance: pool.config.balance,
+      sticky: pool.stickySources.map((entry) => (typeof entry === 'string' ? entry : Object.keys(entry)[0])),
+      backends: pool.backends.map((backend) => ({
+        url: backend.id,
+        state: backend.state,
+        weight: backend.weight,
+        websockets: backend.activeTunnels,
+        picks: backend.stats.picks,
+        failures: backend.stats.failures,
+        lastFailureAt:
+          backend.stats.lastFailureAt === undefined
+            ? null
+            : new Date(backend.stats.lastFailureAt).toISOString(),
+      })),
+    })),
+  };
+}
+
+export type StatusReport = ReturnType<typeof statusReport>;
