@@ -27,6 +27,7 @@ function reply(
 ): void {
   res.writeHead(status, {
     'content-type': contentType,
+    'x-content-type-options': 'nosniff',
     'content-length': Buffer.byteLength(body),
     ...headersForStatus(status),
   });

@@ -60,7 +60,11 @@ function cookieSchema(context: SchemaContext) {
         .enum(['Lax', 'Strict', 'None'])
         .default('Lax')
         .describe('SameSite attribute; None is sent with Secure only, over TLS.'),
-      path: z.string().startsWith('/').default('/').describe('Path attribute.'),
+      path: z
+        .string()
+        .regex(/^\/[\x21-\x3a\x3c-\x7e]*$/, 'must be a path: "/" then printable characters, no ";" or spaces')
+        .default('/')
+        .describe('Path attribute.'),
       secretEnv: secretFromEnv(context)
         .optional()
         .describe(

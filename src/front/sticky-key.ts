@@ -24,12 +24,18 @@ function queryValue(target: string, name: string): string | undefined {
   return new URLSearchParams(target.slice(queryAt + 1)).get(name) ?? undefined;
 }
 
-function cookieValue(header: string | undefined, name: string): string | undefined {
+/** Every value of the cookie `name`, in the order sent (a browser may send several). */
+function cookieValues(header: string | undefined, name: string): string[] {
+  const values: string[] = [];
   for (const pair of header?.split(';') ?? []) {
     const equals = pair.indexOf('=');
-    if (equals !== -1 && pair.slice(0, equals).trim() === name) return pair.slice(equals + 1).trim();
+    if (equals !== -1 && pair.slice(0, equals).trim() === name) values.push(pair.slice(equals + 1).trim());
   }
-  return undefined;
+  return values;
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  return cookieValues(header, name)[0];
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -61,9 +67,11 @@ function yieldOf(
 /** The key of the gateway's affinity cookie, or a new one, set on the answer to the client. */
 function affinityKey(ctx: FrontContext, cookie: AffinityCookie | undefined): string | undefined {
   if (cookie === undefined) return undefined;
-  const sent = cookieValue(ctx.req.headers.cookie, cookie.name);
-  const known = sent === undefined ? undefined : cookie.verify(sent);
-  if (known !== undefined) return known;
+  // A stale or foreign copy (another path, a sibling domain) may come first: the first valid one counts.
+  for (const sent of cookieValues(ctx.req.headers.cookie, cookie.name)) {
+    const known = cookie.verify(sent);
+    if (known !== undefined) return known;
+  }
   const issued = cookie.issue(ctx.forwarded.xForwardedProto === 'https');
   ctx.downstream.headers.push(['Set-Cookie', issued.setCookie]);
   return issued.key;

@@ -349,8 +349,10 @@ export class HttpPass {
       backend: backend.id,
       code: errorCode,
     });
-    // Only the backend's own failures count against it (not a client that left mid-request).
-    if (CONNECT_ERRORS.has(code) || code === CONNECT_TIMEOUT) pool.failed(backend);
+    // Only the backend's own failures count against it: a connect that failed, or a reset before
+    // any answer while the client was still there (not a client that left mid-request).
+    const reset = code === 'ECONNRESET' && !res.headersSent && !req.socket.destroyed;
+    if (CONNECT_ERRORS.has(code) || code === CONNECT_TIMEOUT || reset) pool.failed(backend);
     const untouched = !res.headersSent && !req.socket.destroyed;
     let next: readonly Backend[] | undefined;
     let resend = false;

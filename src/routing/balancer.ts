@@ -13,36 +13,47 @@ export interface Weighted {
 }
 
 export interface Balancer<T extends Weighted> {
-  /** Backends to try for one new connection, best first; every backend appears at most once. */
-  candidates(key: string | undefined): T[];
+  /**
+   * Backends to try for one new connection, best first; every backend appears at most once.
+   * `usable` says which backends may be chosen now (the others come last): a balancer that keeps
+   * shares spreads them over the usable ones only, so that no one inherits a down backend's turns.
+   */
+  candidates(key: string | undefined, usable?: (backend: T) => boolean): T[];
 }
 
 /** Smooth weighted round-robin over a fixed set of backends. */
 export class RoundRobinBalancer<T extends Weighted> implements Balancer<T> {
   readonly #backends: readonly T[];
   readonly #current: number[];
-  readonly #totalWeight: number;
 
   constructor(backends: readonly T[]) {
     if (backends.length === 0) throw new RangeError('a balancer needs at least one backend');
     this.#backends = backends;
     this.#current = backends.map(() => 0);
-    this.#totalWeight = backends.reduce((sum, backend) => sum + backend.weight, 0);
   }
 
-  candidates(): T[] {
-    let chosen = 0;
-    for (let i = 0; i < this.#backends.length; i++) {
-      const next = (this.#current[i] ?? 0) + (this.#backends[i]?.weight ?? 0);
+  candidates(_key?: string, usable: (backend: T) => boolean = () => true): T[] {
+    const all = this.#backends;
+    let eligible = all.map((backend) => usable(backend));
+    if (!eligible.includes(true)) eligible = all.map(() => true);
+    let total = 0;
+    let chosen = -1;
+    for (let i = 0; i < all.length; i++) {
+      if (!eligible[i]) continue;
+      const weight = all[i]?.weight ?? 0;
+      total += weight;
+      const next = (this.#current[i] ?? 0) + weight;
       this.#current[i] = next;
-      if (next > (this.#current[chosen] ?? 0)) chosen = i;
+      if (chosen === -1 || next > (this.#current[chosen] ?? 0)) chosen = i;
     }
-    this.#current[chosen] = (this.#current[chosen] ?? 0) - this.#totalWeight;
+    this.#current[chosen] = (this.#current[chosen] ?? 0) - total;
     const ordered: T[] = [];
-    for (let offset = 0; offset < this.#backends.length; offset++) {
-      const backend = this.#backends[(chosen + offset) % this.#backends.length];
-      if (backend) ordered.push(backend);
+    const rest: T[] = [];
+    for (let offset = 0; offset < all.length; offset++) {
+      const index = (chosen + offset) % all.length;
+      const backend = all[index];
+      if (backend) (eligible[index] ? ordered : rest).push(backend);
     }
-    return ordered;
+    return [...ordered, ...rest];
   }
 }

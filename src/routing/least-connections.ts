@@ -12,35 +12,36 @@ export interface Loaded extends Weighted {
 
 export class LeastConnectionsBalancer<T extends Loaded> implements Balancer<T> {
   readonly #backends: readonly T[];
-  readonly #totalWeight: number;
   readonly #random: () => number;
 
   constructor(backends: readonly T[], random: () => number = Math.random) {
     if (backends.length === 0) throw new RangeError('a balancer needs at least one backend');
     this.#backends = backends;
-    this.#totalWeight = backends.reduce((sum, backend) => sum + backend.weight, 0);
     this.#random = random;
   }
 
-  /** One backend drawn by weight, other than `not`. */
-  #draw(not: T | undefined): T {
-    const total = this.#totalWeight - (not?.weight ?? 0);
+  /** One of `from` drawn by weight, other than `not`. */
+  #draw(from: readonly T[], not: T | undefined): T {
+    const total = from.reduce((sum, backend) => sum + (backend === not ? 0 : backend.weight), 0);
     let at = this.#random() * total;
-    for (const backend of this.#backends) {
+    for (const backend of from) {
       if (backend === not) continue;
       at -= backend.weight;
       if (at < 0) return backend;
     }
-    return this.#backends.find((backend) => backend !== not) as T;
+    return from.find((backend) => backend !== not) as T;
   }
 
-  candidates(): T[] {
+  candidates(_key?: string, usable: (backend: T) => boolean = () => true): T[] {
     const load = (backend: T): number => backend.activeTunnels / backend.weight;
-    const byLoad = [...this.#backends].sort((a, b) => load(a) - load(b));
-    if (this.#backends.length === 1) return byLoad;
-    const one = this.#draw(undefined);
-    const two = this.#draw(one);
+    const up = this.#backends.filter(usable);
+    const from = up.length > 0 ? up : this.#backends;
+    const rest = this.#backends.filter((backend) => !from.includes(backend));
+    const byLoad = [...from].sort((a, b) => load(a) - load(b));
+    if (from.length === 1) return [...byLoad, ...rest];
+    const one = this.#draw(from, undefined);
+    const two = this.#draw(from, one);
     const chosen = load(two) < load(one) ? two : one;
-    return [chosen, ...byLoad.filter((backend) => backend !== chosen)];
+    return [chosen, ...byLoad.filter((backend) => backend !== chosen), ...rest];
   }
 }

@@ -40,6 +40,8 @@ export class PoolHealth {
   readonly #records = new Map<Backend, Record>();
   readonly #timers = new Set<() => void>();
   #agent: Agent | undefined;
+  /** Stops the checks in flight when the pool stops. */
+  #stopping = new AbortController();
   #running = false;
 
   constructor(
@@ -69,6 +71,7 @@ export class PoolHealth {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#stopping = new AbortController();
     if (this.#settings.active === undefined) return;
     this.#agent = probeAgent(this.#tls);
     for (const backend of this.#backends) this.#schedule(backend);
@@ -76,6 +79,7 @@ export class PoolHealth {
 
   stop(): void {
     this.#running = false;
+    this.#stopping.abort();
     for (const cancel of this.#timers) cancel();
     this.#timers.clear();
     void this.#agent?.close();
@@ -89,8 +93,9 @@ export class PoolHealth {
     if (passive === undefined || record === undefined || record.ejected) return;
     record.trafficFailures++;
     if (record.trafficFailures < passive.failures) return;
-    const ejected = [...this.#records.values()].filter((entry) => entry.ejected).length;
-    if (ejected + 1 > Math.floor(passive.maxEjectedShare * this.#backends.length)) return;
+    // Backends already out (ejected, or down by their checks) count toward the share.
+    const out = [...this.#records.values()].filter((entry) => entry.ejected || !entry.checkedUp).length;
+    if (out + 1 > Math.floor(passive.maxEjectedShare * this.#backends.length)) return;
     record.ejected = true;
     record.trafficFailures = 0;
     this.#events.ejected(backend);
@@ -122,7 +127,7 @@ export class PoolHealth {
     this.#after(Math.round(active.interval * jitter), () => {
       const agent = this.#agent;
       if (agent === undefined) return;
-      void probe(backend, active, this.#tls, agent).then((result) => {
+      void probe(backend, active, this.#tls, agent, this.#stopping.signal).then((result) => {
         if (!this.#running) return;
         this.#checked(backend, result.ok, result.ok ? '' : result.reason);
         this.#schedule(backend);

@@ -119,7 +119,8 @@ export class Pool {
    */
   candidates(key: string | undefined): Backend[] {
     const hashed = key !== undefined && this.#hashing !== undefined;
-    const ordered = hashed ? (this.#hashing?.candidates(key) ?? []) : this.#balancer.candidates(key);
+    const isUp = (backend: Backend): boolean => backend.state === 'up';
+    const ordered = hashed ? (this.#hashing?.candidates(key) ?? []) : this.#balancer.candidates(key, isUp);
     this.#onPick(hashed ? 'sticky' : this.config.balance);
     const first = ordered.find((backend) => backend.state === 'up') ?? ordered[0];
     if (first) first.stats.picks++;
