@@ -587,7 +587,13 @@ await gateway.start();
 // A refused request ejects the dead backend: its ejection timer is armed.
 const refused = await fetch('http://127.0.0.1:' + gateway.addresses().public.port + '/other');
 console.log('REFUSED', refused.status);
-await new Promise((resolve) => setTimeout(resolve, 200));
+// Checks are running (some in flight) once a few have been counted.
+const checks = gateway.metrics.registry.getSingleMetric('wsgate_health_checks_total');
+for (;;) {
+  const counted = (await checks.get()).values.reduce((sum, sample) => sum + sample.value, 0);
+  if (counted >= 4) break;
+  await new Promise((resolve) => setTimeout(resolve, 10));
+}
 await gateway.shutdown();
 console.log('SHUTDOWN RESOLVED');
 `;
