@@ -159,6 +159,23 @@ function checkPoolCa(config: Config, out: SemanticProblem[]): void {
   }
 }
 
+/** A backend listed twice in a pool (as written, or the same origin spelled differently). */
+function checkDuplicateBackends(config: Config, out: SemanticProblem[]): void {
+  for (const [name, pool] of Object.entries(config.pools)) {
+    const seen = new Map<string, number>();
+    pool.backends.forEach((backend, index) => {
+      const first = seen.get(backend.url);
+      if (first === undefined) seen.set(backend.url, index);
+      else {
+        out.push({
+          path: ['pools', name, 'backends', index],
+          message: `${backend.url} is listed already (backends[${first}]); give it a weight instead`,
+        });
+      }
+    });
+  }
+}
+
 function checkRouteOverlap(config: Config, out: SemanticProblem[]): void {
   const owners = new Map<string, string>();
   for (const [name, route] of Object.entries(config.routes)) {
@@ -217,6 +234,7 @@ export function checkSemantics(config: Config): SemanticProblem[] {
   checkPorts(config, problems);
   checkListenerTls(config, problems);
   checkPoolCa(config, problems);
+  checkDuplicateBackends(config, problems);
   checkRouteOverlap(config, problems);
   checkShutdown(config, problems);
   checkAuthSettings(config, problems);

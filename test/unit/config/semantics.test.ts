@@ -39,6 +39,19 @@ describe('checkSemantics', () => {
     ]);
   });
 
+  it('reports a backend listed twice in a pool, however its URL is spelled', () => {
+    assert.deepEqual(
+      messages({
+        pools: {
+          echo: { backends: ['http://127.0.0.1:9001', 'http://127.0.0.1:9002', 'HTTP://127.0.0.1:9001/'] },
+        },
+      }),
+      [
+        'pools.echo.backends.2: http://127.0.0.1:9001 is listed already (backends[0]); give it a weight instead',
+      ],
+    );
+  });
+
   it('does not take inherited properties for pools', () => {
     assert.equal(messages({ routes: { echo: { pool: 'constructor' } } }).length, 1);
   });
