@@ -349,10 +349,11 @@ export class HttpPass {
       backend: backend.id,
       code: errorCode,
     });
-    // Only the backend's own failures count against it: a connect that failed, or a reset before
-    // any answer while the client was still there (not a client that left mid-request).
-    const reset = code === 'ECONNRESET' && !res.headersSent && !req.socket.destroyed;
-    if (CONNECT_ERRORS.has(code) || code === CONNECT_TIMEOUT || reset) pool.failed(backend);
+    // Only the backend's own failures count against it: a connect that failed, or a reset or a
+    // response timeout before any answer while the client was still there (not a client that left).
+    const unanswered = !res.headersSent && !req.socket.destroyed;
+    const silent = (code === 'ECONNRESET' || code === RESPONSE_TIMEOUT) && unanswered;
+    if (CONNECT_ERRORS.has(code) || code === CONNECT_TIMEOUT || silent) pool.failed(backend);
     const untouched = !res.headersSent && !req.socket.destroyed;
     let next: readonly Backend[] | undefined;
     let resend = false;

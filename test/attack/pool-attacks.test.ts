@@ -469,6 +469,37 @@ test('passive ejection: a maxEjectedShare that rounds to no backend ejects none,
   }
 });
 
+test('passive ejection: a backend that never answers plain requests within responseTimeout is ejected', async (t) => {
+  const [live = ''] = await named(t, ['live']);
+  const silent = await server(t, () => {}); // takes requests, never answers
+  const clock = new FakeClock();
+  const gw = await startGateway(
+    t,
+    {
+      routes: { app: { pool: 'app' } },
+      pools: {
+        app: {
+          backends: [silent.url, live],
+          responseTimeout: '150ms',
+          health: { passive: { failures: 2, ejectFor: '30s', maxEjectedShare: 0.5 } },
+        },
+      },
+    },
+    { clock },
+  );
+  const statuses: number[] = [];
+  for (let i = 0; i < 10; i++) statuses.push((await get(gw.port(), '/')).status);
+  assert.equal(
+    await gw.metric('wsgate_backend_ejections_total', { backend: silent.url }),
+    1,
+    `ejected after two response timeouts (statuses: ${statuses.join(' ')})`,
+  );
+  assert.ok(
+    statuses.slice(-6).every((status) => status === 200),
+    'then only the live backend serves',
+  );
+});
+
 test('regression: passive ejection: a backend that resets every plain request it receives is ejected', async (t) => {
   const [live = ''] = await named(t, ['live']);
   const resetter = await server(t, (req) => req.socket.destroy());
