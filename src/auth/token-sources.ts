@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TokenSourceName } from '../config/auth-schema.ts';
+import { cookieValues, decodeQueryPart } from '../protocol/request-values.ts';
 import type { UpstreamEdits } from '../upstream/edits.ts';
 
 export interface TokenSourceSettings {
@@ -38,29 +39,16 @@ function bearer(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-function decoded(text: string): string | undefined {
-  try {
-    return decodeURIComponent(text.replaceAll('+', ' '));
-  } catch {
-    return undefined;
-  }
-}
-
 /** Stands for a cookie sent twice with different values: which one a backend reads varies. */
 const AMBIGUOUS = Symbol('ambiguous');
 
 function cookieValue(header: string | undefined, name: string): string | typeof AMBIGUOUS | undefined {
-  if (header === undefined) return undefined;
-  let found: string | undefined;
-  for (const pair of header.split(';')) {
-    const equals = pair.indexOf('=');
-    if (equals === -1 || pair.slice(0, equals).trim() !== name) continue;
-    const raw = pair.slice(equals + 1).trim();
-    const value = raw.startsWith('"') && raw.endsWith('"') && raw.length >= 2 ? raw.slice(1, -1) : raw;
-    if (found !== undefined && found !== value) return AMBIGUOUS;
-    found = value;
-  }
-  return found;
+  // A token may be sent as a quoted cookie value (RFC 6265 §4.1.1).
+  const unquoted = cookieValues(header, name).map((raw) =>
+    raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw,
+  );
+  const [first, ...others] = unquoted;
+  return others.some((value) => value !== first) ? AMBIGUOUS : first;
 }
 
 /** The target without every `name=` parameter, and the first one's value. */
@@ -75,13 +63,13 @@ export function withoutQueryParameter(
   const kept: string[] = [];
   for (const parameter of target.slice(queryAt + 1).split('&')) {
     const equals = parameter.indexOf('=');
-    const key = decoded(equals === -1 ? parameter : parameter.slice(0, equals));
+    const key = decodeQueryPart(equals === -1 ? parameter : parameter.slice(0, equals));
     if (key !== name) {
       kept.push(parameter);
       continue;
     }
     removed = true;
-    if (value === undefined && equals !== -1) value = decoded(parameter.slice(equals + 1));
+    if (value === undefined && equals !== -1) value = decodeQueryPart(parameter.slice(equals + 1));
   }
   if (!removed) return undefined;
   const path = target.slice(0, queryAt);

@@ -7,6 +7,7 @@
  * the key it carries, or a new one whose cookie the answer to the client sets.
  */
 import type { StickySource } from '../config/balance-schema.ts';
+import { cookieValues } from '../protocol/request-values.ts';
 import type { AffinityCookie } from '../routing/affinity-cookie.ts';
 import type { FrontContext } from './request-stage.ts';
 
@@ -22,16 +23,6 @@ function queryValue(target: string, name: string): string | undefined {
   const queryAt = target.indexOf('?');
   if (queryAt === -1) return undefined;
   return new URLSearchParams(target.slice(queryAt + 1)).get(name) ?? undefined;
-}
-
-/** Every value of the cookie `name`, in the order sent (a browser may send several). */
-function cookieValues(header: string | undefined, name: string): string[] {
-  const values: string[] = [];
-  for (const pair of header?.split(';') ?? []) {
-    const equals = pair.indexOf('=');
-    if (equals !== -1 && pair.slice(0, equals).trim() === name) values.push(pair.slice(equals + 1).trim());
-  }
-  return values;
 }
 
 function cookieValue(header: string | undefined, name: string): string | undefined {

@@ -4,6 +4,7 @@
  * says what was asked, and every client-chosen value capped in length, so that a 16 KiB header
  * cannot make each line a 16 KiB line.
  */
+import { decodeQueryPart } from '../protocol/request-values.ts';
 
 /**
  * How a logged path shows its query string: values redacted, or as received except the
@@ -32,13 +33,7 @@ export function loggedHeader(value: string | string[] | undefined): string | und
 }
 
 /** A parameter name as a server reads it (percent-decoded, `+` as a space). */
-function parameterName(raw: string): string {
-  try {
-    return decodeURIComponent(raw.replaceAll('+', ' '));
-  } catch {
-    return raw;
-  }
-}
+const parameterName = (raw: string): string => decodeQueryPart(raw) ?? raw;
 
 /**
  * A request target for a log line: `/echo?room=42&token=abc` becomes
