@@ -74,7 +74,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const startedAt = Date.now();
   const registry = new ConnectionRegistry();
   const clock = deps.clock ?? SYSTEM_CLOCK;
-  const pools = new Map(
+  // A backend's "up" gauge counts the addresses of its configured entry that take new connections.
+  const countUp = (pool: Pool | undefined, label: string): void => {
+    if (pool) metrics.backendUp.set({ pool: pool.name, backend: label }, pool.upCount(label));
+  };
+  const pools: Map<string, Pool> = new Map(
     Object.entries(config.pools).map(([name, pool]) => [
       name,
       new Pool(name, pool, {
@@ -83,17 +87,17 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
           clock,
           log,
           events: {
-            changed: (backend, up) => metrics.backendUp.set({ pool: name, backend: backend.id }, up ? 1 : 0),
-            ejected: (backend) => metrics.ejections.inc({ pool: name, backend: backend.id }),
+            changed: (backend) => countUp(pools.get(name), backend.label),
+            ejected: (backend) => metrics.ejections.inc({ pool: name, backend: backend.label }),
             checked: (backend, ok) =>
-              metrics.healthChecks.inc({ pool: name, backend: backend.id, result: ok ? 'ok' : 'failed' }),
+              metrics.healthChecks.inc({ pool: name, backend: backend.label, result: ok ? 'ok' : 'failed' }),
           },
         },
       }),
     ]),
   );
   for (const pool of pools.values()) {
-    for (const backend of pool.backends) metrics.backendUp.set({ pool: pool.name, backend: backend.id }, 1);
+    for (const backend of pool.backends) countUp(pool, backend.label);
   }
   const routes = new RouteLookup(config.routes);
   const policies = resolvePolicies(config);

@@ -72,6 +72,8 @@ interface Attempt {
   readonly backend: Backend;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
+  /** Ends the attempt's share of its backend's load (once; again is harmless). */
+  readonly release: () => void;
   /** Set when the request is given its backend socket. */
   proxyReq?: ClientRequest;
 }
@@ -297,10 +299,19 @@ export class HttpPass {
     const [backend, ...rest] = candidates;
     if (!backend) return;
     const { pool } = plan;
+    // The request is load on its backend until it fails or its response is over.
+    backend.activeRequests++;
+    let held = true;
+    const release = (): void => {
+      if (held) backend.activeRequests--;
+      held = false;
+    };
+    res.once('close', release);
     const attempt: Attempt = {
       backend,
       connectTimeoutMs: pool.config.connectTimeout,
       responseTimeoutMs: pool.config.responseTimeout,
+      release,
     };
     this.#attempts.set(req, attempt);
     const record = this.#records.get(req);
@@ -313,7 +324,8 @@ export class HttpPass {
           target: backend.url,
           // The one resend after a reset goes on a new connection, never on another idle one.
           agent: plan.fresh ? false : backend.secure ? pool.httpsAgent : pool.httpAgent,
-          changeOrigin: !pool.config.preserveHost,
+          // Not `changeOrigin`: a discovered backend's target is its address, not its name.
+          ...(pool.config.preserveHost ? {} : { headers: { host: backend.authority } }),
           selfHandleResponse: true,
           // The request target is sent as received: http-proxy-3 would otherwise parse it as a URL
           // (resolving dot segments and backslashes, or throwing on what it cannot parse).
@@ -337,6 +349,7 @@ export class HttpPass {
     rest: readonly Backend[],
     error: unknown,
   ): void {
+    attempt.release();
     const { pool } = plan;
     const { backend } = attempt;
     const code = errorCodeOf(error);
@@ -346,7 +359,7 @@ export class HttpPass {
         : 'HTTP_UPSTREAM_FAILED';
     this.#options.metrics.upstreamConnectFailures.inc({
       pool: pool.name,
-      backend: backend.id,
+      backend: backend.label,
       code: errorCode,
     });
     // Only the backend's own failures count against it: a connect that failed, or a reset or a

@@ -1,6 +1,6 @@
 /**
  * Least connections by the power of two random choices: two backends drawn at random (by weight),
- * the one with fewer open connections per unit of weight first. It spreads load almost as well as
+ * the one with fewer open connections (tunnels and plain requests in flight) per unit of weight first. It spreads load almost as well as
  * scanning every backend, without a herd: replicas that do not share counts do not all pick the
  * same least-loaded backend at once. The fallbacks follow in order of load.
  */
@@ -8,6 +8,8 @@ import type { Balancer, Weighted } from './balancer.ts';
 
 export interface Loaded extends Weighted {
   readonly activeTunnels: number;
+  /** Plain HTTP requests in flight (long-polls and streams hold a backend as tunnels do). */
+  readonly activeRequests: number;
 }
 
 export class LeastConnectionsBalancer<T extends Loaded> implements Balancer<T> {
@@ -33,7 +35,7 @@ export class LeastConnectionsBalancer<T extends Loaded> implements Balancer<T> {
   }
 
   candidates(_key?: string, usable: (backend: T) => boolean = () => true): T[] {
-    const load = (backend: T): number => backend.activeTunnels / backend.weight;
+    const load = (backend: T): number => (backend.activeTunnels + backend.activeRequests) / backend.weight;
     const up = this.#backends.filter(usable);
     const from = up.length > 0 ? up : this.#backends;
     const rest = this.#backends.filter((backend) => !from.includes(backend));

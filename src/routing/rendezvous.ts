@@ -52,14 +52,12 @@ function hashPair(text: string): [number, number] {
 
 export class RendezvousBalancer<T extends Hashed> implements Balancer<T> {
   readonly #backends: readonly { readonly backend: T; readonly hash: readonly [number, number] }[];
-  readonly #totalWeight: number;
   readonly #loadFactor: number | undefined;
 
   /** `loadFactor` above 1 bounds each backend's share of open connections; undefined: no bound. */
   constructor(backends: readonly T[], loadFactor: number | undefined) {
     if (backends.length === 0) throw new RangeError('a balancer needs at least one backend');
     this.#backends = backends.map((backend) => ({ backend, hash: hashPair(backend.id) }));
-    this.#totalWeight = backends.reduce((sum, backend) => sum + backend.weight, 0);
     this.#loadFactor = loadFactor;
   }
 
@@ -77,8 +75,10 @@ export class RendezvousBalancer<T extends Hashed> implements Balancer<T> {
     const factor = this.#loadFactor;
     if (factor === undefined) return ranked;
     const open = ranked.reduce((sum, backend) => sum + backend.activeTunnels, 0);
+    // Weights are read on each call: they change while a backend warms up.
+    const total = ranked.reduce((sum, backend) => sum + backend.weight, 0);
     const fits = (backend: T): boolean =>
-      backend.activeTunnels < Math.ceil((factor * (open + 1) * backend.weight) / this.#totalWeight);
+      backend.activeTunnels < Math.ceil((factor * (open + 1) * backend.weight) / total);
     const first = ranked.findIndex(fits);
     if (first <= 0) return ranked;
     const chosen = ranked[first] as T;

@@ -234,7 +234,7 @@ export class UpgradeHandler {
         headers: upstreamUpgradeHeaders(ctx.req.rawHeaders, {
           edits: ctx.upstream,
           forwarded: ctx.forwarded,
-          hostOverride: pool.config.preserveHost ? undefined : backend.url.host,
+          hostOverride: pool.config.preserveHost ? undefined : backend.authority,
           requestId: ctx.requestId,
         }),
         connectTimeoutMs: pool.config.connectTimeout,
@@ -247,7 +247,7 @@ export class UpgradeHandler {
         pool.failed(failure.backend);
         metrics.upstreamConnectFailures.inc({
           pool: pool.name,
-          backend: failure.backend.id,
+          backend: failure.backend.label,
           code: failure.code,
         });
         ctx.log.warn(
@@ -294,7 +294,7 @@ export class UpgradeHandler {
     this.#account(ctx, 'UPGRADED', { pool: pool.name, backend: backend.id, ...negotiated });
 
     const labels = { route: routeName, pool: pool.name };
-    const backendLabels = { pool: pool.name, backend: backend.id };
+    const backendLabels = { pool: pool.name, backend: backend.label };
     metrics.connectionsActive.inc(labels);
     metrics.backendConnectionsActive.inc(backendLabels);
     backend.activeTunnels++;

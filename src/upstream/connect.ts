@@ -6,7 +6,7 @@
  * Built on `http.request` rather than undici's upgrade API so a backend's 4xx reaches the client.
  */
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
-import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { Backend, BackendTls } from './pool.ts';
@@ -63,7 +63,7 @@ function startRequest(attempt: UpgradeAttempt): ClientRequest {
           port: backend.port,
           // RFC 6066 §3: SNI carries host names only, never an IP literal (the certificate is
           // then checked against the address itself).
-          servername: tls.servername ?? (isIP(backend.host) !== 0 ? '' : backend.host),
+          servername: tls.servername ?? backend.serverName ?? '',
           rejectUnauthorized: tls.rejectUnauthorized,
           ...(tls.ca ? { ca: tls.ca } : {}),
           minVersion: 'TLSv1.2',

@@ -3,7 +3,7 @@
  * expected range (its body is read and dropped), or a TCP connect, each bounded by the check's
  * timeout. Resolves with whether it passed and why not; never rejects.
  */
-import { isIP, connect as netConnect } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import type { ActiveCheck } from '../config/health-schema.ts';
@@ -11,12 +11,12 @@ import type { Backend, BackendTls } from './backend.ts';
 
 export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
-/** The undici dispatcher for a pool's checks (TLS settings of its https:// backends). */
-export function probeAgent(tls: BackendTls): Agent {
+/** An undici dispatcher for a pool's checks (TLS settings of its https:// backends, a server name). */
+export function probeAgent(tls: BackendTls, servername: string | undefined): Agent {
   return new Agent({
     connect: {
       ...(tls.ca ? { ca: tls.ca } : {}),
-      ...(tls.servername ? { servername: tls.servername } : {}),
+      ...(servername ? { servername } : {}),
       rejectUnauthorized: tls.rejectUnauthorized,
     },
     keepAliveTimeout: 1_000,
@@ -35,7 +35,8 @@ async function httpProbe(
   const response = await request(`${backend.url.origin}${check.path}`, {
     method: 'GET',
     dispatcher: agent,
-    headers: { 'user-agent': 'wsgate-health-check' },
+    // A discovered backend is reached by address but asked for by the name it was found under.
+    headers: { 'user-agent': 'wsgate-health-check', host: backend.authority },
     headersTimeout: check.timeout,
     bodyTimeout: check.timeout,
     signal: bounded,
@@ -58,7 +59,7 @@ function tcpProbe(
   signal: AbortSignal,
 ): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const servername = tls.servername ?? (isIP(backend.host) === 0 ? backend.host : undefined);
+    const servername = tls.servername ?? backend.serverName;
     const socket = backend.secure
       ? tlsConnect({
           host: backend.host,

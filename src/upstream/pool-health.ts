@@ -21,6 +21,8 @@ interface Record {
   /** Consecutive failures of real traffic. */
   trafficFailures: number;
   ejected: boolean;
+  /** Cancels the backend's next check or the end of its ejection. */
+  readonly timers: Set<() => void>;
 }
 
 export interface HealthEvents {
@@ -31,40 +33,50 @@ export interface HealthEvents {
 }
 
 export class PoolHealth {
-  readonly #backends: readonly Backend[];
   readonly #settings: HealthSettings;
   readonly #tls: BackendTls;
   readonly #clock: Clock;
   readonly #events: HealthEvents;
   readonly #log: Logger;
   readonly #records = new Map<Backend, Record>();
-  readonly #timers = new Set<() => void>();
-  #agent: Agent | undefined;
+  /** The checks' dispatchers, one per TLS server name (the empty name for http:// and IP backends). */
+  readonly #agents = new Map<string, Agent>();
   /** Stops the checks in flight when the pool stops. */
   #stopping = new AbortController();
   #running = false;
 
   constructor(
-    backends: readonly Backend[],
     settings: HealthSettings,
     tls: BackendTls,
     deps: { clock: Clock; events: HealthEvents; log: Logger },
   ) {
-    this.#backends = backends;
     this.#settings = settings;
     this.#tls = tls;
     this.#clock = deps.clock;
     this.#events = deps.events;
     this.#log = deps.log;
-    for (const backend of backends) {
-      this.#records.set(backend, {
-        checkedUp: true,
-        passed: 0,
-        failed: 0,
-        trafficFailures: 0,
-        ejected: false,
-      });
-    }
+  }
+
+  /** Tracks `backend` (checked from its first interval on, when the checks run). */
+  add(backend: Backend): void {
+    if (this.#records.has(backend)) return;
+    this.#records.set(backend, {
+      checkedUp: true,
+      passed: 0,
+      failed: 0,
+      trafficFailures: 0,
+      ejected: false,
+      timers: new Set(),
+    });
+    if (this.#running) this.#schedule(backend);
+  }
+
+  /** Stops tracking `backend` (it left the pool). */
+  remove(backend: Backend): void {
+    const record = this.#records.get(backend);
+    if (record === undefined) return;
+    for (const cancel of record.timers) cancel();
+    this.#records.delete(backend);
   }
 
   /** Starts the active checks, if any. */
@@ -72,18 +84,18 @@ export class PoolHealth {
     if (this.#running) return;
     this.#running = true;
     this.#stopping = new AbortController();
-    if (this.#settings.active === undefined) return;
-    this.#agent = probeAgent(this.#tls);
-    for (const backend of this.#backends) this.#schedule(backend);
+    for (const backend of this.#records.keys()) this.#schedule(backend);
   }
 
   stop(): void {
     this.#running = false;
     this.#stopping.abort();
-    for (const cancel of this.#timers) cancel();
-    this.#timers.clear();
-    void this.#agent?.close();
-    this.#agent = undefined;
+    for (const record of this.#records.values()) {
+      for (const cancel of record.timers) cancel();
+      record.timers.clear();
+    }
+    for (const agent of this.#agents.values()) void agent.close();
+    this.#agents.clear();
   }
 
   /** Real traffic to `backend` failed (a connect, a handshake timeout, a 5xx to an upgrade). */
@@ -95,12 +107,12 @@ export class PoolHealth {
     if (record.trafficFailures < passive.failures) return;
     // Backends already out (ejected, or down by their checks) count toward the share.
     const out = [...this.#records.values()].filter((entry) => entry.ejected || !entry.checkedUp).length;
-    if (out + 1 > Math.floor(passive.maxEjectedShare * this.#backends.length)) return;
+    if (out + 1 > Math.floor(passive.maxEjectedShare * this.#records.size)) return;
     record.ejected = true;
     record.trafficFailures = 0;
     this.#events.ejected(backend);
     this.#update(backend, `ejected for ${passive.ejectFor} ms after ${passive.failures} failures`);
-    this.#after(passive.ejectFor, () => {
+    this.#after(record, passive.ejectFor, () => {
       record.ejected = false;
       this.#update(backend, 'ejection over');
     });
@@ -112,23 +124,35 @@ export class PoolHealth {
     if (record) record.trafficFailures = 0;
   }
 
-  #after(delayMs: number, fire: () => void): void {
+  #after(record: Record, delayMs: number, fire: () => void): void {
     const cancel = this.#clock.after(delayMs, () => {
-      this.#timers.delete(cancel);
+      record.timers.delete(cancel);
       fire();
     });
-    this.#timers.add(cancel);
+    record.timers.add(cancel);
+  }
+
+  /** The dispatcher for `backend`'s checks. */
+  #agentFor(backend: Backend): Agent {
+    const servername = backend.secure ? (this.#tls.servername ?? backend.serverName ?? '') : '';
+    let agent = this.#agents.get(servername);
+    if (agent === undefined) {
+      agent = probeAgent(this.#tls, servername || undefined);
+      this.#agents.set(servername, agent);
+    }
+    return agent;
   }
 
   #schedule(backend: Backend): void {
     const active = this.#settings.active;
-    if (active === undefined || !this.#running) return;
+    const record = this.#records.get(backend);
+    if (active === undefined || record === undefined || !this.#running) return;
     const jitter = 0.9 + Math.random() * 0.2;
-    this.#after(Math.round(active.interval * jitter), () => {
-      const agent = this.#agent;
-      if (agent === undefined) return;
-      void probe(backend, active, this.#tls, agent, this.#stopping.signal).then((result) => {
-        if (!this.#running) return;
+    this.#after(record, Math.round(active.interval * jitter), () => {
+      const signal = this.#stopping.signal;
+      void probe(backend, active, this.#tls, this.#agentFor(backend), signal).then((result) => {
+        // Stopped, or the backend left the pool meanwhile.
+        if (!this.#running || this.#records.get(backend) !== record) return;
         this.#checked(backend, result.ok, result.ok ? '' : result.reason);
         this.#schedule(backend);
       });

@@ -1,7 +1,9 @@
 /**
- * The runtime side of a configured pool: its backends with their connection details, the balancer
- * that orders them for each new connection, and the keep-alive agents used for plain HTTP. A pool
- * is built once per configuration and owns no sockets of its own beyond those agents.
+ * The runtime side of a configured pool: its backends with their connection details, the balancers
+ * that order them for each new connection, and the keep-alive agents used for plain HTTP. Its
+ * membership can change while it runs (`add`, `remove`): the balancers are rebuilt over the
+ * backends that take new connections, and a removed backend leaves the balancers at once while the
+ * status page and the health checks stop tracking it. A pool owns no sockets beyond its agents.
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -13,7 +15,7 @@ import { AffinityCookie } from '../routing/affinity-cookie.ts';
 import { type Balancer, RoundRobinBalancer } from '../routing/balancer.ts';
 import { LeastConnectionsBalancer } from '../routing/least-connections.ts';
 import { RendezvousBalancer } from '../routing/rendezvous.ts';
-import type { Backend, BackendState, BackendTls } from './backend.ts';
+import { type Backend, type BackendTls, createBackend } from './backend.ts';
 import { type HealthEvents, PoolHealth } from './pool-health.ts';
 
 export type { Backend, BackendState, BackendTls } from './backend.ts';
@@ -29,15 +31,28 @@ export interface PoolDeps {
   readonly health?: { clock: Clock; events: HealthEvents; log: Logger };
 }
 
+/** No balancer: a pool whose backends are all still to be found. */
+const NONE: Balancer<Backend> = { candidates: () => [] };
+
+function affinityCookie(name: string, config: PoolConfig, sources: readonly StickySource[]) {
+  const cookie = config.sticky?.cookie;
+  if (cookie === undefined || !sources.includes('affinityCookie')) return undefined;
+  return new AffinityCookie(
+    {
+      name: cookie.name,
+      maxAgeSeconds: cookie.maxAge === 'off' ? undefined : Math.ceil(cookie.maxAge / 1000),
+      sameSite: cookie.sameSite,
+      path: cookie.path,
+      secret: cookie.secretEnv ?? cookie.secretFile,
+    },
+    name,
+  );
+}
+
 export class Pool {
   readonly name: string;
   readonly config: PoolConfig;
-  readonly backends: readonly Backend[];
   readonly tls: BackendTls;
-  /** For connections without a sticky key. */
-  readonly #balancer: Balancer<Backend>;
-  /** Consistent hashing for connections with one, when the pool is sticky. */
-  readonly #hashing: Balancer<Backend> | undefined;
   /** Where a connection's sticky key comes from; empty when the pool is not sticky. */
   readonly stickySources: readonly StickySource[];
   /** The gateway's affinity cookie, when the sources list it. */
@@ -45,6 +60,14 @@ export class Pool {
   readonly httpAgent: HttpAgent;
   readonly httpsAgent: HttpsAgent;
 
+  /** The backends that may take new connections (up or down), in the order they joined. */
+  #members: Backend[] = [];
+  /** Backends removed from the pool whose tunnels are still open. */
+  readonly #leaving = new Set<Backend>();
+  /** For connections without a sticky key. */
+  #balancer: Balancer<Backend> = NONE;
+  /** Consistent hashing for connections with one, when the pool is sticky. */
+  #hashing: Balancer<Backend> | undefined;
   readonly #onPick: (algorithm: PickAlgorithm) => void;
   /** The health checks, when the gateway runs them (a pool built without `deps.health` has none). */
   readonly #health: PoolHealth | undefined;
@@ -53,55 +76,15 @@ export class Pool {
     this.#onPick = deps.onPick ?? (() => {});
     this.name = name;
     this.config = config;
-    this.backends = config.backends.map((backend) => {
-      const url = new URL(backend.url);
-      const secure = url.protocol === 'https:';
-      return {
-        id: url.origin,
-        poolName: name,
-        url,
-        secure,
-        host: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
-        port: url.port ? Number(url.port) : secure ? 443 : 80,
-        weight: backend.weight,
-        activeTunnels: 0,
-        state: 'up' as BackendState,
-        stats: { picks: 0, failures: 0, lastFailureAt: undefined },
-      };
-    });
     this.tls = {
       ca: config.tls.ca?.pem,
       servername: config.tls.serverName,
       rejectUnauthorized: config.tls.verify,
     };
     this.#health =
-      deps.health === undefined
-        ? undefined
-        : new PoolHealth(this.backends, config.health, this.tls, deps.health);
-    this.#balancer =
-      config.balance === 'least_connections'
-        ? new LeastConnectionsBalancer(this.backends)
-        : new RoundRobinBalancer(this.backends);
+      deps.health === undefined ? undefined : new PoolHealth(config.health, this.tls, deps.health);
     this.stickySources = config.sticky?.from ?? [];
-    const cookie = config.sticky?.cookie;
-    this.affinityCookie =
-      cookie !== undefined && this.stickySources.includes('affinityCookie')
-        ? new AffinityCookie(
-            {
-              name: cookie.name,
-              maxAgeSeconds: cookie.maxAge === 'off' ? undefined : Math.ceil(cookie.maxAge / 1000),
-              sameSite: cookie.sameSite,
-              path: cookie.path,
-              secret: cookie.secretEnv ?? cookie.secretFile,
-            },
-            name,
-          )
-        : undefined;
-    const loadFactor = config.sticky?.loadFactor;
-    this.#hashing =
-      config.sticky === undefined
-        ? undefined
-        : new RendezvousBalancer(this.backends, loadFactor === 'off' ? undefined : loadFactor);
+    this.affinityCookie = affinityCookie(name, config, this.stickySources);
     this.httpAgent = new HttpAgent({ keepAlive: true, maxFreeSockets: 64 });
     this.httpsAgent = new HttpsAgent({
       keepAlive: true,
@@ -110,22 +93,82 @@ export class Pool {
       ...(this.tls.servername ? { servername: this.tls.servername } : {}),
       rejectUnauthorized: this.tls.rejectUnauthorized,
     });
+    for (const entry of config.backends) this.add(createBackend(name, entry));
+  }
+
+  /** Every backend the pool knows: its members, then those leaving it. */
+  get backends(): readonly Backend[] {
+    return [...this.#members, ...this.#leaving];
+  }
+
+  /** The member with identity `id`, if one is. */
+  member(id: string): Backend | undefined {
+    return this.#members.find((backend) => backend.id === id);
+  }
+
+  /** Makes `backend` a member: it takes new connections once its health allows. */
+  add(backend: Backend): void {
+    this.#leaving.delete(backend);
+    if (this.#members.includes(backend)) return;
+    if (backend.state === 'draining') backend.state = 'up';
+    this.#members.push(backend);
+    this.#health?.add(backend);
+    this.#rebuild();
+  }
+
+  /**
+   * Takes `backend` out of the balancers: it gets no new connection from now on. It is shown as
+   * draining until `left` says its last tunnel is gone.
+   */
+  remove(backend: Backend): void {
+    if (!this.#members.includes(backend)) return;
+    this.#members = this.#members.filter((member) => member !== backend);
+    this.#health?.remove(backend);
+    backend.state = 'draining';
+    this.#leaving.add(backend);
+    this.#rebuild();
+  }
+
+  /** A removed backend has no tunnel left: the pool forgets it. */
+  left(backend: Backend): void {
+    this.#leaving.delete(backend);
+  }
+
+  #rebuild(): void {
+    const members = this.#members;
+    if (members.length === 0) {
+      this.#balancer = NONE;
+      this.#hashing = this.config.sticky === undefined ? undefined : NONE;
+      return;
+    }
+    this.#balancer =
+      this.config.balance === 'least_connections'
+        ? new LeastConnectionsBalancer(members)
+        : new RoundRobinBalancer(members);
+    const loadFactor = this.config.sticky?.loadFactor;
+    this.#hashing =
+      this.config.sticky === undefined
+        ? undefined
+        : new RendezvousBalancer(members, loadFactor === 'off' ? undefined : loadFactor);
   }
 
   /**
    * Backends to try for one new connection, best first, at most `1 + retries` of them: those that
-   * are up, in the order of consistent hashing for a sticky `key`, else of the pool's `balance`; when none is up, every one (a pool that may be
-   * wrong about all of its backends still tries them rather than refuse everything).
+   * are up, in the order of consistent hashing for a sticky `key`, else of the pool's `balance`;
+   * when none is up, every member (a pool that may be wrong about all of its backends still tries
+   * them rather than refuse everything). Empty when the pool has no member yet.
    */
   candidates(key: string | undefined): Backend[] {
     const hashed = key !== undefined && this.#hashing !== undefined;
     const isUp = (backend: Backend): boolean => backend.state === 'up';
     const ordered = hashed ? (this.#hashing?.candidates(key) ?? []) : this.#balancer.candidates(key, isUp);
+    if (ordered.length === 0) return [];
     this.#onPick(hashed ? 'sticky' : this.config.balance);
-    const first = ordered.find((backend) => backend.state === 'up') ?? ordered[0];
+    const up = ordered.filter(isUp);
+    const chosen = up.length > 0 ? up : ordered;
+    const first = chosen[0];
     if (first) first.stats.picks++;
-    const up = ordered.filter((backend) => backend.state === 'up');
-    return (up.length > 0 ? up : ordered).slice(0, 1 + this.config.retries);
+    return chosen.slice(0, 1 + this.config.retries);
   }
 
   /** Starts the health checks. */
@@ -145,9 +188,14 @@ export class Pool {
     this.#health?.success(backend);
   }
 
+  /** How many members from the configured entry `label` take new connections. */
+  upCount(label: string): number {
+    return this.#members.filter((backend) => backend.label === label && backend.state === 'up').length;
+  }
+
   /** Whether any backend takes new connections. */
   get available(): boolean {
-    return this.backends.some((backend) => backend.state === 'up');
+    return this.#members.some((backend) => backend.state === 'up');
   }
 
   /** Stops the health checks and closes the idle keep-alive sockets held for plain HTTP. */

@@ -18,6 +18,7 @@ interface TestBackend {
   readonly id: string;
   readonly weight: number;
   activeTunnels: number;
+  activeRequests: number;
 }
 
 const backendSet = fc
@@ -29,7 +30,12 @@ const backendSet = fc
     ),
   )
   .map(([ports, weights]) =>
-    ports.map((port, i) => ({ id: `http://10.0.0.1:${port}`, weight: weights[i] ?? 1, activeTunnels: 0 })),
+    ports.map((port, i) => ({
+      id: `http://10.0.0.1:${port}`,
+      weight: weights[i] ?? 1,
+      activeTunnels: 0,
+      activeRequests: 0,
+    })),
   );
 
 const keys = fc.uniqueArray(fc.string({ minLength: 1, maxLength: 24 }), { minLength: 20, maxLength: 200 });

@@ -31,7 +31,7 @@ test('a sticky key always gets the same first choice; a backend down is skipped,
   assert.ok(!moved.includes(first), 'a backend that is down is not a candidate');
   first.state = 'up';
   assert.equal(sticky.candidates('0:198.51.100.7')[0], first, 'back on it once it is up');
-  for (const backend of sticky.backends) backend.state = 'draining';
+  for (const backend of sticky.backends) backend.state = 'down';
   assert.equal(sticky.candidates('0:198.51.100.7').length, 3, 'none up: every backend is still tried');
 });
 
