@@ -38,7 +38,8 @@ import { Admission } from './upgrade/stages/admission.ts';
 import { handshakeStage } from './upgrade/stages/handshake.ts';
 import { createRouteStage } from './upgrade/stages/route.ts';
 import { UpgradeHandler } from './upgrade/upgrade-handler.ts';
-import { Pool } from './upstream/pool.ts';
+import { buildPools } from './upstream/build-pools.ts';
+import type { Resolver } from './upstream/discovery.ts';
 
 export interface GatewayDeps {
   readonly log: Logger;
@@ -47,6 +48,8 @@ export interface GatewayDeps {
   readonly clock?: Clock;
   /** Wall-clock milliseconds, for token times (default: Date.now). */
   readonly wallNow?: () => number;
+  /** DNS for discovered backends (default: the system's name servers); tests pass their own. */
+  readonly resolver?: Resolver;
 }
 
 export interface Gateway {
@@ -74,31 +77,13 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const startedAt = Date.now();
   const registry = new ConnectionRegistry();
   const clock = deps.clock ?? SYSTEM_CLOCK;
-  // A backend's "up" gauge counts the addresses of its configured entry that take new connections.
-  const countUp = (pool: Pool | undefined, label: string): void => {
-    if (pool) metrics.backendUp.set({ pool: pool.name, backend: label }, pool.upCount(label));
-  };
-  const pools: Map<string, Pool> = new Map(
-    Object.entries(config.pools).map(([name, pool]) => [
-      name,
-      new Pool(name, pool, {
-        onPick: (algorithm) => metrics.picks.inc({ pool: name, algorithm }),
-        health: {
-          clock,
-          log,
-          events: {
-            changed: (backend) => countUp(pools.get(name), backend.label),
-            ejected: (backend) => metrics.ejections.inc({ pool: name, backend: backend.label }),
-            checked: (backend, ok) =>
-              metrics.healthChecks.inc({ pool: name, backend: backend.label, result: ok ? 'ok' : 'failed' }),
-          },
-        },
-      }),
-    ]),
-  );
-  for (const pool of pools.values()) {
-    for (const backend of pool.backends) countUp(pool, backend.label);
-  }
+  const pools = buildPools(config, {
+    metrics,
+    clock,
+    log,
+    tunnels: registry,
+    resolver: deps.resolver,
+  });
   const routes = new RouteLookup(config.routes);
   const policies = resolvePolicies(config);
   const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);
@@ -187,7 +172,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   async function start(): Promise<void> {
     sweeper.start();
     for (const keySet of keySets.values()) keySet.start();
-    for (const pool of pools.values()) pool.start();
+    await Promise.all([...pools.values()].map((pool) => pool.start()));
     try {
       for (const listener of listeners) {
         bound[listener.name] = await listener.listen();

@@ -66,7 +66,8 @@ function render(status) {
     })));
     for (const backend of pool.backends) {
       table.append(row([
-        cell(backend.url), cell(backend.state, 'state ' + backend.state), cell(backend.weight, 'num'),
+        cell(backend.entry === backend.url ? backend.url : backend.url + ' (' + backend.entry + ')'),
+        cell(backend.state, 'state ' + backend.state), cell(backend.weight, 'num'),
         cell(backend.websockets, 'num'), cell(backend.picks, 'num'), cell(backend.failures, 'num'),
         cell(backend.lastFailureAt ? new Date(backend.lastFailureAt).toLocaleTimeString() : '—'),
       ]));

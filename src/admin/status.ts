@@ -1,7 +1,8 @@
 /**
  * What `/status.json` reports, taken from the live gateway when asked: its version, phase and
  * uptime; listeners; routes with the checks they run; pools with their balancing and, for each
- * backend, its state, weight, open WebSockets, picks and failures; and the gateway's totals.
+ * backend (an address, with the entry it comes from), its state, weight, open WebSockets and
+ * plain requests, picks and failures; and the gateway's totals.
  */
 import type { Config } from '../config/schema.ts';
 import type { Pool } from '../upstream/pool.ts';
@@ -44,8 +45,11 @@ export function statusReport(source: StatusSource) {
       sticky: pool.stickySources.map((entry) => (typeof entry === 'string' ? entry : Object.keys(entry)[0])),
       backends: pool.backends.map((backend) => ({
         url: backend.id,
+        /** The configured entry it comes from (its own URL, or the name discovery found it under). */
+        entry: backend.label,
         state: backend.state,
         weight: backend.weight,
+        activeRequests: backend.activeRequests,
         websockets: backend.activeTunnels,
         picks: backend.stats.picks,
         failures: backend.stats.failures,

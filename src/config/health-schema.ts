@@ -1,8 +1,9 @@
 /**
  * A pool's health checks: `active` probes each backend on an interval (an HTTP request whose
  * status must fall in a range, or a TCP connect), with thresholds to go down and to come back;
- * `passive` ejects a backend after consecutive failures of real traffic (connects refused or timed
- * out, upgrades answered with 5xx) for a while, never more than a share of the pool at once.
+ * `passive` (on unless turned off) ejects a backend after consecutive failures of real traffic
+ * (connects refused or timed out, upgrades answered with 5xx) for a while, never more than a share
+ * of the pool at once.
  */
 import { z } from 'zod';
 import { duration } from './measures.ts';
@@ -32,6 +33,10 @@ const activeSchema = z.strictObject({
 });
 
 const passiveSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe('Eject backends that fail real traffic; false: never (only the active checks take one out).'),
   failures: threshold(5).describe(
     'Consecutive failures of real traffic (a connect refused or timed out, an upgrade answered 5xx) that eject a backend.',
   ),
@@ -47,11 +52,13 @@ const passiveSchema = z.strictObject({
 export const healthSchema = z
   .strictObject({
     active: activeSchema.optional().describe('Probes of each backend; absent: none.'),
-    passive: passiveSchema.optional().describe('Ejection of backends failing real traffic; absent: none.'),
+    passive: passiveSchema
+      .prefault({})
+      .describe('Ejection of backends failing real traffic: on by default, with the defaults below.'),
   })
   .prefault({})
   .describe('Health checks: a backend that is down or ejected gets no new connections while another is up.');
 
 export type HealthSettings = z.output<typeof healthSchema>;
 export type ActiveCheck = NonNullable<HealthSettings['active']>;
-export type PassiveCheck = NonNullable<HealthSettings['passive']>;
+export type PassiveCheck = HealthSettings['passive'];

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { admissionSchema } from './admission-schema.ts';
 import { authOverridesSchema, authSchema, keySetSchema } from './auth-schema.ts';
+import { backendSchema, discoverySchema, drainTimeoutSchema, slowStartSchema } from './backend-schema.ts';
 import { balanceSchema, stickySchema } from './balance-schema.ts';
 import { healthSchema } from './health-schema.ts';
 import { duration, size } from './measures.ts';
@@ -84,41 +85,6 @@ function routeSchema() {
   });
 }
 
-const backendSchema = z
-  .union([
-    z.string().describe('Backend base URL, http:// or https:// (weight 1).'),
-    z.strictObject({
-      url: z.string().describe('Backend base URL, http:// or https://.'),
-      weight: z.number().int().min(1).max(1000).default(1).describe('Relative share of new connections.'),
-    }),
-  ])
-  .transform((entry) => (typeof entry === 'string' ? { url: entry, weight: 1 } : entry))
-  .transform((entry, ctx) => {
-    let url: URL;
-    try {
-      url = new URL(entry.url);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `"${entry.url}" is not a URL` });
-      return z.NEVER;
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      ctx.addIssue({ code: 'custom', message: 'must be http: or https:' });
-      return z.NEVER;
-    }
-    if (url.username || url.password) {
-      ctx.addIssue({ code: 'custom', message: 'must not hold credentials (user:password@)' });
-      return z.NEVER;
-    }
-    if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'must be scheme://host:port only (the request path is kept as is)',
-      });
-      return z.NEVER;
-    }
-    return { url: url.origin, weight: entry.weight };
-  });
-
 function poolTlsSchema(context: SchemaContext) {
   return z.strictObject({
     ca: pemFile(context)
@@ -154,6 +120,9 @@ function poolSchema(context: SchemaContext) {
       .default(true)
       .describe("Send the client's Host header to the backend (false: the backend URL's host)."),
     tls: poolTlsSchema(context).prefault({}).describe('TLS settings for https:// backends.'),
+    discovery: discoverySchema,
+    drainTimeout: drainTimeoutSchema,
+    slowStart: slowStartSchema,
     balance: balanceSchema,
     sticky: stickySchema(context),
     health: healthSchema,

@@ -1,7 +1,8 @@
 /**
  * Checks on a schema-valid configuration that look across fields or need the platform to decide:
  * routes naming pools, trusted proxy and load balancer ranges, listeners sharing a port,
- * certificates matching their keys (listener-semantics.ts), CA bundles parsing, routes shadowing
+ * certificates matching their keys (listener-semantics.ts), CA bundles parsing, pools
+ * (pool-semantics.ts), routes shadowing
  * each other, the shutdown windows fitting together.
  * Each problem carries the path of the field to fix, so the loader can point at its line like any
  * schema problem.
@@ -11,6 +12,7 @@ import { BlockList, isIP } from 'node:net';
 import { matchingPath } from '../protocol/path-key.ts';
 import { checkAuthSettings } from './auth-semantics.ts';
 import { checkListenerTls } from './listener-semantics.ts';
+import { checkPools } from './pool-semantics.ts';
 import type { Config } from './schema.ts';
 import type { SemanticProblem } from './semantic-problem.ts';
 import { formatDuration } from './units.ts';
@@ -159,23 +161,6 @@ function checkPoolCa(config: Config, out: SemanticProblem[]): void {
   }
 }
 
-/** A backend listed twice in a pool (as written, or the same origin spelled differently). */
-function checkDuplicateBackends(config: Config, out: SemanticProblem[]): void {
-  for (const [name, pool] of Object.entries(config.pools)) {
-    const seen = new Map<string, number>();
-    pool.backends.forEach((backend, index) => {
-      const first = seen.get(backend.url);
-      if (first === undefined) seen.set(backend.url, index);
-      else {
-        out.push({
-          path: ['pools', name, 'backends', index],
-          message: `${backend.url} is listed already (backends[${first}]); give it a weight instead`,
-        });
-      }
-    });
-  }
-}
-
 function checkRouteOverlap(config: Config, out: SemanticProblem[]): void {
   const owners = new Map<string, string>();
   for (const [name, route] of Object.entries(config.routes)) {
@@ -234,7 +219,7 @@ export function checkSemantics(config: Config): SemanticProblem[] {
   checkPorts(config, problems);
   checkListenerTls(config, problems);
   checkPoolCa(config, problems);
-  checkDuplicateBackends(config, problems);
+  checkPools(config, problems);
   checkRouteOverlap(config, problems);
   checkShutdown(config, problems);
   checkAuthSettings(config, problems);

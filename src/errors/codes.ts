@@ -194,6 +194,15 @@ export const CODES = {
     level: 'debug',
     description: 'The client disconnected before the handshake completed.',
   },
+  NO_BACKEND: {
+    phase: 'handshake',
+    status: 503,
+    closes: {},
+    source: 'gateway',
+    level: 'warn',
+    description:
+      "The route's pool has no backend: every entry is discovered (`discover`) and no lookup has found an address yet. Plain HTTP requests too.",
+  },
   // Handshake, decided by what the backend did.
   UPSTREAM_CONNECT_FAILED: {
     phase: 'handshake',
@@ -459,6 +468,15 @@ export const CODES = {
     source: 'gateway',
     level: 'info',
     description: 'The gateway is shutting down; both sides get 1001 (going away).',
+  },
+  BACKEND_REMOVED: {
+    phase: 'tunnel',
+    status: 0,
+    closes: { client: [1001, 'backend removed'], backend: [1001, 'backend removed'] },
+    source: 'gateway',
+    level: 'info',
+    description:
+      "The tunnel's backend left its pool (gone from DNS) and the pool's `drainTimeout` passed with the tunnel still open; both sides get 1001 (going away), and the client reconnects to a backend still in the pool.",
   },
   CLOSE_TIMEOUT: {
     phase: 'tunnel',

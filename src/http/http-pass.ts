@@ -286,6 +286,10 @@ export class HttpPass {
     prepareRequestHead(req, front.forwarded, front.requestId, front.upstream);
     const plan: Plan = { pool, withBody: hasBody(req), fresh: false, resent: false };
     const candidates = pool.candidates(stickyKey(pool, front));
+    if (candidates.length === 0) {
+      this.#fail(req, res, 'NO_BACKEND', { detail: `pool ${pool.name} has no backend yet` });
+      return;
+    }
     if (front.downstream.headers.length > 0) this.#added.set(req, front.downstream.headers);
     this.#proxyTo(req, res, plan, candidates);
   }

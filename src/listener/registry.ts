@@ -25,6 +25,8 @@ export class ConnectionRegistry {
   readonly #backendOf = new Map<string, object>();
   readonly #requests = new Set<ServerResponse>();
   readonly #emptyWaiters = new Set<() => void>();
+  /** Who waits for a backend's last tunnel to end. */
+  readonly #idleWaiters = new Map<object, Set<() => void>>();
 
   addPending(socket: Socket): void {
     this.#pending.add(socket);
@@ -55,7 +57,11 @@ export class ConnectionRegistry {
     const tunnels = backend === undefined ? undefined : this.#byBackend.get(backend);
     if (tunnel !== undefined && tunnels !== undefined) {
       tunnels.delete(tunnel);
-      if (tunnels.size === 0 && backend !== undefined) this.#byBackend.delete(backend);
+      if (tunnels.size === 0 && backend !== undefined) {
+        this.#byBackend.delete(backend);
+        for (const resolve of this.#idleWaiters.get(backend) ?? []) resolve();
+        this.#idleWaiters.delete(backend);
+      }
     }
     this.#notifyIfEmpty();
   }
@@ -63,6 +69,19 @@ export class ConnectionRegistry {
   /** The live tunnels to `backend`, as a snapshot safe to iterate while they end. */
   tunnelsOf(backend: object): RegisteredTunnel[] {
     return [...(this.#byBackend.get(backend) ?? [])];
+  }
+
+  /** Resolves once `backend` has no live tunnel (at once if it has none now). */
+  whenIdle(backend: object): Promise<void> {
+    if (!this.#byBackend.has(backend)) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.#idleWaiters.get(backend);
+      if (waiters === undefined) {
+        waiters = new Set();
+        this.#idleWaiters.set(backend, waiters);
+      }
+      waiters.add(resolve);
+    });
   }
 
   /** Tracks a proxied HTTP request until its response closes. */

@@ -175,8 +175,22 @@ export class GatewayMetrics {
 
   readonly backendUp = new Gauge({
     name: 'wsgate_backend_up',
-    help: 'Whether a backend takes new connections (1) or is down, ejected or draining (0), by pool and backend.',
+    help: 'Addresses of a configured backend that take new connections, by pool and backend: 1 or 0 for a backend listed by address, how many of its addresses are up for a discovered one.',
     labelNames: ['pool', 'backend'] as const,
+    registers: [this.registry],
+  });
+
+  readonly backendAddresses = new Gauge({
+    name: 'wsgate_backend_addresses',
+    help: 'Addresses in the pool from a discovered backend (the last set its lookups found), by pool and backend.',
+    labelNames: ['pool', 'backend'] as const,
+    registers: [this.registry],
+  });
+
+  readonly discoveryLookups = new Counter({
+    name: 'wsgate_discovery_lookups_total',
+    help: 'DNS lookups of discovered backends, by pool, backend and result (ok; failed: an error, a timeout or no address, and the last set stays).',
+    labelNames: ['pool', 'backend', 'result'] as const,
     registers: [this.registry],
   });
 

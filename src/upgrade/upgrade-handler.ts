@@ -174,8 +174,13 @@ export class UpgradeHandler {
       this.#reject(ctx, refused);
       return;
     }
+    const candidates = pool.candidates(stickyKey(pool, { ...ctx, pass: 'upgrade' }));
+    if (candidates.length === 0) {
+      this.#reject(ctx, { code: 'NO_BACKEND', detail: `pool ${pool.name} has no backend yet` });
+      return;
+    }
     const early: Buffer[] = [];
-    const outcome = await this.#connect(ctx, pool, early);
+    const outcome = await this.#connect(ctx, pool, candidates, early);
     const gone = clientGone(ctx.socket);
     if (gone || this.#options.isDraining()) {
       if (outcome.kind === 'upgraded') outcome.socket.destroy();
@@ -213,7 +218,12 @@ export class UpgradeHandler {
    * reset) aborts the attempt instead of holding a backend connection until `handshakeTimeout`;
    * a chunk the client sends before the 101 is kept in `early` and reading stops until the tunnel.
    */
-  #connect(ctx: UpgradeContext, pool: Pool, early: Buffer[]): Promise<UpstreamOutcome> {
+  #connect(
+    ctx: UpgradeContext,
+    pool: Pool,
+    candidates: readonly Backend[],
+    early: Buffer[],
+  ): Promise<UpstreamOutcome> {
     const { metrics } = this.#options;
     const abort = new AbortController();
     const onClose = (): void => abort.abort();
@@ -226,7 +236,7 @@ export class UpgradeHandler {
     ctx.socket.on('data', onData);
     ctx.socket.resume();
     return connectUpstream(
-      pool.candidates(stickyKey(pool, { ...ctx, pass: 'upgrade' })),
+      candidates,
       (backend: Backend) => ({
         backend,
         tls: pool.tls,

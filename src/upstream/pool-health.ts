@@ -102,7 +102,7 @@ export class PoolHealth {
   failure(backend: Backend): void {
     const passive = this.#settings.passive;
     const record = this.#records.get(backend);
-    if (passive === undefined || record === undefined || record.ejected) return;
+    if (!passive.enabled || record === undefined || record.ejected) return;
     record.trafficFailures++;
     if (record.trafficFailures < passive.failures) return;
     // Backends already out (ejected, or down by their checks) count toward the share.

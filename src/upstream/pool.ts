@@ -7,7 +7,7 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Clock } from '../clock.ts';
+import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
 import type { StickySource } from '../config/balance-schema.ts';
 import type { PoolConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -16,7 +16,9 @@ import { type Balancer, RoundRobinBalancer } from '../routing/balancer.ts';
 import { LeastConnectionsBalancer } from '../routing/least-connections.ts';
 import { RendezvousBalancer } from '../routing/rendezvous.ts';
 import { type Backend, type BackendTls, createBackend } from './backend.ts';
+import { PoolDiscovery, type PoolDiscoveryDeps } from './pool-discovery.ts';
 import { type HealthEvents, PoolHealth } from './pool-health.ts';
+import { SlowStart } from './slow-start.ts';
 
 export type { Backend, BackendState, BackendTls } from './backend.ts';
 
@@ -27,8 +29,12 @@ export type PickAlgorithm = 'sticky' | PoolConfig['balance'];
 export interface PoolDeps {
   /** Counts each choice by the algorithm that made it (the picks metric). */
   readonly onPick?: (algorithm: PickAlgorithm) => void;
+  /** Time for the warm-up of `slowStart` (default: the system clock). */
+  readonly clock?: Clock;
   /** Runs the pool's health checks with this clock, reporting to these events. */
   readonly health?: { clock: Clock; events: HealthEvents; log: Logger };
+  /** Looks up the entries listed with `discover` and drains the backends that leave (without: they stay empty). */
+  readonly discovery?: PoolDiscoveryDeps;
 }
 
 /** No balancer: a pool whose backends are all still to be found. */
@@ -71,6 +77,10 @@ export class Pool {
   readonly #onPick: (algorithm: PickAlgorithm) => void;
   /** The health checks, when the gateway runs them (a pool built without `deps.health` has none). */
   readonly #health: PoolHealth | undefined;
+  readonly #discovery: PoolDiscovery | undefined;
+  /** The warm-up of backends that join or come back, when the pool has one. */
+  readonly #slowStart: SlowStart | undefined;
+  #started = false;
 
   constructor(name: string, config: PoolConfig, deps: PoolDeps = {}) {
     this.#onPick = deps.onPick ?? (() => {});
@@ -81,8 +91,22 @@ export class Pool {
       servername: config.tls.serverName,
       rejectUnauthorized: config.tls.verify,
     };
+    this.#slowStart =
+      config.slowStart === 'off' ? undefined : new SlowStart(config.slowStart, deps.clock ?? SYSTEM_CLOCK);
+    const health = deps.health;
     this.#health =
-      deps.health === undefined ? undefined : new PoolHealth(config.health, this.tls, deps.health);
+      health === undefined
+        ? undefined
+        : new PoolHealth(config.health, this.tls, {
+            ...health,
+            events: {
+              ...health.events,
+              changed: (backend, up, why) => {
+                if (up) this.#slowStart?.begin(backend);
+                health.events.changed(backend, up, why);
+              },
+            },
+          });
     this.stickySources = config.sticky?.from ?? [];
     this.affinityCookie = affinityCookie(name, config, this.stickySources);
     this.httpAgent = new HttpAgent({ keepAlive: true, maxFreeSockets: 64 });
@@ -93,7 +117,19 @@ export class Pool {
       ...(this.tls.servername ? { servername: this.tls.servername } : {}),
       rejectUnauthorized: this.tls.rejectUnauthorized,
     });
-    for (const entry of config.backends) this.add(createBackend(name, entry));
+    for (const entry of config.backends) {
+      if (entry.discover === undefined) this.add(createBackend(name, entry));
+    }
+    const discovered = config.backends.filter((entry) => entry.discover !== undefined);
+    this.#discovery =
+      deps.discovery === undefined || discovered.length === 0
+        ? undefined
+        : new PoolDiscovery(
+            this,
+            discovered,
+            { ...config.discovery, drainTimeout: config.drainTimeout },
+            deps.discovery,
+          );
   }
 
   /** Every backend the pool knows: its members, then those leaving it. */
@@ -113,6 +149,8 @@ export class Pool {
     if (backend.state === 'draining') backend.state = 'up';
     this.#members.push(backend);
     this.#health?.add(backend);
+    // A backend joining a pool that already serves warms up; those of the configuration do not.
+    if (this.#started) this.#slowStart?.begin(backend);
     this.#rebuild();
   }
 
@@ -124,6 +162,7 @@ export class Pool {
     if (!this.#members.includes(backend)) return;
     this.#members = this.#members.filter((member) => member !== backend);
     this.#health?.remove(backend);
+    this.#slowStart?.forget(backend);
     backend.state = 'draining';
     this.#leaving.add(backend);
     this.#rebuild();
@@ -159,6 +198,7 @@ export class Pool {
    * them rather than refuse everything). Empty when the pool has no member yet.
    */
   candidates(key: string | undefined): Backend[] {
+    this.#slowStart?.update();
     const hashed = key !== undefined && this.#hashing !== undefined;
     const isUp = (backend: Backend): boolean => backend.state === 'up';
     const ordered = hashed ? (this.#hashing?.candidates(key) ?? []) : this.#balancer.candidates(key, isUp);
@@ -171,9 +211,12 @@ export class Pool {
     return chosen.slice(0, 1 + this.config.retries);
   }
 
-  /** Starts the health checks. */
-  start(): void {
+  /** Starts the health checks and the lookups; resolves once the first lookups have ended. */
+  async start(): Promise<void> {
     this.#health?.start();
+    // What the first lookups find is the pool's starting set: it serves at full weight.
+    await this.#discovery?.start();
+    this.#started = true;
   }
 
   /** Real traffic to `backend` failed: a connect refused or timed out, a 5xx to an upgrade. */
@@ -188,6 +231,11 @@ export class Pool {
     this.#health?.success(backend);
   }
 
+  /** How many members come from the configured entry `label`. */
+  memberCount(label: string): number {
+    return this.#members.filter((backend) => backend.label === label).length;
+  }
+
   /** How many members from the configured entry `label` take new connections. */
   upCount(label: string): number {
     return this.#members.filter((backend) => backend.label === label && backend.state === 'up').length;
@@ -198,8 +246,9 @@ export class Pool {
     return this.#members.some((backend) => backend.state === 'up');
   }
 
-  /** Stops the health checks and closes the idle keep-alive sockets held for plain HTTP. */
+  /** Stops the lookups, the drains and the health checks and closes the idle keep-alive sockets held for plain HTTP. */
   close(): void {
+    this.#discovery?.stop();
     this.#health?.stop();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();

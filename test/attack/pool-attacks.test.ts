@@ -20,11 +20,12 @@ import { type TestContext, test } from 'node:test';
 import type { SecureContext } from 'node:tls';
 import { chromium } from 'playwright-core';
 import type { WebSocket } from 'ws';
-import { closedPort, startEchoBackend } from '../helpers/backends.ts';
+import { closedPort, refusingUrl, startEchoBackend } from '../helpers/backends.ts';
 import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { rsaKey, startIdentityProvider } from '../helpers/tokens.ts';
 
 const TLS_DIR = resolve(import.meta.dirname, '../fixtures/tls');
 const CERT = readFileSync(resolve(TLS_DIR, 'server.pem'));
@@ -445,7 +446,7 @@ test('passive ejection: clients that leave mid-request or mid-handshake are not 
 
 test('passive ejection: a maxEjectedShare that rounds to no backend ejects none, and every backend is still tried', async (t) => {
   const [live = ''] = await named(t, ['live']);
-  const dead = [`http://127.0.0.1:${await closedPort()}`, `http://127.0.0.1:${await closedPort()}`];
+  const dead = [await refusingUrl(), await refusingUrl()];
   const clock = new FakeClock();
   const gw = await startGateway(
     t,
@@ -779,7 +780,7 @@ test('loadFactor bounds a hot key across backends, and with one backend never re
   await closeAll(bounded, hot);
 });
 
-test('a sticky key from a token claim on a route without auth: no crash, an unverified token is never the key', async (t) => {
+test('a sticky key from a token claim, on a route of the pool without auth: no crash, an unverified token is never the key', async (t) => {
   const backends = await Promise.all(
     ['a', 'b', 'c'].map((name) =>
       startEchoBackend(t, {
@@ -788,8 +789,14 @@ test('a sticky key from a token claim on a route without auth: no crash, an unve
       }),
     ),
   );
+  // One route to the pool checks tokens (so the claim source is allowed); the other does not.
+  const idp = await startIdentityProvider(t, [rsaKey('k1')]);
   const gw = await startGateway(t, {
-    routes: { app: { pool: 'app' } },
+    keySets: { idp: { jwksUrl: idp.url } },
+    routes: {
+      app: { pool: 'app' },
+      secure: { pool: 'app', path: '/secure', auth: { keySet: 'idp', algorithms: ['RS256'] } },
+    },
     pools: {
       app: {
         backends: backends.map((backend) => backend.url),

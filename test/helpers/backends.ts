@@ -135,6 +135,19 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * A backend URL that refuses connections, on a loopback address no test binds (127.0.0.77), so
+ * that a parallel test reusing the released port on 127.0.0.1 cannot answer in its place.
+ */
+export async function refusingUrl(): Promise<string> {
+  const server = createServer();
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, '127.0.0.77', () => resolve((server.address() as AddressInfo).port)),
+  );
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.77:${port}`;
+}
+
 /** The 101 response head a raw WebSocket backend writes for `req` (RFC 6455 §4.2.2). */
 export function switchingProtocolsHead(req: IncomingMessage): string {
   const accept = createHash('sha1')

@@ -2,6 +2,7 @@
  * Client-side helpers: a `ws` client that resolves once open, the close a client receives, and a
  * raw upgrade request on a bare TCP socket that returns the exact status and headers answered.
  */
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { type ClientOptions, WebSocket } from 'ws';
 import { within } from './eventually.ts';
@@ -156,3 +157,26 @@ export const MISREADABLE_TARGETS = [
   'http://evil.example/public',
   '*',
 ];
+
+/** A plain GET to 127.0.0.1:`port` on a fresh connection; resolves with its status and body. */
+export function plainGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return within(
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    }),
+    `GET ${path} on port ${port}`,
+  );
+}

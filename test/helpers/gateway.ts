@@ -12,6 +12,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { createGateway, type Gateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { Clock } from '../../src/tunnel/sweeper.ts';
+import type { Resolver } from '../../src/upstream/discovery.ts';
 import { eventually } from './eventually.ts';
 
 export type LogRecord = Record<string, unknown> & { msg?: string; level?: string };
@@ -38,6 +39,8 @@ export interface StartOptions {
   readonly skipLeakCheck?: boolean;
   /** The gateway's clock (default: the system clock). */
   readonly clock?: Clock;
+  /** DNS for discovered backends (default: the system's). */
+  readonly resolver?: Resolver;
 }
 
 /** Deep-merges `override` into `base` (objects only; arrays and scalars replace). */
@@ -113,6 +116,7 @@ export async function startGateway(
     log,
     version: '0.0.0-test',
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.resolver ? { resolver: options.resolver } : {}),
   });
   await gateway.start();
   const firstListener = Object.keys(config.listeners)[0] ?? 'public';

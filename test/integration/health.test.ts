@@ -7,10 +7,11 @@
  * `readiness: healthyBackends` follows whether every route has a backend that is up.
  */
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { closedPort } from '../helpers/backends.ts';
+import { plainGet } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -45,21 +46,6 @@ async function checkedBackend(t: TestContext, name: string): Promise<CheckedBack
   return state;
 }
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** Moves time one interval on, and waits for that round of checks to be counted. */
 async function checkRound(gw: TestGateway, clock: FakeClock, rounds: number): Promise<void> {
   clock.advance(1_100);
@@ -89,7 +75,7 @@ test('a backend failing its active check stops getting requests, and gets them a
   );
   const served = async (count: number) => {
     const bodies = [];
-    for (let i = 0; i < count; i++) bodies.push((await get(gw.port(), '/poll')).body);
+    for (let i = 0; i < count; i++) bodies.push((await plainGet(gw.port(), '/poll')).body);
     return bodies;
   };
   assert.deepEqual(new Set(await served(4)), new Set(['a', 'b']), 'both serve while healthy');
@@ -112,10 +98,10 @@ test('a backend failing its active check stops getting requests, and gets them a
   // Readiness with healthyBackends: every backend down makes the gateway unready.
   a.health = 500;
   b.health = 500;
-  assert.equal((await get(gw.adminPort(), '/readyz')).status, 200);
+  assert.equal((await plainGet(gw.adminPort(), '/readyz')).status, 200);
   await checkRound(gw, clock, 5);
   await checkRound(gw, clock, 6);
-  assert.equal((await get(gw.adminPort(), '/readyz')).status, 503, 'no backend up: not ready');
+  assert.equal((await plainGet(gw.adminPort(), '/readyz')).status, 503, 'no backend up: not ready');
 });
 
 test('passive ejection after consecutive refused connects, at most maxEjectedShare of the pool, over after ejectFor', async (t) => {
@@ -138,7 +124,7 @@ test('passive ejection after consecutive refused connects, at most maxEjectedSha
     { clock },
   );
   for (let i = 0; i < 9; i++)
-    assert.equal((await get(gw.port(), '/poll')).body, 'live', 'retries reach the live one');
+    assert.equal((await plainGet(gw.port(), '/poll')).body, 'live', 'retries reach the live one');
   assert.equal(
     await gw.metric('wsgate_backend_ejections_total'),
     1,
@@ -147,7 +133,7 @@ test('passive ejection after consecutive refused connects, at most maxEjectedSha
   const ejected = (await gw.metric('wsgate_backend_up', { backend: deadOne })) === 0 ? deadOne : deadTwo;
   assert.equal(await gw.metric('wsgate_backend_up', { backend: ejected }), 0);
   const failuresBefore = await gw.metric('wsgate_upstream_connect_failures_total', { backend: ejected });
-  for (let i = 0; i < 6; i++) await get(gw.port(), '/poll');
+  for (let i = 0; i < 6; i++) await plainGet(gw.port(), '/poll');
   assert.equal(
     await gw.metric('wsgate_upstream_connect_failures_total', { backend: ejected }),
     failuresBefore,
@@ -181,5 +167,5 @@ test('a TCP check takes a backend that stops listening down, and the pool keeps 
   assert.equal(await gw.metric('wsgate_backend_up', { backend: gone }), 0);
   assert.equal(await gw.metric('wsgate_backend_up', { backend: a.url }), 1);
   // With no retries, a request sent to the dead backend would fail: none is.
-  for (let i = 0; i < 9; i++) assert.equal((await get(gw.port(), '/poll')).status, 200);
+  for (let i = 0; i < 9; i++) assert.equal((await plainGet(gw.port(), '/poll')).status, 200);
 });

@@ -14,7 +14,7 @@ import { type TestContext, test } from 'node:test';
 import { Server as SocketIoServer } from 'socket.io';
 import { type Socket as ClientSocket, io } from 'socket.io-client';
 import { type EchoBackend, startEchoBackend } from '../helpers/backends.ts';
-import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
+import { handshakeHeaders, nextMessage, openClient, plainGet, rawRequest } from '../helpers/clients.ts';
 import { within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 
@@ -26,19 +26,9 @@ function namedBackend(t: TestContext, name: string): Promise<EchoBackend> {
   });
 }
 
-function get(gw: TestGateway, path: string, headers: Record<string, string> = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: gw.port(), path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+/** The body of a plain GET through the gateway. */
+async function getBody(gw: TestGateway, path: string, headers: Record<string, string> = {}): Promise<string> {
+  return (await plainGet(gw.port(), path, headers)).body;
 }
 
 /** The backend that echoes on a WebSocket opened at `path`. */
@@ -66,8 +56,8 @@ test('a path segment key (the SockJS server id) sends a session’s HTTP request
   });
   const seen = new Set<string>();
   for (let server = 0; server < 24; server++) {
-    const http = await get(gw, `/chat/${server}/session-x/xhr_streaming`);
-    const again = await get(gw, `/chat/${server}/session-y/xhr_send`);
+    const http = await getBody(gw, `/chat/${server}/session-x/xhr_streaming`);
+    const again = await getBody(gw, `/chat/${server}/session-y/xhr_send`);
     const websocket = await wsBackend(gw, `/chat/${server}/session-x/websocket`);
     assert.equal(again, http, `server id ${server}: both HTTP requests on one backend`);
     assert.equal(websocket, http, `server id ${server}: the WebSocket on the same backend`);
@@ -92,13 +82,17 @@ test('a header key, with the client address as fallback; a key whose backend is 
   const keyed = await Promise.all(
     Array.from({ length: 12 }, async (_, i) => {
       const headers = { 'X-Session': `user-${i}` };
-      return { headers, http: await get(gw, '/poll', headers), ws: await wsBackend(gw, '/ws', headers) };
+      return { headers, http: await getBody(gw, '/poll', headers), ws: await wsBackend(gw, '/ws', headers) };
     }),
   );
   for (const { http, ws } of keyed) assert.equal(ws, http, 'HTTP and WebSocket of one key on one backend');
   assert.ok(new Set(keyed.map((entry) => entry.http)).size > 1, 'header keys spread');
   // Without the header every request comes from 127.0.0.1: one key, one backend.
-  const fallback = new Set([await get(gw, '/poll'), await get(gw, '/poll'), await wsBackend(gw, '/ws')]);
+  const fallback = new Set([
+    await getBody(gw, '/poll'),
+    await getBody(gw, '/poll'),
+    await wsBackend(gw, '/ws'),
+  ]);
   assert.equal(fallback.size, 1, 'the client address keeps them together');
   // The backend of one key goes away: the key moves, the keys of the other backends stay.
   const victim = keyed[0]?.http ?? 'a';
@@ -106,7 +100,7 @@ test('a header key, with the client address as fallback; a key whose backend is 
   server?.server.closeAllConnections();
   await new Promise<void>((closed) => server?.server.close(() => closed()));
   for (const { headers, http } of keyed) {
-    const now = await get(gw, '/poll', headers);
+    const now = await getBody(gw, '/poll', headers);
     if (http === victim) assert.notEqual(now, victim, 'moved to its next choice');
     else assert.equal(now, http, 'a key whose backend stayed did not move');
   }

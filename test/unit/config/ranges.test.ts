@@ -26,6 +26,10 @@ const DURATIONS = [
   ['pools', 'echo', 'connectTimeout'],
   ['pools', 'echo', 'handshakeTimeout'],
   ['pools', 'echo', 'responseTimeout'],
+  ['pools', 'echo', 'discovery', 'interval'],
+  ['pools', 'echo', 'discovery', 'timeout'],
+  ['pools', 'echo', 'drainTimeout'],
+  ['pools', 'echo', 'slowStart'],
   ['tunnel', 'closeTimeout'],
   ['tunnel', 'sendTimeout'],
   ['shutdown', 'drainDelay'],
@@ -71,6 +75,7 @@ const OFF_ALLOWED = [
     (field) => `websocket.${field}`,
   ),
   'sticky.cookie.maxAge',
+  'slowStart',
 ];
 
 function offAllowed(field: string): boolean {

@@ -52,6 +52,35 @@ describe('checkSemantics', () => {
     );
   });
 
+  it('reports a claim sticky source on a pool that no route checks tokens for', () => {
+    const sticky = {
+      backends: ['http://127.0.0.1:9001'],
+      sticky: { from: [{ claim: 'sub' }, 'clientAddress'] },
+    };
+    assert.deepEqual(messages({ pools: { echo: sticky } }), [
+      'pools.echo.sticky.from.0: { claim: sub } needs a verified token, and no route to pool "echo" checks one (auth.keySet)',
+    ]);
+    const withTokens = {
+      pools: { echo: sticky },
+      keySets: { idp: { jwksUrl: 'https://idp.example.com/jwks.json' } },
+      routes: { echo: { pool: 'echo', auth: { keySet: 'idp', algorithms: ['RS256'] } } },
+    };
+    assert.deepEqual(messages(withTokens), []);
+  });
+
+  it('reports an affinity cookie with SameSite=None that could never be Secure', () => {
+    const pools = {
+      echo: {
+        backends: ['http://127.0.0.1:9001'],
+        sticky: { from: ['affinityCookie'], cookie: { sameSite: 'None' } },
+      },
+    };
+    assert.deepEqual(messages({ pools }), [
+      'pools.echo.sticky.cookie.sameSite: None needs Secure, which is set only over https: no listener has tls and no forwarding.trustedProxies can say a request came over https, so browsers would drop the cookie',
+    ]);
+    assert.deepEqual(messages({ pools, forwarding: { trustedProxies: ['10.0.0.0/8'] } }), []);
+  });
+
   it('does not take inherited properties for pools', () => {
     assert.equal(messages({ routes: { echo: { pool: 'constructor' } } }).length, 1);
   });

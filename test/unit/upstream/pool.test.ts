@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConnectionRegistry } from '../../../src/listener/registry.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 import { Pool } from '../../../src/upstream/pool.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 import { testConfig } from '../../helpers/gateway.ts';
 
 function pool(extra: Record<string, unknown> = {}): Pool {
@@ -70,4 +72,53 @@ test('the registry lists the live tunnels of one backend', () => {
     ['t2'],
   );
   assert.deepEqual(registry.tunnelsOf(two), []);
+});
+
+test('the registry says when a backend has no tunnel left', async () => {
+  const registry = new ConnectionRegistry();
+  const one = {};
+  let idle = false;
+  await registry.whenIdle(one); // none now: at once
+  registry.addTunnel({ id: 't1', close: () => {}, destroy: () => {} }, one);
+  const waited = registry.whenIdle(one).then(() => {
+    idle = true;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(idle, false);
+  registry.removeTunnel('t1');
+  await waited;
+  assert.equal(idle, true);
+});
+
+test('slow start: a backend back from ejection warms up from a tenth of its weight', () => {
+  const clock = new FakeClock();
+  const config = testConfig({
+    routes: { r: { pool: 'p' } },
+    pools: {
+      p: {
+        backends: ['http://127.0.0.1:9001', 'http://127.0.0.1:9002', 'http://127.0.0.1:9003'],
+        slowStart: '10s',
+        health: { passive: { failures: 1, ejectFor: '5s', maxEjectedShare: 0.5 } },
+      },
+    },
+  });
+  const entry = config.pools.p;
+  assert.ok(entry);
+  const silent = { changed: () => {}, ejected: () => {}, checked: () => {} };
+  const log = createLogger({ level: 'silent', format: 'json' });
+  const warming = new Pool('p', entry, { clock, health: { clock, log, events: silent } });
+  const [first] = warming.backends;
+  assert.ok(first);
+  warming.failed(first);
+  assert.equal(first.state, 'down');
+  clock.advance(5_000);
+  assert.equal(first.state, 'up');
+  warming.candidates(undefined);
+  assert.equal(first.weight, 0.1);
+  clock.advance(5_000);
+  warming.candidates(undefined);
+  assert.ok(Math.abs(first.weight - 0.55) < 1e-9, `half way: ${first.weight}`);
+  clock.advance(5_000);
+  warming.candidates(undefined);
+  assert.equal(first.weight, 1);
 });

@@ -1,0 +1,59 @@
+/**
+ * Draining a backend that left its pool: it already gets no new connections (the pool took it out
+ * of its balancers); its open tunnels may go on for the drain timeout, then those still open are
+ * closed with `BACKEND_REMOVED` (1001 to both sides). `done` is called once the last one has ended,
+ * and a drain is called off when the backend comes back first.
+ */
+import type { Clock } from '../clock.ts';
+import type { ErrorCode } from '../errors/codes.ts';
+import type { Backend } from './backend.ts';
+
+/** The live tunnels of a backend (the connection registry). */
+export interface BackendTunnels {
+  tunnelsOf(backend: object): readonly { close(code: ErrorCode): void }[];
+  /** Resolves once `backend` has no live tunnel. */
+  whenIdle(backend: object): Promise<void>;
+}
+
+export class BackendDrain {
+  readonly #tunnels: BackendTunnels;
+  readonly #clock: Clock;
+  /** Drains under way, with what calls each off. */
+  readonly #draining = new Map<Backend, () => void>();
+
+  constructor(tunnels: BackendTunnels, clock: Clock) {
+    this.#tunnels = tunnels;
+    this.#clock = clock;
+  }
+
+  /** Drains `backend` for up to `timeoutMs`; `done` once it has no tunnel left (unless called off). */
+  start(backend: Backend, timeoutMs: number, done: () => void): void {
+    this.cancel(backend);
+    let live = true;
+    const cancelDeadline = this.#clock.after(timeoutMs, () => {
+      for (const tunnel of this.#tunnels.tunnelsOf(backend)) tunnel.close('BACKEND_REMOVED');
+    });
+    this.#draining.set(backend, () => {
+      live = false;
+      cancelDeadline();
+    });
+    void this.#tunnels.whenIdle(backend).then(() => {
+      if (!live) return;
+      this.#draining.delete(backend);
+      cancelDeadline();
+      done();
+    });
+  }
+
+  /** Calls off `backend`'s drain (it is back in the pool); its tunnels stay as they are. */
+  cancel(backend: Backend): void {
+    this.#draining.get(backend)?.();
+    this.#draining.delete(backend);
+  }
+
+  /** Calls off every drain (the pool is closing: the gateway's own shutdown takes over). */
+  stop(): void {
+    for (const cancel of this.#draining.values()) cancel();
+    this.#draining.clear();
+  }
+}
