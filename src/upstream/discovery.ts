@@ -4,10 +4,11 @@
  * handed to `found`; a lookup that fails, times out or finds nothing keeps the last set (a pool
  * never empties itself on a DNS answer) and is reported to `failed`. `dns` entries take the name's
  * A and AAAA records on the URL's port; `srv` entries take the SRV records of the lowest priority,
- * each target's addresses on the record's port. The resolver is injected: by default a c-ares
- * resolver on the system's name servers.
+ * each target's addresses on the record's port. Only IP addresses and ports 1–65535 are kept, at
+ * most MAX_ADDRESSES of them (the lowest, so every replica keeps the same ones). The resolver is
+ * injected: by default the system's (`systemResolver`).
  */
-import { Resolver as DnsResolver } from 'node:dns/promises';
+import { Resolver as DnsResolver, lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Clock } from '../clock.ts';
 import type { BackendEntry } from '../config/backend-schema.ts';
@@ -20,9 +21,24 @@ export interface Resolver {
   resolveSrv(hostname: string): Promise<{ name: string; port: number; priority: number; weight: number }[]>;
 }
 
-/** A resolver on the system's name servers, each query tried twice within `timeoutMs`. */
+/** The most addresses one entry yields; an answer with more is cut to its lowest ones. */
+export const MAX_ADDRESSES = 1024;
+
+/**
+ * The system's resolver: addresses as the operating system looks them up (getaddrinfo: the search
+ * domains of /etc/resolv.conf, so a Kubernetes short name works, and /etc/hosts), SRV records from
+ * the name servers of /etc/resolv.conf (c-ares, each query tried twice within `timeoutMs`; no
+ * search domains, so SRV names are written in full).
+ */
 export function systemResolver(timeoutMs: number): Resolver {
-  return new DnsResolver({ timeout: Math.max(1, Math.floor(timeoutMs / 2)), tries: 2 });
+  const servers = new DnsResolver({ timeout: Math.max(1, Math.floor(timeoutMs / 2)), tries: 2 });
+  const family = (version: 4 | 6) => async (hostname: string) =>
+    (await lookup(hostname, { all: true, family: version })).map((entry) => entry.address);
+  return {
+    resolve4: family(4),
+    resolve6: family(6),
+    resolveSrv: (hostname) => servers.resolveSrv(hostname),
+  };
 }
 
 export interface LookupEvents {
@@ -43,16 +59,29 @@ function reasonOf(error: unknown): string {
   return String(error);
 }
 
+/** What a settled query answered, as a list (nothing for a failure or an answer that is not one). */
+function answers<T>(settled: PromiseSettledResult<T[]>): T[] {
+  return settled.status === 'fulfilled' && Array.isArray(settled.value) ? settled.value : [];
+}
+
+/** An address and port a connection can go to. */
+function usable(found: FoundAddress): boolean {
+  return (
+    typeof found.address === 'string' &&
+    isIP(found.address) !== 0 &&
+    Number.isInteger(found.port) &&
+    found.port >= 1 &&
+    found.port <= 65_535
+  );
+}
+
 /** The A and AAAA addresses of `name`: whichever family answers; an error only if neither does. */
 async function addressesOf(resolver: Resolver, name: string): Promise<string[]> {
   if (isIP(name) !== 0) return [name];
   const [four, six] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
-  const found = [
-    ...(four.status === 'fulfilled' ? four.value : []),
-    ...(six.status === 'fulfilled' ? six.value : []),
-  ];
+  const found = [...answers(four), ...answers(six)];
   if (found.length > 0 || four.status === 'fulfilled' || six.status === 'fulfilled') return found;
-  throw four.reason;
+  throw four.status === 'rejected' ? four.reason : new Error('no answer');
 }
 
 /** What one lookup of `entry` finds, in a stable order. */
@@ -61,23 +90,25 @@ export async function lookUp(resolver: Resolver, entry: BackendEntry): Promise<F
   const name = url.hostname;
   let found: FoundAddress[];
   if (entry.discover === 'srv') {
-    const records = await resolver.resolveSrv(name);
+    const answer = await resolver.resolveSrv(name);
+    const records = Array.isArray(answer) ? answer.filter((record) => typeof record?.name === 'string') : [];
     const best = Math.min(...records.map((record) => record.priority));
     const chosen = records.filter((record) => record.priority === best);
-    const targets = await Promise.all(
+    // A target that does not resolve is left out; the others still count.
+    const targets = await Promise.allSettled(
       chosen.map(async (record) =>
         (await addressesOf(resolver, record.name)).map((address) => ({ address, port: record.port })),
       ),
     );
-    found = targets.flat();
+    found = targets.flatMap((target) => (target.status === 'fulfilled' ? target.value : []));
   } else {
     const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
     found = (await addressesOf(resolver, name)).map((address) => ({ address, port }));
   }
-  const unique = new Map(found.map((one) => [`${one.address}|${one.port}`, one]));
-  return [...unique.values()].sort((a, b) =>
-    a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1,
-  );
+  const unique = new Map(found.filter(usable).map((one) => [`${one.address}|${one.port}`, one]));
+  return [...unique.values()]
+    .sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1))
+    .slice(0, MAX_ADDRESSES);
 }
 
 /** Looks up every discovered entry of one pool, each on its own timer, until stopped. */

@@ -308,3 +308,14 @@ test('slow start: an address that joins gets a tenth of its share at first, all 
   // The configured set started at full weight.
   assert.equal(await share(a, 42), 14);
 });
+
+test('the system resolver: a name from /etc/hosts (localhost) is found and served', async (t: TestContext) => {
+  const a = await namedBackend(t);
+  const gw = await startGateway(t, {
+    routes: { chat: { pool: 'chat' } },
+    pools: { chat: { backends: [{ url: `http://localhost:${a.port}`, discover: 'dns' }] } },
+  });
+  const states = await backendStates(gw);
+  assert.equal(states[a.url], 'up', `found at 127.0.0.1 (${JSON.stringify(states)})`);
+  assert.equal((await plainGet(gw.port(), '/')).body, a.url);
+});

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Discovery, lookUp, type Resolver } from '../../../src/upstream/discovery.ts';
+import { Discovery, lookUp, MAX_ADDRESSES, type Resolver } from '../../../src/upstream/discovery.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 
 const noData = (): Promise<never> => Promise.reject(Object.assign(new Error('no data'), { code: 'ENODATA' }));
@@ -52,6 +52,29 @@ test('srv: the targets of the lowest priority, each address on its record port',
     { address: '10.0.0.1', port: 9001 },
     { address: '10.0.0.2', port: 9002 },
   ]);
+});
+
+test('junk in an answer is left out: names as addresses, bad ports, unresolvable targets; at most MAX_ADDRESSES', async () => {
+  const srv = resolver({
+    resolveSrv: async () => [
+      { name: '10.0.0.1', port: 0, priority: 1, weight: 1 },
+      { name: '10.0.0.2', port: 70_000, priority: 1, weight: 1 },
+      { name: 'gone.ns.svc', port: 9000, priority: 1, weight: 1 },
+      { name: '10.0.0.3', port: 9003, priority: 1, weight: 1 },
+    ],
+    resolve4: () => Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' })),
+  });
+  assert.deepEqual(await lookUp(srv, { url: 'http://_ws._tcp.chat.ns.svc', weight: 1, discover: 'srv' }), [
+    { address: '10.0.0.3', port: 9003 },
+  ]);
+  const junk = resolver({ resolve4: async () => ['not-an-address', '10.0.0.1', ''] });
+  assert.deepEqual(await lookUp(junk, { url: 'http://chat.ns.svc:80', weight: 1, discover: 'dns' }), [
+    { address: '10.0.0.1', port: 80 },
+  ]);
+  const many = Array.from({ length: 3_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  const flood = resolver({ resolve4: async () => many });
+  const found = await lookUp(flood, { url: 'http://chat.ns.svc:80', weight: 1, discover: 'dns' });
+  assert.equal(found.length, MAX_ADDRESSES);
 });
 
 test('a lookup that hangs fails at the timeout and the next one runs an interval later', async () => {
