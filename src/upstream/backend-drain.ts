@@ -26,11 +26,16 @@ export class BackendDrain {
     this.#clock = clock;
   }
 
-  /** Drains `backend` for up to `timeoutMs`; `done` once it has no tunnel left (unless called off). */
+  /**
+   * Drains `backend` for up to `timeoutMs`; `done` once it has no tunnel left (unless called off).
+   * The deadline stands even then: an upgrade that was already connecting when the backend left
+   * opens its tunnel late, and is closed at the deadline like the others.
+   */
   start(backend: Backend, timeoutMs: number, done: () => void): void {
     this.cancel(backend);
     let live = true;
     const cancelDeadline = this.#clock.after(timeoutMs, () => {
+      this.#draining.delete(backend);
       for (const tunnel of this.#tunnels.tunnelsOf(backend)) tunnel.close('BACKEND_REMOVED');
     });
     this.#draining.set(backend, () => {
@@ -38,10 +43,7 @@ export class BackendDrain {
       cancelDeadline();
     });
     void this.#tunnels.whenIdle(backend).then(() => {
-      if (!live) return;
-      this.#draining.delete(backend);
-      cancelDeadline();
-      done();
+      if (live) done();
     });
   }
 

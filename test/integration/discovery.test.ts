@@ -319,3 +319,23 @@ test('the system resolver: a name from /etc/hosts (localhost) is found and serve
   assert.equal(states[a.url], 'up', `found at 127.0.0.1 (${JSON.stringify(states)})`);
   assert.equal((await plainGet(gw.port(), '/')).body, a.url);
 });
+
+test('regression: an upgrade still connecting when its backend leaves is closed at the drain deadline too', async (t: TestContext) => {
+  let release: (() => void) | undefined;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const slow = await startEchoBackend(t, {
+    ws: { verifyClient: (_info, accept) => void held.then(() => accept(true)) },
+  });
+  const resolver = new ScriptedResolver();
+  resolver.serve([slow]);
+  const gw = await startGateway(t, discoveredPool({ drainTimeout: '800ms' }), { resolver });
+  const opening = openClient(gw.wsUrl('/'));
+  await eventually(() => slow.upgrades.length === 1, 'the upgrade reached the backend');
+  resolver.srv = [{ name: '127.0.0.2', port: 1, priority: 10, weight: 1 }];
+  await eventually(async () => !(slow.url in (await backendStates(gw))), 'the backend left (no tunnel yet)');
+  release?.();
+  const ws = await opening;
+  assert.deepEqual(await closeOf(ws, 5_000), { code: 1001, reason: 'backend removed' });
+});
