@@ -9,9 +9,10 @@
  * Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 bad usage or invalid config.
  */
 import { parseArgs } from 'node:util';
+import { type AdminListener, listenAdmin } from './admin/admin-server.ts';
 import { ConfigError } from './config/config-error.ts';
 import { loadConfigFile } from './config/load.ts';
-import { createGateway } from './gateway.ts';
+import { adminOptions, createGateway } from './gateway.ts';
 import type { Logger } from './observability/logger.ts';
 import { createLogger } from './observability/logger.ts';
 import { packageVersion } from './package-info.ts';
@@ -164,14 +165,21 @@ async function run(configFile: string, version: string): Promise<number> {
     log.fatal({ err: error }, 'uncaught exception, exiting');
     process.exit(1);
   });
+  let admin: AdminListener | undefined;
   try {
     await gateway.start();
+    if (config.admin.enabled) {
+      admin = await listenAdmin(adminOptions(gateway, log), config.admin.address, config.admin.port);
+    }
   } catch (error) {
     log.fatal({ err: error }, 'could not start');
+    await gateway.shutdown({ immediate: true });
     return 1;
   }
   log.info({ version, config: configFile }, 'wsgate started');
-  return exitCode;
+  const code = await exitCode;
+  await admin?.close();
+  return code;
 }
 
 async function main(): Promise<number> {

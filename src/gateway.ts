@@ -1,8 +1,11 @@
 /**
- * The composition root: `createGateway(config, deps)` builds every part of one gateway from a
- * validated configuration (pools, router, upgrade pipeline, HTTP pass, listeners, admin server,
- * metrics) and returns start and shutdown. Nothing lives at module level, so any number of
- * gateways can run in one process (the tests do exactly that).
+ * The composition root: `createGateway(config, deps)` builds the long-lived shell of one gateway
+ * (listeners, the connection registry, metrics, the sweeper, the upgrade handler and the HTTP
+ * pass, the admission counts) and the snapshot of its configuration (routes, pools, policies and
+ * the stages built from them, src/snapshot.ts) that each request and upgrade takes when it
+ * arrives. It owns start and shutdown. Nothing lives at module level, so any number of gateways
+ * can run in one process (the tests do exactly that). The admin server is not the gateway's: it
+ * belongs to whoever reports on it (`status`, `isReady`, the metrics).
  *
  * Shutdown (SIGTERM) follows the order that loses nothing: readiness fails at once, and for
  * `drainDelay` the gateway keeps serving (plain HTTP responses close their keep-alive
@@ -14,31 +17,21 @@
  * `drainTimeout` after the signal, whatever remains is destroyed and the listeners close.
  */
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAdminServer } from './admin/admin-server.ts';
-import { buildKeySets } from './auth/key-set.ts';
+import type { AdminServerOptions } from './admin/admin-server.ts';
+import type { StatusSource } from './admin/status.ts';
 import type { Config } from './config/schema.ts';
-import type { RouteTable } from './front/resolve-route.ts';
-import { buildRouteStages } from './front/route-stages.ts';
 import { SubjectConnections } from './front/subject-limit.ts';
 import { HttpPass } from './http/http-pass.ts';
 import type { Phase, ShutdownOptions } from './lifecycle.ts';
-import { TrustedProxies } from './listener/client-address.ts';
-import { bindError, Listener } from './listener/listener.ts';
+import { ListenerSet } from './listener/listener-set.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
-import type { QueryLogging } from './observability/log-fields.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
-import { policyDeadlines, resolvePolicies, tokenParameters } from './policy/route-policy.ts';
-import { RouteLookup } from './routing/route-lookup.ts';
+import { buildSnapshot, type ConfigSnapshot } from './snapshot.ts';
 import { type Clock, Sweeper, SYSTEM_CLOCK } from './tunnel/sweeper.ts';
-import type { UpgradeStage } from './upgrade/context.ts';
 import { Admission } from './upgrade/stages/admission.ts';
-import { handshakeStage } from './upgrade/stages/handshake.ts';
-import { createRouteStage } from './upgrade/stages/route.ts';
 import { UpgradeHandler } from './upgrade/upgrade-handler.ts';
-import { buildPools } from './upstream/build-pools.ts';
 import type { Resolver } from './upstream/discovery.ts';
 
 export interface GatewayDeps {
@@ -55,7 +48,11 @@ export interface GatewayDeps {
 export interface Gateway {
   readonly metrics: GatewayMetrics;
   readonly registry: ConnectionRegistry;
-  /** Binds the listeners and the admin server. Rejects (and closes what was bound) on failure. */
+  /** What the admin server's `/status` shows of this gateway. */
+  readonly status: StatusSource;
+  /** The configuration in force. */
+  config(): Config;
+  /** Binds the listeners. Rejects (and closes what was bound) on failure. */
   start(): Promise<void>;
   /**
    * Graceful drain, then everything closed. Resolves when done; safe to call twice (a second call
@@ -64,11 +61,15 @@ export interface Gateway {
   shutdown(options?: ShutdownOptions): Promise<void>;
   /** Bound addresses by listener name (after start). */
   addresses(): Readonly<Record<string, AddressInfo>>;
-  /** The admin server's address, if it is enabled and started. */
-  adminAddress(): AddressInfo | undefined;
   isReady(): boolean;
   /** Where the gateway is in its life (running, in its drain delay, draining). */
   phase(): Phase;
+}
+
+/** The per-subject connection cap of `config` (none: no limit). */
+function subjectCap(config: Config): number {
+  const max = config.admission.perSubject.maxConnections;
+  return max === 'off' ? Number.POSITIVE_INFINITY : max;
 }
 
 export function createGateway(config: Config, deps: GatewayDeps): Gateway {
@@ -77,16 +78,20 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const startedAt = Date.now();
   const registry = new ConnectionRegistry();
   const clock = deps.clock ?? SYSTEM_CLOCK;
-  const pools = buildPools(config, {
+  const wallNow = deps.wallNow ?? Date.now;
+  const admission = new Admission(config.admission, clock);
+  metrics.trackedClients = () => admission.tracked;
+  const snapshotDeps = {
     metrics,
     clock,
     log,
     tunnels: registry,
     resolver: deps.resolver,
-  });
-  const routes = new RouteLookup(config.routes);
-  const policies = resolvePolicies(config);
-  const trustedProxies = new TrustedProxies(config.forwarding.trustedProxies);
+    wallNow,
+    admission,
+    subjects: new SubjectConnections(subjectCap(config)),
+  };
+  const current: ConfigSnapshot = buildSnapshot(config, snapshotDeps);
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
   let phase: Phase = 'starting';
@@ -94,42 +99,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   let endDelay: (() => void) | undefined;
   const currentPhase = (): Phase => phase;
   const isDraining = (): boolean => phase === 'draining';
-
-  // Each route's own checks (its Origin policy), run by both passes after routing.
-  const wallNow = deps.wallNow ?? Date.now;
-  const keySets = buildKeySets(config.keySets, {
-    clock,
-    log,
-    onFetch: (keySet, result, keys) => {
-      metrics.jwksFetches.inc({ key_set: keySet, result });
-      metrics.jwksKeys.set({ key_set: keySet }, keys);
-    },
-  });
-  // Token query parameters are redacted from logged paths even with `log.query: keep`.
-  const query: QueryLogging = { mode: config.log.query, secrets: tokenParameters(policies) };
-  const perSubject = config.admission.perSubject.maxConnections;
-  const subjects = perSubject === 'off' ? undefined : new SubjectConnections(perSubject);
-  const table: RouteTable = {
-    routes,
-    pools,
-    policies,
-    stages: buildRouteStages(policies, { metrics, keySets, subjects, wallNow }),
-  };
-  // Admission first: the cheapest check, and the one a flood must not get past.
-  const admission = new Admission(config.admission, clock);
-  metrics.trackedClients = () => admission.tracked;
-  const stages: UpgradeStage[] = [admission.stage, handshakeStage, createRouteStage(table)];
-  // Ticks often enough that every route's deadlines fire within a quarter of their length (at most
-  // 1 s late).
-  const shortest = Math.min(...[...policies.values()].flatMap((policy) => policyDeadlines(policy.tunnel)));
-  const sweeper = new Sweeper(Math.min(1_000, Math.max(25, Math.floor(shortest / 4))), clock);
+  const sweeper = new Sweeper(current.tickMs, clock);
   const upgrades = new UpgradeHandler({
-    stages,
+    current: () => current,
     registry,
     metrics,
     log,
-    trustedProxies,
-    query,
     tunnels: {
       sweeper,
       clock,
@@ -140,85 +115,34 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     wallNow,
   });
   const httpPass = new HttpPass({
-    table,
-    trustedProxies,
+    current: () => current,
     metrics,
     registry,
     log,
     phase: currentPhase,
-    accessLog: { ...config.log.httpRequests, query },
   });
-  const listeners = Object.entries(config.listeners).map(
-    ([name, listenerConfig]) =>
-      new Listener(
-        name,
-        listenerConfig,
-        {
-          request: (req, res, info) => httpPass.handle(req, res, info),
-          upgrade: (req, socket, head, info) => upgrades.handle(req, socket, head, info),
-        },
-        log,
-        metrics,
-      ),
+  const listeners = new ListenerSet(
+    {
+      request: (req, res, info) => httpPass.handle(req, res, info),
+      upgrade: (req, socket, head, info) => upgrades.handle(req, socket, head, info),
+    },
+    log,
+    metrics,
   );
-  const bound: Record<string, AddressInfo> = {};
-  let admin: Server | undefined;
 
-  const routePools = [...new Set(Object.values(config.routes).map((route) => pools.get(route.pool)))];
-  const backendsReady = (): boolean =>
-    config.admin.readiness !== 'healthyBackends' || routePools.every((pool) => pool?.available ?? false);
+  const backendsReady = (): boolean => {
+    const { config: settings, pools } = current;
+    if (settings.admin.readiness !== 'healthyBackends') return true;
+    return Object.values(settings.routes).every((route) => pools.get(route.pool)?.available ?? false);
+  };
   const isReady = (): boolean => phase === 'running' && backendsReady();
 
   async function start(): Promise<void> {
     sweeper.start();
-    for (const keySet of keySets.values()) keySet.start();
-    await Promise.all([...pools.values()].map((pool) => pool.start()));
+    for (const keySet of current.keySets.values()) keySet.start();
+    await Promise.all([...current.pools.values()].map((pool) => pool.start()));
     try {
-      for (const listener of listeners) {
-        bound[listener.name] = await listener.listen();
-        const address = bound[listener.name];
-        log.info(
-          {
-            listener: listener.name,
-            address: address?.address,
-            port: address?.port,
-            tls: !!listener.config.tls,
-          },
-          'listening',
-        );
-      }
-      if (config.admin.enabled) {
-        const server = createAdminServer({
-          metrics,
-          log,
-          isReady,
-          status: {
-            version: deps.version,
-            startedAt,
-            phase: currentPhase,
-            config,
-            pools,
-            addresses: () => bound,
-            totals: () => ({
-              tunnels: registry.tunnelCount,
-              handshakes: registry.pendingCount,
-              requests: registry.requestCount,
-            }),
-          },
-        });
-        admin = server;
-        await new Promise<void>((resolve, reject) => {
-          const onError = (error: Error): void =>
-            reject(bindError('the admin server', config.admin.address, config.admin.port, error));
-          server.once('error', onError);
-          server.listen({ host: config.admin.address, port: config.admin.port }, () => {
-            server.off('error', onError);
-            resolve();
-          });
-        });
-        const address = server.address() as AddressInfo;
-        log.info({ address: address.address, port: address.port }, 'admin listening');
-      }
+      await listeners.apply(current.config.listeners);
       if (phase === 'starting') phase = 'running';
     } catch (error) {
       await closeEverything();
@@ -228,7 +152,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   async function closeEverything(): Promise<void> {
     registry.destroyAll();
-    for (const listener of listeners) listener.closeAllConnections();
+    listeners.closeAllConnections();
     // Destroyed sockets report 'close' on a later tick; teardown (metrics, access log) follows it.
     let grace: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -238,23 +162,16 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       }),
     ]);
     clearTimeout(grace);
-    await Promise.all(listeners.map((listener) => listener.stopAccepting()));
+    await listeners.stopAccepting();
     httpPass.close();
     sweeper.stop();
-    for (const keySet of keySets.values()) keySet.stop();
-    for (const pool of pools.values()) pool.close();
-    const adminServer = admin;
-    if (adminServer?.listening) {
-      await new Promise<void>((resolve) => {
-        adminServer.close(() => resolve());
-        adminServer.closeAllConnections();
-      });
-    }
+    for (const keySet of current.keySets.values()) keySet.stop();
+    for (const pool of current.pools.values()) pool.close();
   }
 
   /** Not ready, still serving, for `drainDelay` (or until an immediate shutdown cuts it short). */
   async function delay(options: ShutdownOptions): Promise<void> {
-    const delayMs = config.shutdown.drainDelay;
+    const delayMs = current.config.shutdown.drainDelay;
     if (options.immediate || delayMs === 0) return;
     log.info({ drainDelayMs: delayMs }, 'not ready; serving until the drain starts');
     await new Promise<void>((resolve) => {
@@ -281,12 +198,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     const spreadTimers = tunnels.map((tunnel) => {
       const timer = setTimeout(
         () => tunnel.close('GATEWAY_SHUTDOWN'),
-        Math.random() * config.shutdown.closeSpread,
+        Math.random() * current.config.shutdown.closeSpread,
       );
       return timer;
     });
     let deadline: NodeJS.Timeout | undefined;
-    const remainingMs = Math.max(0, config.shutdown.drainTimeout - (performance.now() - signalledAt));
+    const remainingMs = Math.max(0, current.config.shutdown.drainTimeout - (performance.now() - signalledAt));
     const timedOut = await Promise.race([
       registry.whenEmpty().then(() => false),
       new Promise<boolean>((resolve) => {
@@ -305,18 +222,37 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     log.info('stopped');
   }
 
+  const status: StatusSource = {
+    version: deps.version,
+    startedAt,
+    phase: currentPhase,
+    current: () => current,
+    addresses: () => listeners.addresses(),
+    totals: () => ({
+      tunnels: registry.tunnelCount,
+      handshakes: registry.pendingCount,
+      requests: registry.requestCount,
+    }),
+  };
+
   return {
     metrics,
     registry,
+    status,
+    config: () => current.config,
     start,
     shutdown: (options: ShutdownOptions = {}) => {
       if (shutdownPromise && options.immediate) endDelay?.();
       shutdownPromise ??= drain(options);
       return shutdownPromise;
     },
-    addresses: () => bound,
-    adminAddress: () => (admin?.listening ? (admin.address() as AddressInfo) : undefined),
+    addresses: () => listeners.addresses(),
     isReady,
     phase: currentPhase,
   };
+}
+
+/** What the admin server needs of `gateway`. */
+export function adminOptions(gateway: Gateway, log: Logger): AdminServerOptions {
+  return { metrics: gateway.metrics, log, isReady: () => gateway.isReady(), status: gateway.status };
 }

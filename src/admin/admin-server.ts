@@ -5,14 +5,16 @@
  * `/status` (an HTML page) with `/status.json` (what it draws) for people.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { headersForStatus } from '../errors/codes.ts';
+import { bindError } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { type StatusSource, statusReport } from './status.ts';
 import { STATUS_PAGE } from './status-page.ts';
 
 export interface AdminServerOptions {
-  readonly metrics: GatewayMetrics;
+  readonly metrics: Pick<GatewayMetrics, 'render' | 'contentType'>;
   readonly log: Logger;
   readonly isReady: () => boolean;
   /** What `/status.json` and the `/status` page show. */
@@ -77,4 +79,37 @@ export function createAdminServer(options: AdminServerOptions): Server {
   });
   server.on('clientError', (_error, socket) => socket.destroy());
   return server;
+}
+
+/** The admin server, bound. */
+export interface AdminListener {
+  address(): AddressInfo;
+  /** Closes it, cutting the connections still open (a scrape in flight). */
+  close(): Promise<void>;
+}
+
+/** Creates and binds the admin server on `address:port`; rejects with an error naming them. */
+export function listenAdmin(
+  options: AdminServerOptions,
+  address: string,
+  port: number,
+): Promise<AdminListener> {
+  const server = createAdminServer(options);
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(bindError('the admin server', address, port, error));
+    server.once('error', onError);
+    server.listen({ host: address, port }, () => {
+      server.off('error', onError);
+      const bound = server.address() as AddressInfo;
+      options.log.info({ address: bound.address, port: bound.port }, 'admin listening');
+      resolve({
+        address: () => bound,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
 }

@@ -11,14 +11,14 @@ export interface StatusSource {
   readonly version: string;
   readonly startedAt: number;
   readonly phase: () => string;
-  readonly config: Config;
-  readonly pools: ReadonlyMap<string, Pool>;
+  /** The configuration in force and its pools. */
+  readonly current: () => { readonly config: Config; readonly pools: ReadonlyMap<string, Pool> };
   readonly addresses: () => Readonly<Record<string, { address: string; port: number }>>;
   readonly totals: () => { readonly tunnels: number; readonly handshakes: number; readonly requests: number };
 }
 
 export function statusReport(source: StatusSource) {
-  const { config } = source;
+  const { config, pools } = source.current();
   const bound = source.addresses();
   return {
     version: source.version,
@@ -39,7 +39,7 @@ export function statusReport(source: StatusSource) {
       pool: route.pool,
       token: (route.auth?.keySet ?? config.auth.keySet) !== 'off',
     })),
-    pools: [...source.pools.values()].map((pool) => ({
+    pools: [...pools.values()].map((pool) => ({
       name: pool.name,
       balance: pool.config.balance,
       sticky: pool.stickySources.map((entry) => (typeof entry === 'string' ? entry : Object.keys(entry)[0])),

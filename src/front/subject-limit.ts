@@ -7,10 +7,18 @@
 import type { RequestStage } from './request-stage.ts';
 
 export class SubjectConnections {
-  readonly #max: number;
+  #max: number;
   readonly #open = new Map<string, number>();
 
   constructor(max: number) {
+    this.#max = max;
+  }
+
+  /**
+   * A new cap from a reloaded configuration: it applies to the next connection; those open stay
+   * counted (one over a lowered cap stays open and the subject opens no more until it is under).
+   */
+  set max(max: number) {
     this.#max = max;
   }
 

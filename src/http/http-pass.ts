@@ -42,7 +42,7 @@ import type { GatewayMetrics } from '../observability/metrics.ts';
 import { connectionTokens, isHopByHop } from '../protocol/header-rules.ts';
 import { checkRequest, unsupportedHttpVersion } from '../routing/request-target.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
-import { type AccessLineSettings, HttpAccessLog, type RequestRecord } from './access-line.ts';
+import type { HttpAccessLog, RequestRecord } from './access-line.ts';
 import {
   armConnectTimeout,
   armResponseTimeout,
@@ -69,6 +69,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 /** What the proxy's events need to know about the attempt a request is on. */
 interface Attempt {
+  readonly pool: Pool;
   readonly backend: Backend;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
@@ -87,16 +88,22 @@ interface Plan {
   readonly resent: boolean;
 }
 
-export interface HttpPassOptions {
+/** What one configuration gives the HTTP pass. */
+export interface HttpPassSnapshot {
   /** Routes, pools and policies, resolved as the upgrades resolve them. */
   readonly table: RouteTable;
   readonly trustedProxies: TrustedProxies;
+  readonly accessLog: HttpAccessLog;
+}
+
+export interface HttpPassOptions {
+  /** The configuration in force: each request takes it once, when it arrives. */
+  readonly current: () => HttpPassSnapshot;
   readonly metrics: GatewayMetrics;
   readonly registry: ConnectionRegistry;
   readonly log: Logger;
   /** From `stopping` on, responses close their connections; `draining` refuses new requests. */
   readonly phase: () => Phase;
-  readonly accessLog: AccessLineSettings;
 }
 
 /**
@@ -140,11 +147,9 @@ export class HttpPass {
   readonly #records = new WeakMap<IncomingMessage, RequestRecord>();
   /** Headers the front half adds to a request's answer (the affinity cookie). */
   readonly #added = new WeakMap<IncomingMessage, readonly (readonly [string, string])[]>();
-  readonly #accessLog: HttpAccessLog;
 
   constructor(options: HttpPassOptions) {
     this.#options = options;
-    this.#accessLog = new HttpAccessLog(options.log, options.accessLog);
     this.#proxy = createProxyServer({ xfwd: false, ws: false, selfHandleResponse: true });
     keepRequestFraming(this.#proxy);
     // Not emitted for a request carrying Expect, which `handle` removes (Node answered it already).
@@ -170,12 +175,13 @@ export class HttpPass {
 
   /** The `request` event handler of a listener's HTTP server. */
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerInfo): void {
-    const { table, metrics } = this.#options;
+    const { metrics } = this.#options;
+    const { table, trustedProxies, accessLog } = this.#options.current();
     const startedAt = performance.now();
     this.#options.registry.addRequest(res);
     const socket = req.socket as Socket;
     const forwarded = forwardedFor(
-      this.#options.trustedProxies,
+      trustedProxies,
       listener.peerAddress(socket),
       listener.encrypted,
       req.headers,
@@ -197,7 +203,7 @@ export class HttpPass {
       if (!res.headersSent) record.code ??= 'HTTP_CLIENT_GONE';
       const status = res.headersSent ? res.statusCode : HTTP_CLIENT_GONE_STATUS;
       metrics.httpRequests.inc({ route: record.route, status: String(status) });
-      this.#accessLog.write(req, record, status, res.writableFinished);
+      accessLog.write(req, record, status, res.writableFinished);
     });
     if (this.#options.phase() === 'draining') {
       res.shouldKeepAlive = false;
@@ -312,6 +318,7 @@ export class HttpPass {
     };
     res.once('close', release);
     const attempt: Attempt = {
+      pool,
       backend,
       connectTimeoutMs: pool.config.connectTimeout,
       responseTimeoutMs: pool.config.responseTimeout,
@@ -431,7 +438,7 @@ export class HttpPass {
     for (const [name, value] of this.#added.get(req) ?? []) headers.push(name, value);
     const attempt = this.#attempts.get(req);
     const backend = attempt?.backend.id;
-    if (attempt) this.#options.table.pools.get(attempt.backend.poolName)?.succeeded(attempt.backend);
+    if (attempt) attempt.pool.succeeded(attempt.backend);
     // Node's client parser lets through statuses (e.g. 099) that `writeHead` throws on: a backend
     // must not be able to crash the gateway with one.
     const status = proxyRes.statusCode ?? 0;

@@ -68,12 +68,30 @@ export function bindError(
   return Object.assign(bind, { code: error.code });
 }
 
+/**
+ * Whether a listener running with `current` can take `next` in place: the same address and port,
+ * TLS or not, the same PROXY protocol handling and TLS handshake bound (what the server and its
+ * gate are built with). The rest (request timeouts, header size, certificates) changes live.
+ */
+export function takesInPlace(current: ListenerConfig, next: ListenerConfig): boolean {
+  return (
+    current.address === next.address &&
+    current.port === next.port &&
+    (current.tls === undefined) === (next.tls === undefined) &&
+    current.proxyProtocol === next.proxyProtocol &&
+    JSON.stringify(current.proxyProtocolPeers) === JSON.stringify(next.proxyProtocolPeers) &&
+    current.handshakeTimeout === next.handshakeTimeout
+  );
+}
+
 export class Listener {
   readonly name: string;
-  readonly config: ListenerConfig;
+  #config: ListenerConfig;
   readonly server: Server;
   readonly #info: ListenerInfo;
-  readonly #certificates: ListenerCertificates | undefined;
+  readonly #log: Logger;
+  readonly #metrics: GatewayMetrics;
+  #certificates: ListenerCertificates | undefined;
   /** The server again, typed as the TLS server it is on a TLS listener. */
   readonly #secureServer: HttpsServer | undefined;
   /** Every accepted TCP socket still open, whatever stage it is in. */
@@ -90,7 +108,9 @@ export class Listener {
     metrics: GatewayMetrics,
   ) {
     this.name = name;
-    this.config = config;
+    this.#config = config;
+    this.#log = log;
+    this.#metrics = metrics;
     const peers = new PeerAddresses();
     this.#info = {
       name,
@@ -107,17 +127,13 @@ export class Listener {
       // How often Node looks for request heads past headersTimeout/requestTimeout.
       connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(config.handshakeTimeout / 2))),
     };
-    this.#certificates = config.tls
-      ? new ListenerCertificates(name, config.tls, log, {
-          reload: (certificate, result) => metrics.tlsReloads.inc({ listener: name, certificate, result }),
-          expiry: (certificate, notAfter) =>
-            metrics.tlsCertificateExpiry.set({ listener: name, certificate }, notAfter.getTime() / 1000),
-        })
-      : undefined;
+    this.#certificates = config.tls ? this.#certificatesFor(config.tls) : undefined;
     this.#secureServer = this.#certificates
       ? createHttpsServer({
           ...options,
           ...this.#certificates.serverOptions(),
+          // Asks whichever certificates are current: a reload may add SNI pairs.
+          SNICallback: (serverName, done) => done(null, this.#certificates?.sniContext(serverName)),
           handshakeTimeout: config.handshakeTimeout,
         })
       : undefined;
@@ -171,6 +187,42 @@ export class Listener {
     this.server.on('tlsClientError', (error: Error & { code?: string }) =>
       log.debug({ listener: name, err: error.code ?? error.message }, 'TLS handshake failed'),
     );
+  }
+
+  get config(): ListenerConfig {
+    return this.#config;
+  }
+
+  /**
+   * Takes a reloaded configuration that `takesInPlace` allows: new connections get the new
+   * timeouts, header size bound and certificates; open connections keep what they began with.
+   */
+  reconfigure(config: ListenerConfig): void {
+    const previous = this.#config;
+    this.#config = config;
+    this.server.headersTimeout = Math.min(config.handshakeTimeout, config.requestTimeout);
+    this.server.requestTimeout = config.requestTimeout;
+    this.server.keepAliveTimeout = config.keepAliveTimeout;
+    // Read by Node for each new connection's parser, though its types do not list it.
+    (this.server as Server & { maxHeaderSize: number }).maxHeaderSize = config.maxHeaderSize;
+    const server = this.#secureServer;
+    if (server === undefined || config.tls === undefined) return;
+    if (JSON.stringify(previous.tls) === JSON.stringify(config.tls)) return;
+    const certificates = this.#certificatesFor(config.tls);
+    this.#certificates?.close();
+    this.#certificates = certificates;
+    if (server.listening) certificates.takeOver(server);
+    this.#log.info({ listener: this.name }, 'TLS settings reloaded');
+  }
+
+  #certificatesFor(tls: NonNullable<ListenerConfig['tls']>): ListenerCertificates {
+    const { name } = this;
+    const metrics = this.#metrics;
+    return new ListenerCertificates(name, tls, this.#log, {
+      reload: (certificate, result) => metrics.tlsReloads.inc({ listener: name, certificate, result }),
+      expiry: (certificate, notAfter) =>
+        metrics.tlsCertificateExpiry.set({ listener: name, certificate }, notAfter.getTime() / 1000),
+    });
   }
 
   /** Counts a response on `socket` until it closes; whatever waited for the last one runs then. */

@@ -96,18 +96,32 @@ export class ListenerCertificates {
     this.#sni = this.#table();
   }
 
-  /** The TLS options of the listener's server. */
+  /** The TLS options of a new server for these certificates (its SNI callback is the listener's). */
   serverOptions(): TlsOptions {
     const fallback = this.#slots[0]?.material;
-    const options: TlsOptions = {
+    return {
       ...contextOptions(this.#settings),
       cert: fallback?.cert,
       key: fallback?.key,
       ALPNProtocols: [...ALPN_PROTOCOLS],
     };
-    // Without a context for a name, Node serves the server's default (the current one).
-    if (this.#slots.length > 1) options.SNICallback = (name, done) => done(null, this.#sni.lookup(name));
-    return options;
+  }
+
+  /** The context of an SNI pair for `serverName`; undefined: the server's default (the current one). */
+  sniContext(serverName: string): SecureContext | undefined {
+    return this.#sni.lookup(serverName);
+  }
+
+  /**
+   * Serves these certificates on `server`, which listens already with others (a reloaded
+   * configuration): new connections get them, live ones keep theirs. Then starts watching.
+   */
+  takeOver(server: TlsServer): void {
+    const fallback = this.#slots[0]?.material;
+    if (fallback) {
+      server.setSecureContext({ cert: fallback.cert, key: fallback.key, ...contextOptions(this.#settings) });
+    }
+    this.start(server);
   }
 
   /** Starts watching the files for `server` (once it listens); reports the expiry times. */

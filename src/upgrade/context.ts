@@ -12,8 +12,9 @@ import type {
   RequestStage,
   UpstreamEdits,
 } from '../front/request-stage.ts';
-import type { ForwardedFor } from '../listener/client-address.ts';
+import type { ForwardedFor, TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
+import type { QueryLogging } from '../observability/log-fields.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { Route } from '../routing/router.ts';
@@ -31,6 +32,8 @@ export interface UpgradeContext {
   readonly startedAt: number;
   readonly forwarded: ForwardedFor;
   readonly log: Logger;
+  /** The configuration this upgrade runs under, taken once when it arrived: a reload never changes it mid-way. */
+  readonly snapshot: UpgradeSnapshot;
   /** What the route's stages change in the request the backend receives. */
   readonly upstream: UpstreamEdits;
   /** What the 101 gets on top of the backend's headers (the affinity cookie). */
@@ -46,6 +49,14 @@ export interface UpgradeContext {
 }
 
 export type { Rejection } from '../front/request-stage.ts';
+
+/** What one configuration gives the upgrade pipeline: its stages and how requests are read and logged. */
+export interface UpgradeSnapshot {
+  readonly stages: readonly UpgradeStage[];
+  readonly trustedProxies: TrustedProxies;
+  /** How query strings appear in logged paths. */
+  readonly query: QueryLogging;
+}
 
 /** One named step of the upgrade pipeline: passes (undefined) or rejects. */
 export interface UpgradeStage {

@@ -10,11 +10,11 @@ import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { noDownstreamEdits, noEdits, noFindings, runStages } from '../front/request-stage.ts';
 import { stickyKey } from '../front/sticky-key.ts';
-import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
+import { forwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import { requestIdFor } from '../listener/request-id.ts';
-import { capped, loggedHeader, loggedPath, type QueryLogging } from '../observability/log-fields.ts';
+import { capped, loggedHeader, loggedPath } from '../observability/log-fields.ts';
 import { type Logger, moreSevere } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
@@ -29,17 +29,15 @@ import {
 import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
-import type { Rejection, UpgradeContext, UpgradeStage } from './context.ts';
+import type { Rejection, UpgradeContext, UpgradeSnapshot } from './context.ts';
 import { relayResponse, writeResponse } from './respond.ts';
 
 export interface UpgradeHandlerOptions {
-  readonly stages: readonly UpgradeStage[];
+  /** The configuration in force: each upgrade takes it once, when it arrives. */
+  readonly current: () => UpgradeSnapshot;
   readonly registry: ConnectionRegistry;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
-  readonly trustedProxies: TrustedProxies;
-  /** How query strings appear in logged paths. */
-  readonly query: QueryLogging;
   readonly tunnels: TunnelSettings;
   readonly nextId: () => string;
   /** True once shutdown began: new upgrades are refused with 503. */
@@ -117,8 +115,9 @@ export class UpgradeHandler {
     const { registry } = this.#options;
     registry.addPending(socket);
     const id = this.#options.nextId();
+    const snapshot = this.#options.current();
     const forwarded = forwardedFor(
-      this.#options.trustedProxies,
+      snapshot.trustedProxies,
       listener.peerAddress(socket),
       listener.encrypted,
       req.headers,
@@ -134,6 +133,7 @@ export class UpgradeHandler {
       startedAt: performance.now(),
       forwarded,
       log: this.#options.log.child({ conn: id, requestId }),
+      snapshot,
       upstream: noEdits(),
       downstream: noDownstreamEdits(),
       auth: noFindings(),
@@ -151,7 +151,7 @@ export class UpgradeHandler {
       this.#reject(ctx, { code: 'GATEWAY_DRAINING' });
       return;
     }
-    for (const stage of this.#options.stages) {
+    for (const stage of ctx.snapshot.stages) {
       const rejection = await stage.run(ctx);
       if (clientGone(ctx.socket)) {
         this.#reject(ctx, { code: 'CLIENT_GONE', detail: `during ${stage.name}` });
@@ -414,7 +414,7 @@ export class UpgradeHandler {
       host: loggedHeader(headers.host),
       origin: loggedHeader(headers.origin),
       userAgent: loggedHeader(headers['user-agent']),
-      path: loggedPath(ctx.req.url ?? '/', this.#options.query),
+      path: loggedPath(ctx.req.url ?? '/', ctx.snapshot.query),
     };
   }
 

@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
+import { listenAdmin } from '../../src/admin/admin-server.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { createGateway, type Gateway } from '../../src/gateway.ts';
+import { adminOptions, createGateway, type Gateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { Clock } from '../../src/tunnel/sweeper.ts';
 import type { Resolver } from '../../src/upstream/discovery.ts';
@@ -119,6 +120,9 @@ export async function startGateway(
     ...(options.resolver ? { resolver: options.resolver } : {}),
   });
   await gateway.start();
+  const admin = config.admin.enabled
+    ? await listenAdmin(adminOptions(gateway, log), config.admin.address, config.admin.port)
+    : undefined;
   const firstListener = Object.keys(config.listeners)[0] ?? 'public';
   const port = (listener = firstListener): number => {
     const address = gateway.addresses()[listener];
@@ -141,6 +145,7 @@ export async function startGateway(
     } finally {
       // Shut down even when the check fails, or the open listeners would keep the process alive.
       await gateway.shutdown();
+      await admin?.close();
     }
   });
   return {
@@ -150,9 +155,8 @@ export async function startGateway(
     wsUrl: (path = '/') => `ws://127.0.0.1:${port()}${path}`,
     httpUrl: (path = '/') => `http://127.0.0.1:${port()}${path}`,
     adminPort: () => {
-      const address = gateway.adminAddress();
-      assert.ok(address, 'admin server is bound');
-      return address.port;
+      assert.ok(admin, 'admin server is bound');
+      return admin.address().port;
     },
     logs,
     metric,

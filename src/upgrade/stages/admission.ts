@@ -17,11 +17,11 @@ import type { UpgradeStage } from '../context.ts';
 
 interface ClientEntry {
   open: number;
-  readonly bucket: TokenBucket | undefined;
+  bucket: TokenBucket | undefined;
 }
 
 export class Admission {
-  readonly #settings: AdmissionSettings;
+  #settings: AdmissionSettings;
   readonly #clock: Clock;
   readonly #clients = new Map<string, ClientEntry>();
   /** The remembered addresses with nothing open, longest idle first: the ones to forget. */
@@ -31,6 +31,19 @@ export class Admission {
   constructor(settings: AdmissionSettings, clock: Clock) {
     this.#settings = settings;
     this.#clock = clock;
+  }
+
+  /**
+   * The settings of a reloaded configuration. What is open stays counted against the new caps; a
+   * changed handshake rate gives every remembered address a new, full bucket.
+   */
+  reconfigure(settings: AdmissionSettings): void {
+    const rateChanged =
+      JSON.stringify(settings.perClient.handshakeRate) !==
+      JSON.stringify(this.#settings.perClient.handshakeRate);
+    this.#settings = settings;
+    if (!rateChanged) return;
+    for (const entry of this.#clients.values()) entry.bucket = this.#bucket();
   }
 
   /** WebSocket connections holding a slot now. */
@@ -80,6 +93,12 @@ export class Admission {
     },
   };
 
+  /** A full bucket for one address, when handshakes are rate-limited. */
+  #bucket(): TokenBucket | undefined {
+    const rate = this.#settings.perClient.handshakeRate;
+    return rate === 'off' ? undefined : new TokenBucket({ ...rate, action: 'close' }, this.#clock.now());
+  }
+
   /** The entry of `address`, or undefined when every remembered address has a connection open. */
   #entry(address: string): ClientEntry | undefined {
     const known = this.#clients.get(address);
@@ -90,11 +109,7 @@ export class Admission {
       this.#idle.delete(oldest.value);
       this.#clients.delete(oldest.value);
     }
-    const rate = this.#settings.perClient.handshakeRate;
-    const entry: ClientEntry = {
-      open: 0,
-      bucket: rate === 'off' ? undefined : new TokenBucket({ ...rate, action: 'close' }, this.#clock.now()),
-    };
+    const entry: ClientEntry = { open: 0, bucket: this.#bucket() };
     this.#clients.set(address, entry);
     this.#idle.set(address, entry);
     return entry;

@@ -1,0 +1,111 @@
+/**
+ * One configuration as the gateway runs it: the routes and their lookup, the pools, each route's
+ * frozen policy and the stages built from it, the upgrade pipeline, the trusted proxies and how
+ * requests are logged. A snapshot is built whole before anything uses it, then each request and
+ * upgrade takes the one in force when it arrives and keeps it to the end, so that it runs under
+ * one configuration, never a mix of two; a tunnel keeps its route's policy and its backend for
+ * its whole life. What outlives configurations (listeners, the registry, metrics, the sweeper,
+ * admission counts) belongs to the gateway and is handed in.
+ */
+import { createHash } from 'node:crypto';
+import { buildKeySets, type KeySet } from './auth/key-set.ts';
+import type { Clock } from './clock.ts';
+import type { Config } from './config/schema.ts';
+import type { RouteTable } from './front/resolve-route.ts';
+import { buildRouteStages } from './front/route-stages.ts';
+import type { SubjectConnections } from './front/subject-limit.ts';
+import { HttpAccessLog } from './http/access-line.ts';
+import type { HttpPassSnapshot } from './http/http-pass.ts';
+import { TrustedProxies } from './listener/client-address.ts';
+import type { QueryLogging } from './observability/log-fields.ts';
+import type { Logger } from './observability/logger.ts';
+import type { GatewayMetrics } from './observability/metrics.ts';
+import { policyDeadlines, resolvePolicies, tokenParameters } from './policy/route-policy.ts';
+import { RouteLookup } from './routing/route-lookup.ts';
+import type { UpgradeSnapshot } from './upgrade/context.ts';
+import type { Admission } from './upgrade/stages/admission.ts';
+import { handshakeStage } from './upgrade/stages/handshake.ts';
+import { createRouteStage } from './upgrade/stages/route.ts';
+import type { BackendTunnels } from './upstream/backend-drain.ts';
+import { buildPools } from './upstream/build-pools.ts';
+import type { Resolver } from './upstream/discovery.ts';
+import type { Pool } from './upstream/pool.ts';
+
+/** What a snapshot is built with: the parts of the gateway that outlive configurations. */
+export interface SnapshotDeps {
+  readonly metrics: GatewayMetrics;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly tunnels: BackendTunnels;
+  readonly resolver: Resolver | undefined;
+  readonly wallNow: () => number;
+  readonly admission: Admission;
+  readonly subjects: SubjectConnections;
+}
+
+export interface ConfigSnapshot extends UpgradeSnapshot, HttpPassSnapshot {
+  readonly config: Config;
+  /** A short digest of the validated configuration: two loads of the same settings have the same. */
+  readonly hash: string;
+  /** Wall-clock milliseconds when it was loaded. */
+  readonly loadedAt: number;
+  readonly pools: ReadonlyMap<string, Pool>;
+  readonly keySets: ReadonlyMap<string, KeySet>;
+  /** The sweeper's tick this configuration needs: a quarter of its shortest deadline, at most 1 s. */
+  readonly tickMs: number;
+}
+
+/** The digest of a validated configuration (secrets read from files included, never shown). */
+export function configHash(config: Config): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
+}
+
+/** Builds every per-configuration part of `config`; nothing of it runs until the gateway starts it. */
+export function buildSnapshot(config: Config, deps: SnapshotDeps): ConfigSnapshot {
+  const { metrics, clock, log } = deps;
+  const pools = buildPools(config, {
+    metrics,
+    clock,
+    log,
+    tunnels: deps.tunnels,
+    resolver: deps.resolver,
+  });
+  const policies = resolvePolicies(config);
+  const keySets = buildKeySets(config.keySets, {
+    clock,
+    log,
+    onFetch: (keySet, result, keys) => {
+      metrics.jwksFetches.inc({ key_set: keySet, result });
+      metrics.jwksKeys.set({ key_set: keySet }, keys);
+    },
+  });
+  // Token query parameters are redacted from logged paths even with `log.query: keep`.
+  const query: QueryLogging = { mode: config.log.query, secrets: tokenParameters(policies) };
+  const perSubject = config.admission.perSubject.maxConnections;
+  const table: RouteTable = {
+    routes: new RouteLookup(config.routes),
+    pools,
+    policies,
+    stages: buildRouteStages(policies, {
+      metrics,
+      keySets,
+      subjects: perSubject === 'off' ? undefined : deps.subjects,
+      wallNow: deps.wallNow,
+    }),
+  };
+  const shortest = Math.min(...[...policies.values()].flatMap((policy) => policyDeadlines(policy.tunnel)));
+  return {
+    config,
+    hash: configHash(config),
+    loadedAt: deps.wallNow(),
+    table,
+    pools,
+    keySets,
+    // Admission first: the cheapest check, and the one a flood must not get past.
+    stages: [deps.admission.stage, handshakeStage, createRouteStage(table)],
+    trustedProxies: new TrustedProxies(config.forwarding.trustedProxies),
+    query,
+    accessLog: new HttpAccessLog(log, { ...config.log.httpRequests, query }),
+    tickMs: Math.min(1_000, Math.max(25, Math.floor(shortest / 4))),
+  };
+}
