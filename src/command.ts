@@ -1,9 +1,11 @@
 /**
  * What the `wsgate` command does: `wsgate --config FILE` runs the gateway in the foreground, `wsgate check
- * --config FILE` validates a configuration like `nginx -t`, plus `--help` and `--version`.
+ * --config FILE` validates a configuration like `nginx -t`, `wsgate reload` asks the running
+ * gateway to load its file again, plus `--help` and `--version`.
  * Signals: SIGTERM drains (after `shutdown.drainDelay`) and exits 0, SIGINT drains at once (and
- * during the drain delay starts the drain); any other second signal exits at once with 1. SIGHUP changes nothing and says so (an operator's reflex
- * `kill -HUP` must not drop every connection). Started by npm (`npx wsgate`), whose shell may
+ * during the drain delay starts the drain); any other second signal exits at once with 1. SIGHUP
+ * reloads the configuration file (so does `wsgate reload`, through the admin server, and a change
+ * of the file when `reload.watch` is on). Started by npm (`npx wsgate`), whose shell may
  * not pass signals on, the gateway drains when its parent goes away instead of running on as an
  * orphan; a Ctrl-C delivered twice at once (by the terminal and by npm) counts once.
  * Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 bad usage or invalid config.
@@ -12,16 +14,21 @@ import { parseArgs } from 'node:util';
 import { type AdminListener, listenAdmin } from './admin/admin-server.ts';
 import { ConfigError } from './config/config-error.ts';
 import { loadConfigFile } from './config/load.ts';
+import { ConfigWatch } from './config-watch.ts';
 import { adminOptions, createGateway } from './gateway.ts';
+import type { ReloadOutcome } from './lifecycle.ts';
 import type { Logger } from './observability/logger.ts';
 import { createLogger } from './observability/logger.ts';
 import { packageVersion } from './package-info.ts';
+import { requestReload } from './reload-request.ts';
 
 const HELP = `wsgate: a WebSocket gateway
 
 Usage:
   wsgate [--config FILE]          run the gateway in the foreground
   wsgate check [--config FILE]    validate FILE, print every problem, exit 0 if valid
+  wsgate reload [--config FILE]   make the gateway running with FILE load it again (through its
+                                  admin server, from this machine); exit 0 if it is in force
   wsgate --help | --version
 
 Options:
@@ -31,8 +38,8 @@ Options:
 
 Signals: SIGTERM drains (after shutdown.drainDelay: new upgrades get 503, live WebSockets get
 close 1001) and exits 0 within shutdown.drainTimeout; SIGINT (Ctrl-C) drains at once, also during
-the drain delay; any other second signal exits at once with status 1. SIGHUP is logged and
-changes nothing.
+the drain delay; any other second signal exits at once with status 1. SIGHUP reloads the
+configuration file: an invalid one is logged and changes nothing.
 Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid configuration.
 Documentation: docs/configuration.md, docs/metrics.md, docs/errors.md
 `;
@@ -51,7 +58,7 @@ function write(stream: NodeJS.WriteStream, text: string): void {
 }
 
 interface Invocation {
-  readonly command: 'run' | 'check' | 'help' | 'version';
+  readonly command: 'run' | 'check' | 'reload' | 'help' | 'version';
   readonly configFile: string;
 }
 
@@ -91,6 +98,7 @@ function parseInvocation(argv: readonly string[], env: NodeJS.ProcessEnv): Invoc
   if (values.version) return { command: 'version', configFile };
   if (positionals.length === 0) return { command: 'run', configFile };
   if (positionals.length === 1 && positionals[0] === 'check') return { command: 'check', configFile };
+  if (positionals.length === 1 && positionals[0] === 'reload') return { command: 'reload', configFile };
   throw new UsageError(`unknown command "${positionals.join(' ')}"`);
 }
 
@@ -115,6 +123,12 @@ async function run(configFile: string, version: string): Promise<number> {
   const config = loadConfigFile(configFile, process.env);
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const gateway = createGateway(config, { log, version });
+  const watch = new ConfigWatch(configFile, log, () => void reload());
+  const reload = async (): Promise<ReloadOutcome> => {
+    const outcome = await gateway.reload(() => loadConfigFile(configFile, process.env));
+    watch.follow(gateway.config().reload);
+    return outcome;
+  };
   const exitCode = new Promise<number>((resolve) => {
     const stop = (immediate: boolean): void => {
       gateway.shutdown({ immediate }).then(
@@ -150,12 +164,10 @@ async function run(configFile: string, version: string): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    process.on('SIGHUP', () =>
-      log.warn(
-        { signal: 'SIGHUP' },
-        'configuration reload is not supported; the running configuration is unchanged',
-      ),
-    );
+    process.on('SIGHUP', () => {
+      log.info({ signal: 'SIGHUP', config: configFile }, 'reloading the configuration');
+      void reload();
+    });
     watchNpmParent(process.env, log, () => {
       first ??= { signal: 'SIGTERM', at: performance.now() };
       stop(false);
@@ -169,8 +181,9 @@ async function run(configFile: string, version: string): Promise<number> {
   try {
     await gateway.start();
     if (config.admin.enabled) {
-      admin = await listenAdmin(adminOptions(gateway, log), config.admin.address, config.admin.port);
+      admin = await listenAdmin(adminOptions(gateway, log, reload), config.admin.address, config.admin.port);
     }
+    watch.follow(config.reload);
   } catch (error) {
     log.fatal({ err: error }, 'could not start');
     await gateway.shutdown({ immediate: true });
@@ -178,6 +191,7 @@ async function run(configFile: string, version: string): Promise<number> {
   }
   log.info({ version, config: configFile }, 'wsgate started');
   const code = await exitCode;
+  watch.close();
   await admin?.close();
   return code;
 }
@@ -204,6 +218,8 @@ async function main(): Promise<number> {
         loadConfigFile(invocation.configFile, process.env);
         write(process.stdout, `${invocation.configFile}: configuration is valid`);
         return 0;
+      case 'reload':
+        return await requestReload(invocation.configFile, loadConfigFile(invocation.configFile, process.env));
       case 'run':
         return await run(invocation.configFile, version);
     }

@@ -23,15 +23,16 @@ import type { StatusSource } from './admin/status.ts';
 import type { Config } from './config/schema.ts';
 import { SubjectConnections } from './front/subject-limit.ts';
 import { HttpPass } from './http/http-pass.ts';
-import type { Phase, ShutdownOptions } from './lifecycle.ts';
-import { ListenerSet } from './listener/listener-set.ts';
+import type { Phase, ReloadOutcome, ReloadResult, ShutdownOptions } from './lifecycle.ts';
+import { type ListenerChanges, ListenerSet } from './listener/listener-set.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
-import { buildSnapshot, type ConfigSnapshot } from './snapshot.ts';
+import { type ConfigSnapshot, changeSnapshot, configHash } from './snapshot.ts';
 import { type Clock, Sweeper, SYSTEM_CLOCK } from './tunnel/sweeper.ts';
 import { Admission } from './upgrade/stages/admission.ts';
 import { UpgradeHandler } from './upgrade/upgrade-handler.ts';
+import { BackendDrain } from './upstream/backend-drain.ts';
 import type { Resolver } from './upstream/discovery.ts';
 
 export interface GatewayDeps {
@@ -55,6 +56,11 @@ export interface Gateway {
   /** Binds the listeners. Rejects (and closes what was bound) on failure. */
   start(): Promise<void>;
   /**
+   * Loads a configuration with `load` (which throws on an invalid one) and puts it in force, after
+   * any reload under way; a configuration that cannot be loaded or applied changes nothing.
+   */
+  reload(load: () => Config): Promise<ReloadOutcome>;
+  /**
    * Graceful drain, then everything closed. Resolves when done; safe to call twice (a second call
    * with `immediate` cuts a running drain delay short).
    */
@@ -64,6 +70,17 @@ export interface Gateway {
   isReady(): boolean;
   /** Where the gateway is in its life (running, in its drain delay, draining). */
   phase(): Phase;
+}
+
+/** Settings a running gateway cannot change: they are read once, at start. */
+function restartOnly(current: Config, next: Config): string[] {
+  const fields: [string, unknown, unknown][] = [
+    ['admin', current.admin.enabled, next.admin.enabled],
+    ['admin.address', current.admin.address, next.admin.address],
+    ['admin.port', current.admin.port, next.admin.port],
+    ['log.format', current.log.format, next.log.format],
+  ];
+  return fields.filter(([, before, after]) => before !== after).map(([name]) => name);
 }
 
 /** The per-subject connection cap of `config` (none: no limit). */
@@ -90,8 +107,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     wallNow,
     admission,
     subjects: new SubjectConnections(subjectCap(config)),
+    drain: new BackendDrain(registry, clock),
   };
-  const current: ConfigSnapshot = buildSnapshot(config, snapshotDeps);
+  const initial = changeSnapshot(undefined, config, snapshotDeps);
+  let current: ConfigSnapshot = initial.next;
+  let lastReload: ReloadOutcome | undefined;
+  let reloading: Promise<unknown> = Promise.resolve();
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
   let phase: Phase = 'starting';
@@ -137,17 +158,74 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   };
   const isReady = (): boolean => phase === 'running' && backendsReady();
 
+  const showConfig = (snapshot: ConfigSnapshot): void => {
+    metrics.configInfo.reset();
+    metrics.configInfo.set({ hash: snapshot.hash }, 1);
+    metrics.configLoaded.set(snapshot.loadedAt / 1000);
+  };
+
   async function start(): Promise<void> {
     sweeper.start();
-    for (const keySet of current.keySets.values()) keySet.start();
-    await Promise.all([...current.pools.values()].map((pool) => pool.start()));
+    await initial.start();
     try {
       await listeners.apply(current.config.listeners);
+      showConfig(current);
       if (phase === 'starting') phase = 'running';
     } catch (error) {
       await closeEverything();
       throw error;
     }
+  }
+
+  /** One reload, after any under way: load, build, bind, swap, then wind down what was left. */
+  async function reloadNow(load: () => Config): Promise<ReloadOutcome> {
+    const outcome = (result: ReloadResult, more: Partial<ReloadOutcome> = {}): ReloadOutcome => {
+      lastReload = { result, hash: current.hash, at: new Date(wallNow()).toISOString(), ...more };
+      metrics.configReloads.inc({ result });
+      return lastReload;
+    };
+    if (phase !== 'running') return outcome('failed', { error: `the gateway is ${phase}` });
+    let next: Config;
+    try {
+      next = load();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      log.error({ err: message }, 'configuration reload refused; the running configuration is unchanged');
+      return outcome('invalid', { error: message });
+    }
+    if (configHash(next) === current.hash) {
+      log.info({ hash: current.hash }, 'configuration reloaded: nothing changed');
+      return outcome('unchanged');
+    }
+    const change = changeSnapshot(current, next, snapshotDeps);
+    let changes: ListenerChanges;
+    try {
+      await change.start();
+      changes = await listeners.apply(next.listeners);
+    } catch (error) {
+      change.abandon();
+      log.error({ err: error }, 'configuration reload failed; the running configuration is unchanged');
+      return outcome('failed', { error: error instanceof Error ? error.message : String(error) });
+    }
+    const needsRestart = restartOnly(current.config, next);
+    current = change.next;
+    admission.reconfigure(next.admission);
+    snapshotDeps.subjects.max = subjectCap(next);
+    // Tunnels of the previous configuration keep their deadlines: the tick only ever gets shorter.
+    sweeper.retune(Math.min(sweeper.intervalMs, current.tickMs));
+    log.level = next.log.level;
+    change.retire();
+    showConfig(current);
+    const listenerChanges = Object.fromEntries(
+      Object.entries(changes).filter(([, names]) => names.length > 0),
+    );
+    if (needsRestart.length > 0)
+      log.warn({ settings: needsRestart }, 'these settings take effect at the next start');
+    log.info({ hash: current.hash, listeners: listenerChanges }, 'configuration reloaded');
+    return outcome('ok', {
+      listeners: listenerChanges,
+      ...(needsRestart.length > 0 ? { needsRestart } : {}),
+    });
   }
 
   async function closeEverything(): Promise<void> {
@@ -167,6 +245,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     sweeper.stop();
     for (const keySet of current.keySets.values()) keySet.stop();
     for (const pool of current.pools.values()) pool.close();
+    snapshotDeps.drain.stop();
   }
 
   /** Not ready, still serving, for `drainDelay` (or until an immediate shutdown cuts it short). */
@@ -227,6 +306,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     startedAt,
     phase: currentPhase,
     current: () => current,
+    lastReload: () => lastReload,
     addresses: () => listeners.addresses(),
     totals: () => ({
       tunnels: registry.tunnelCount,
@@ -241,6 +321,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     status,
     config: () => current.config,
     start,
+    reload: (load) => {
+      const done = reloading.then(() => reloadNow(load));
+      reloading = done.catch(() => {});
+      return done;
+    },
     shutdown: (options: ShutdownOptions = {}) => {
       if (shutdownPromise && options.immediate) endDelay?.();
       shutdownPromise ??= drain(options);
@@ -253,6 +338,16 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 }
 
 /** What the admin server needs of `gateway`. */
-export function adminOptions(gateway: Gateway, log: Logger): AdminServerOptions {
-  return { metrics: gateway.metrics, log, isReady: () => gateway.isReady(), status: gateway.status };
+export function adminOptions(
+  gateway: Gateway,
+  log: Logger,
+  reload?: () => Promise<ReloadOutcome>,
+): AdminServerOptions {
+  return {
+    metrics: gateway.metrics,
+    log,
+    isReady: () => gateway.isReady(),
+    status: gateway.status,
+    ...(reload ? { reload } : {}),
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * The phases of a gateway's life, shared by the parts that behave differently as it stops:
+ * The phases of a gateway's life and what a reload reports. The phases, shared by the parts that behave differently as it stops:
  * `stopping` is the drain delay after SIGTERM (not ready, still serving, keep-alive connections
  * closed after their current response), `draining` refuses new work and closes tunnels.
  */
@@ -8,4 +8,21 @@ export type Phase = 'starting' | 'running' | 'stopping' | 'draining';
 export interface ShutdownOptions {
   /** Skip `shutdown.drainDelay` and start draining at once (SIGINT: a person at a terminal). */
   readonly immediate?: boolean;
+}
+
+/** How a configuration reload ended. */
+export type ReloadResult = 'ok' | 'unchanged' | 'invalid' | 'failed';
+
+export interface ReloadOutcome {
+  readonly result: ReloadResult;
+  /** The digest of the configuration in force afterwards (the previous one unless `ok`). */
+  readonly hash: string;
+  /** When the reload ended (ISO 8601). */
+  readonly at: string;
+  /** Why it was refused: for `invalid`, every problem with its file, line and field. */
+  readonly error?: string;
+  /** Settings that changed but only take effect at the next start. */
+  readonly needsRestart?: readonly string[];
+  /** Listeners opened, closed, changed in place or replaced. */
+  readonly listeners?: { readonly [change: string]: readonly string[] };
 }

@@ -26,8 +26,8 @@ import type { UpgradeSnapshot } from './upgrade/context.ts';
 import type { Admission } from './upgrade/stages/admission.ts';
 import { handshakeStage } from './upgrade/stages/handshake.ts';
 import { createRouteStage } from './upgrade/stages/route.ts';
-import type { BackendTunnels } from './upstream/backend-drain.ts';
-import { buildPools } from './upstream/build-pools.ts';
+import type { BackendDrain, BackendTunnels } from './upstream/backend-drain.ts';
+import { changePools } from './upstream/build-pools.ts';
 import type { Resolver } from './upstream/discovery.ts';
 import type { Pool } from './upstream/pool.ts';
 
@@ -41,6 +41,8 @@ export interface SnapshotDeps {
   readonly wallNow: () => number;
   readonly admission: Admission;
   readonly subjects: SubjectConnections;
+  /** Drains the backends a reload removes. */
+  readonly drain: BackendDrain;
 }
 
 export interface ConfigSnapshot extends UpgradeSnapshot, HttpPassSnapshot {
@@ -60,28 +62,63 @@ export function configHash(config: Config): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
 }
 
-/** Builds every per-configuration part of `config`; nothing of it runs until the gateway starts it. */
-export function buildSnapshot(config: Config, deps: SnapshotDeps): ConfigSnapshot {
+/** A snapshot to be taken in, and what taking it in, or not, does. */
+export interface SnapshotChange {
+  readonly next: ConfigSnapshot;
+  /** Starts what `next` brings (its new pools' checks and first lookups, its new key sets). */
+  start(): Promise<void>;
+  /** `next` is in force: what only the previous snapshot had stops, removed backends drain. */
+  retire(): void;
+  /** `next` will not be used: what `start` started stops. */
+  abandon(): void;
+}
+
+/**
+ * The snapshot of `config`, built against `previous` (the one in force, if any): pools and key
+ * sets whose settings did not change are the same objects, so their state (health, balancers,
+ * fetched keys) goes on; only what changed is built anew.
+ */
+export function changeSnapshot(
+  previous: ConfigSnapshot | undefined,
+  config: Config,
+  deps: SnapshotDeps,
+): SnapshotChange {
   const { metrics, clock, log } = deps;
-  const pools = buildPools(config, {
+  const poolsChange = changePools(config, previous?.pools ?? new Map(), {
     metrics,
     clock,
     log,
     tunnels: deps.tunnels,
     resolver: deps.resolver,
+    drain: deps.drain,
   });
+  const pools = poolsChange.pools;
   const policies = resolvePolicies(config);
-  const keySets = buildKeySets(config.keySets, {
-    clock,
-    log,
-    onFetch: (keySet, result, keys) => {
-      metrics.jwksFetches.inc({ key_set: keySet, result });
-      metrics.jwksKeys.set({ key_set: keySet }, keys);
-    },
-  });
+  const keySets = new Map<string, KeySet>();
+  const freshKeySets: KeySet[] = [];
+  for (const [name, settings] of Object.entries(config.keySets)) {
+    const kept = previous?.keySets.get(name);
+    if (kept && JSON.stringify(previous?.config.keySets[name]) === JSON.stringify(settings)) {
+      keySets.set(name, kept);
+      continue;
+    }
+    const built = buildKeySets(
+      { [name]: settings },
+      {
+        clock,
+        log,
+        onFetch: (keySet, result, keys) => {
+          metrics.jwksFetches.inc({ key_set: keySet, result });
+          metrics.jwksKeys.set({ key_set: keySet }, keys);
+        },
+      },
+    ).get(name);
+    if (built === undefined) continue;
+    keySets.set(name, built);
+    freshKeySets.push(built);
+  }
   // Token query parameters are redacted from logged paths even with `log.query: keep`.
   const query: QueryLogging = { mode: config.log.query, secrets: tokenParameters(policies) };
-  const perSubject = config.admission.perSubject.maxConnections;
   const table: RouteTable = {
     routes: new RouteLookup(config.routes),
     pools,
@@ -89,12 +126,12 @@ export function buildSnapshot(config: Config, deps: SnapshotDeps): ConfigSnapsho
     stages: buildRouteStages(policies, {
       metrics,
       keySets,
-      subjects: perSubject === 'off' ? undefined : deps.subjects,
+      subjects: config.admission.perSubject.maxConnections === 'off' ? undefined : deps.subjects,
       wallNow: deps.wallNow,
     }),
   };
   const shortest = Math.min(...[...policies.values()].flatMap((policy) => policyDeadlines(policy.tunnel)));
-  return {
+  const next: ConfigSnapshot = {
     config,
     hash: configHash(config),
     loadedAt: deps.wallNow(),
@@ -107,5 +144,22 @@ export function buildSnapshot(config: Config, deps: SnapshotDeps): ConfigSnapsho
     query,
     accessLog: new HttpAccessLog(log, { ...config.log.httpRequests, query }),
     tickMs: Math.min(1_000, Math.max(25, Math.floor(shortest / 4))),
+  };
+  return {
+    next,
+    async start() {
+      for (const keySet of freshKeySets) keySet.start();
+      await Promise.all(poolsChange.fresh.map((pool) => pool.start()));
+    },
+    retire() {
+      poolsChange.retire();
+      for (const [name, keySet] of previous?.keySets ?? []) {
+        if (keySets.get(name) !== keySet) keySet.stop();
+      }
+    },
+    abandon() {
+      for (const keySet of freshKeySets) keySet.stop();
+      poolsChange.abandon();
+    },
   };
 }

@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { headersForStatus } from '../errors/codes.ts';
+import type { ReloadOutcome } from '../lifecycle.ts';
 import { bindError } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
@@ -19,6 +20,34 @@ export interface AdminServerOptions {
   readonly isReady: () => boolean;
   /** What `/status.json` and the `/status` page show. */
   readonly status: StatusSource;
+  /** Reloads the configuration from its file (`POST /reload`, from this machine only). */
+  readonly reload?: () => Promise<ReloadOutcome>;
+}
+
+/** Whether a peer address is this machine's (IPv4 127/8, IPv6 ::1, or 127/8 mapped into IPv6). */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
+}
+
+/** `POST /reload`: refused unless from this machine; 200 when in force, 422 when refused. */
+async function reloadRequest(
+  options: AdminServerOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (!isLoopback(req.socket.remoteAddress)) {
+    reply(res, 403, 'Forbidden: reloads are accepted from this machine only\n');
+    return;
+  }
+  if (options.reload === undefined) {
+    reply(res, 404, 'Not Found\n');
+    return;
+  }
+  const outcome = await options.reload();
+  const status = outcome.result === 'ok' || outcome.result === 'unchanged' ? 200 : 422;
+  reply(res, status, `${JSON.stringify(outcome, null, 2)}\n`, 'application/json');
 }
 
 function reply(
@@ -40,6 +69,15 @@ function reply(
 export function createAdminServer(options: AdminServerOptions): Server {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/reload') {
+      if (req.method === 'POST') {
+        await reloadRequest(options, req, res);
+        return;
+      }
+      res.setHeader('allow', 'POST');
+      reply(res, 405, 'Method Not Allowed\n');
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       reply(res, 405, 'Method Not Allowed\n');

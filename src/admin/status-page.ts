@@ -41,7 +41,10 @@ const row = (cells) => {
 };
 function render(status) {
   document.getElementById('meta').textContent =
-    'version ' + status.version + ' · ' + status.phase + ' · up ' + status.uptimeSeconds + ' s · updated ' + new Date().toLocaleTimeString();
+    'version ' + status.version + ' · ' + status.phase + ' · up ' + status.uptimeSeconds + ' s · configuration ' + status.configuration.hash +
+    (status.configuration.lastReload ? ' · last reload ' + status.configuration.lastReload.result + ' at ' + new Date(status.configuration.lastReload.at).toLocaleTimeString() : '') +
+    (status.configuration.lastReload?.error ? ': ' + status.configuration.lastReload.error : '') +
+    ' · updated ' + new Date().toLocaleTimeString();
   const totals = document.getElementById('totals');
   totals.replaceChildren();
   for (const [label, value] of [['WebSockets', status.totals.tunnels], ['handshakes', status.totals.handshakes], ['HTTP requests', status.totals.requests]]) {

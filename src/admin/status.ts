@@ -5,6 +5,7 @@
  * plain requests, picks and failures; and the gateway's totals.
  */
 import type { Config } from '../config/schema.ts';
+import type { ReloadOutcome } from '../lifecycle.ts';
 import type { Pool } from '../upstream/pool.ts';
 
 export interface StatusSource {
@@ -12,19 +13,31 @@ export interface StatusSource {
   readonly startedAt: number;
   readonly phase: () => string;
   /** The configuration in force and its pools. */
-  readonly current: () => { readonly config: Config; readonly pools: ReadonlyMap<string, Pool> };
+  readonly current: () => {
+    readonly config: Config;
+    readonly pools: ReadonlyMap<string, Pool>;
+    readonly hash: string;
+    readonly loadedAt: number;
+  };
+  /** How the last reload ended, if there was one. */
+  readonly lastReload: () => ReloadOutcome | undefined;
   readonly addresses: () => Readonly<Record<string, { address: string; port: number }>>;
   readonly totals: () => { readonly tunnels: number; readonly handshakes: number; readonly requests: number };
 }
 
 export function statusReport(source: StatusSource) {
-  const { config, pools } = source.current();
+  const { config, pools, hash, loadedAt } = source.current();
   const bound = source.addresses();
   return {
     version: source.version,
     phase: source.phase(),
     uptimeSeconds: Math.round((Date.now() - source.startedAt) / 1000),
     totals: source.totals(),
+    configuration: {
+      hash,
+      loadedAt: new Date(loadedAt).toISOString(),
+      lastReload: source.lastReload() ?? null,
+    },
     listeners: Object.entries(config.listeners).map(([name, listener]) => ({
       name,
       address: bound[name]?.address ?? listener.address,

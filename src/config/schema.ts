@@ -207,6 +207,18 @@ const shutdownSchema = z.strictObject({
   ),
 });
 
+const reloadSchema = z.strictObject({
+  watch: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Reload when the configuration file changes (a Kubernetes ConfigMap update, an edit); SIGHUP and `wsgate reload` work either way.',
+    ),
+  checkInterval: duration('5s').describe(
+    'With watch, how often the file is read again in case a change was not signalled (network mounts, a replaced directory).',
+  ),
+});
+
 /** Builds the schema; PEM paths resolve against `context.baseDir`. */
 export function createConfigSchema(context: SchemaContext) {
   return z.strictObject({
@@ -248,6 +260,9 @@ export function createConfigSchema(context: SchemaContext) {
         'Limits of established WebSocket connections, inherited by every route (which may override each field).',
       ),
     shutdown: shutdownSchema.prefault({}).describe('Graceful shutdown on SIGTERM.'),
+    reload: reloadSchema
+      .prefault({})
+      .describe('Configuration reloads: SIGHUP, `wsgate reload`, and optionally the file watched.'),
   });
 }
 

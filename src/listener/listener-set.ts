@@ -59,10 +59,11 @@ export class ListenerSet {
         continue;
       }
       const next = new Listener(name, config, this.#handlers, this.#log, this.#metrics);
+      // The same port as configured, or as bound (a listener on port 0 given its bound port).
       const occupied =
         current !== undefined &&
         current.config.address === config.address &&
-        current.config.port === config.port;
+        (current.config.port === config.port || this.#bound.get(name)?.port === config.port);
       if (occupied) samePort.push([current, next]);
       else fresh.push(next);
     }
@@ -83,8 +84,16 @@ export class ListenerSet {
       this.#bound.delete(listener.name);
     }
     for (const [current, next] of samePort) {
+      // The port is let go of at once (open connections go on), and taken again by the new server.
       this.#close(current);
-      this.#take(next, await this.#listen(next));
+      try {
+        this.#take(next, await this.#listen(next));
+      } catch (error) {
+        // Something else took the port in between: serve it as before if we can.
+        this.#closing.delete(current);
+        this.#take(current, await this.#listen(current));
+        throw error;
+      }
     }
     return {
       opened: fresh

@@ -140,6 +140,26 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly configReloads = new Counter({
+    name: 'wsgate_config_reloads_total',
+    help: 'Configuration reloads, by result (ok: in force; unchanged: the same settings; invalid: refused by validation; failed: could not be applied, e.g. a listener could not bind). Only ok changes anything.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configInfo = new Gauge({
+    name: 'wsgate_config_info',
+    help: 'The configuration in force: 1, labelled with the digest of its validated settings (the same settings give the same hash on every instance).',
+    labelNames: ['hash'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configLoaded = new Gauge({
+    name: 'wsgate_config_loaded_timestamp_seconds',
+    help: 'When the configuration in force was loaded (Unix time).',
+    registers: [this.registry],
+  });
+
   readonly tlsReloads = new Counter({
     name: 'wsgate_tls_reloads_total',
     help: 'Certificate and key pairs read again after their files changed, by result (reloaded: served to new connections; refused: unreadable, unparsable or mismatched, the previous pair stays).',

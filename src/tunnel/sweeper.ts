@@ -17,13 +17,13 @@ export interface Sweepable {
 }
 
 export class Sweeper {
-  readonly intervalMs: number;
+  #intervalMs: number;
   readonly #clock: Clock;
   readonly #members = new Set<Sweepable>();
   #stop: (() => void) | undefined;
 
   constructor(intervalMs: number, clock: Clock = SYSTEM_CLOCK) {
-    this.intervalMs = intervalMs;
+    this.#intervalMs = intervalMs;
     this.#clock = clock;
   }
 
@@ -32,9 +32,22 @@ export class Sweeper {
     return this.#clock.now();
   }
 
+  get intervalMs(): number {
+    return this.#intervalMs;
+  }
+
   /** Starts ticking. */
   start(): void {
-    this.#stop ??= this.#clock.every(this.intervalMs, () => this.#tick());
+    this.#stop ??= this.#clock.every(this.#intervalMs, () => this.#tick());
+  }
+
+  /** Ticks every `intervalMs` from now on (a reloaded configuration with shorter deadlines). */
+  retune(intervalMs: number): void {
+    if (intervalMs === this.#intervalMs) return;
+    this.#intervalMs = intervalMs;
+    if (this.#stop === undefined) return;
+    this.stop();
+    this.start();
   }
 
   add(member: Sweepable): void {

@@ -1,7 +1,7 @@
 /**
  * Draining a backend that left its pool: it already gets no new connections (the pool took it out
  * of its balancers); its open tunnels may go on for the drain timeout, then those still open are
- * closed with `BACKEND_REMOVED` (1001 to both sides). `done` is called once the last one has ended,
+ * closed with `BACKEND_REMOVED` (1001 to both sides), at once or spread over a window. `done` is called once the last one has ended,
  * and a drain is called off when the backend comes back first.
  */
 import type { Clock } from '../clock.ts';
@@ -31,16 +31,25 @@ export class BackendDrain {
    * The deadline stands even then: an upgrade that was already connecting when the backend left
    * opens its tunnel late, and is closed at the deadline like the others.
    */
-  start(backend: Backend, timeoutMs: number, done: () => void): void {
+  start(backend: Backend, timeoutMs: number, done: () => void, spreadMs = 0): void {
     this.cancel(backend);
     let live = true;
-    const cancelDeadline = this.#clock.after(timeoutMs, () => {
-      this.#draining.delete(backend);
-      for (const tunnel of this.#tunnels.tunnelsOf(backend)) tunnel.close('BACKEND_REMOVED');
-    });
+    const cancels: (() => void)[] = [];
+    cancels.push(
+      this.#clock.after(timeoutMs, () => {
+        if (spreadMs === 0) this.#draining.delete(backend);
+        else cancels.push(this.#clock.after(spreadMs, () => this.#draining.delete(backend)));
+        for (const tunnel of this.#tunnels.tunnelsOf(backend)) {
+          // Spread over `spreadMs`, so that the clients do not all reconnect in the same instant.
+          if (spreadMs === 0) tunnel.close('BACKEND_REMOVED');
+          else
+            cancels.push(this.#clock.after(Math.random() * spreadMs, () => tunnel.close('BACKEND_REMOVED')));
+        }
+      }),
+    );
     this.#draining.set(backend, () => {
       live = false;
-      cancelDeadline();
+      for (const cancel of cancels) cancel();
     });
     void this.#tunnels.whenIdle(backend).then(() => {
       if (live) done();

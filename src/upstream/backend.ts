@@ -32,8 +32,8 @@ export interface Backend {
   readonly authority: string;
   /** The TLS server name (SNI, certificate check) when the pool names none: the entry's host name, if it is one. */
   readonly serverName: string | undefined;
-  /** Relative share of new connections as configured. */
-  readonly configuredWeight: number;
+  /** Relative share of new connections as configured (a reload may change it). */
+  configuredWeight: number;
   /** The share the balancers use now: the configured weight, less while the backend warms up (slow start). */
   weight: number;
   /** Tunnels open to this backend now. */

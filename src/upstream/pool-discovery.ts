@@ -50,25 +50,35 @@ export class PoolDiscovery {
   /** Backends that left and are draining, by identity. */
   readonly #leaving = new Map<string, Backend>();
 
+  /**
+   * `entries` with the members each starts with (those a reloaded pool carries over from the one
+   * it replaces: the first lookup keeps, adds or drains them like any other).
+   */
   constructor(
     pool: Membership,
-    entries: readonly BackendEntry[],
+    entries: readonly { readonly entry: BackendEntry; readonly members: readonly Backend[] }[],
     settings: DiscoverySettings & { readonly drainTimeout: number },
     deps: PoolDiscoveryDeps,
   ) {
     this.#pool = pool;
     this.#drainTimeout = settings.drainTimeout;
     this.#deps = deps;
-    for (const entry of entries) this.#members.set(entry, new Map());
+    for (const { entry, members } of entries) {
+      this.#members.set(entry, new Map(members.map((backend) => [backend.id, backend])));
+    }
     this.#drain = new BackendDrain(deps.tunnels, deps.clock);
-    this.#discovery = new Discovery(entries, settings, {
-      resolver: deps.resolver,
-      clock: deps.clock,
-      events: {
-        found: (entry, addresses) => this.#found(entry, addresses),
-        failed: (entry, reason) => this.#failed(entry, reason),
+    this.#discovery = new Discovery(
+      entries.map(({ entry }) => entry),
+      settings,
+      {
+        resolver: deps.resolver,
+        clock: deps.clock,
+        events: {
+          found: (entry, addresses) => this.#found(entry, addresses),
+          failed: (entry, reason) => this.#failed(entry, reason),
+        },
       },
-    });
+    );
   }
 
   /** Starts the lookups; resolves once each entry's first one has ended. */
@@ -79,6 +89,11 @@ export class PoolDiscovery {
   stop(): void {
     this.#discovery.stop();
     this.#drain.stop();
+  }
+
+  /** Stops the lookups; the drains under way go on to their end (the pool was replaced by a reload). */
+  stopLookups(): void {
+    this.#discovery.stop();
   }
 
   #found(entry: BackendEntry, addresses: readonly FoundAddress[]): void {

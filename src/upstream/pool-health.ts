@@ -57,11 +57,14 @@ export class PoolHealth {
     this.#log = deps.log;
   }
 
-  /** Tracks `backend` (checked from its first interval on, when the checks run). */
+  /**
+   * Tracks `backend` (checked from its first interval on, when the checks run). One that is down
+   * (carried over from the pool this one succeeds) stays down until its checks pass.
+   */
   add(backend: Backend): void {
     if (this.#records.has(backend)) return;
     this.#records.set(backend, {
-      checkedUp: true,
+      checkedUp: backend.state !== 'down',
       passed: 0,
       failed: 0,
       trafficFailures: 0,

@@ -8,6 +8,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { type Clock, SYSTEM_CLOCK } from '../clock.ts';
+import type { BackendEntry } from '../config/backend-schema.ts';
 import type { StickySource } from '../config/balance-schema.ts';
 import type { PoolConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -35,6 +36,12 @@ export interface PoolDeps {
   readonly health?: { clock: Clock; events: HealthEvents; log: Logger };
   /** Looks up the entries listed with `discover` and drains the backends that leave (without: they stay empty). */
   readonly discovery?: PoolDiscoveryDeps;
+  /**
+   * The pool of the same name in the configuration this one replaces: its members at addresses
+   * this one still lists (or discovers under the same entry) are carried over, the same objects
+   * with their tunnels, counts and health state, so a reload drains only what it removes.
+   */
+  readonly previous?: Pool;
 }
 
 /** No balancer: a pool whose backends are all still to be found. */
@@ -117,8 +124,17 @@ export class Pool {
       ...(this.tls.servername ? { servername: this.tls.servername } : {}),
       rejectUnauthorized: this.tls.rejectUnauthorized,
     });
+    const previous = deps.previous;
+    const carried = new Map<BackendEntry, Backend[]>();
     for (const entry of config.backends) {
-      if (entry.discover === undefined) this.add(createBackend(name, entry));
+      const label = new URL(entry.url).origin;
+      const fromPrevious =
+        previous?.members.filter(
+          (backend) => backend.label === label && (entry.discover !== undefined || backend.id === label),
+        ) ?? [];
+      for (const backend of fromPrevious) this.#carry(backend, entry.weight);
+      carried.set(entry, fromPrevious);
+      if (entry.discover === undefined && fromPrevious.length === 0) this.add(createBackend(name, entry));
     }
     const discovered = config.backends.filter((entry) => entry.discover !== undefined);
     this.#discovery =
@@ -126,10 +142,24 @@ export class Pool {
         ? undefined
         : new PoolDiscovery(
             this,
-            discovered,
+            discovered.map((entry) => ({ entry, members: carried.get(entry) ?? [] })),
             { ...config.discovery, drainTimeout: config.drainTimeout },
             deps.discovery,
           );
+  }
+
+  /** Takes over a member of the pool this one replaces, with the weight this configuration gives it. */
+  #carry(backend: Backend, weight: number): void {
+    backend.configuredWeight = weight;
+    backend.weight = weight;
+    // Without checks here, nothing would bring a backend the previous pool had taken out back.
+    if (this.config.health.active === undefined) backend.state = 'up';
+    this.add(backend);
+  }
+
+  /** The backends that take new connections (up or down), in the order they joined. */
+  get members(): readonly Backend[] {
+    return this.#members;
   }
 
   /** Every backend the pool knows: its members, then those leaving it. */
@@ -244,6 +274,20 @@ export class Pool {
   /** Whether any backend takes new connections. */
   get available(): boolean {
     return this.#members.some((backend) => backend.state === 'up');
+  }
+
+  /**
+   * A reload replaced or removed this pool: its lookups and checks stop, and its keep-alive
+   * connections close once their requests are over. The drains it started go on to their end.
+   */
+  retire(): void {
+    this.#discovery?.stopLookups();
+    this.#health?.stop();
+    for (const agent of [this.httpAgent, this.httpsAgent]) {
+      agent.keepSocketAlive = () => false;
+      for (const sockets of Object.values(agent.freeSockets))
+        for (const socket of sockets ?? []) socket.destroy();
+    }
   }
 
   /** Stops the lookups, the drains and the health checks and closes the idle keep-alive sockets held for plain HTTP. */

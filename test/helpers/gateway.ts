@@ -121,7 +121,12 @@ export async function startGateway(
   });
   await gateway.start();
   const admin = config.admin.enabled
-    ? await listenAdmin(adminOptions(gateway, log), config.admin.address, config.admin.port)
+    ? await listenAdmin(
+        // `POST /reload` loads the test's configuration again, as the command loads its file.
+        adminOptions(gateway, log, () => gateway.reload(() => config)),
+        config.admin.address,
+        config.admin.port,
+      )
     : undefined;
   const firstListener = Object.keys(config.listeners)[0] ?? 'public';
   const port = (listener = firstListener): number => {

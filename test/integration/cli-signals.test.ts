@@ -1,6 +1,7 @@
 /**
- * Signals and the command line, on a real process: SIGHUP is logged and changes nothing (an
- * operator's reflex `kill -HUP` must not drop connections); SIGTERM waits `shutdown.drainDelay`
+ * Signals and the command line, on a real process: SIGHUP and `wsgate reload` load the file again
+ * (an invalid one changes nothing, and live connections stay up either way), as does a change of
+ * the file with `reload.watch`; SIGTERM waits `shutdown.drainDelay`
  * with readiness failed while SIGINT drains at once; a gateway started by npm drains and exits
  * when the npm process that started it is gone (npm's shell does not pass signals on); an
  * unknown option prints the usage and exits 2 in the gateway's own words.
@@ -8,9 +9,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { test } from 'node:test';
-import { startEchoBackend } from '../helpers/backends.ts';
+import { closedPort, startEchoBackend } from '../helpers/backends.ts';
 import { CLI, cliConfig, jsonLines, runCli, startCliGateway, writeConfig } from '../helpers/cli.ts';
 import { closeOf, nextMessage, openClient } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
@@ -29,22 +31,84 @@ function readyStatus(port: number): Promise<number> {
   );
 }
 
-test('regression: SIGHUP is logged and changes nothing; connections stay up', async (t) => {
+test('SIGHUP and `wsgate reload` load the file again; an invalid file changes nothing; connections stay up', async (t) => {
   const backend = await startEchoBackend(t);
-  const gateway = await startCliGateway(t, writeConfig(t, cliConfig(backend.url)));
+  // An address no other test binds, so the port picked stays this test's.
+  const adminPort = await closedPort();
+  const admin = `admin: { address: 127.0.0.78, port: ${adminPort} }`;
+  const config = (routes: string) =>
+    cliConfig(backend.url)
+      .replace('admin: { enabled: false }', admin)
+      .replace('echo: { pool: echo }', routes);
+  const file = writeConfig(t, config('echo: { pool: echo }'));
+  const gateway = await startCliGateway(t, file);
   const ws = await openClient(`ws://127.0.0.1:${gateway.port}/`);
-  gateway.child.kill('SIGHUP');
-  await eventually(
-    () => gateway.lines().some((line) => line.msg?.toString().includes('reload is not supported')),
-    'the SIGHUP log line',
-  );
+  // `wsgate reload`: the route moves to /moved; the WebSocket opened on / stays up.
+  writeFileSync(file, config('echo: { path: /moved, pool: echo }'));
+  const reloaded = await runCli(['reload', '--config', file]);
+  assert.equal(reloaded.code, 0, reloaded.stderr);
+  assert.match(reloaded.stdout, /configuration [0-9a-f]{16} in force/);
+  await assert.rejects(openClient(`ws://127.0.0.1:${gateway.port}/`), /unexpected response 404/);
+  const moved = await openClient(`ws://127.0.0.1:${gateway.port}/moved`);
   ws.send('still there?');
   assert.equal((await nextMessage(ws)).data.toString(), 'still there?', 'the tunnel still works');
+  // SIGHUP with an invalid file: logged with its place, nothing changes.
+  writeFileSync(file, config('echo: { path: /moved, pool: nowhere }'));
+  gateway.child.kill('SIGHUP');
+  await eventually(
+    () =>
+      gateway
+        .lines()
+        .some(
+          (line) => String(line.msg).includes('reload refused') && String(line.err).includes('wsgate.yaml:'),
+        ),
+    'the refusal, with the file and line, in the log',
+  );
+  const refused = await runCli(['reload', '--config', file]);
+  assert.equal(refused.code, 2, 'an invalid file is reported by `wsgate reload` itself');
+  assert.match(refused.stderr, /wsgate\.yaml:\d+:\d+ routes\.echo\.pool/);
+  moved.send('routes as before');
+  assert.equal((await nextMessage(moved)).data.toString(), 'routes as before');
   assert.equal(gateway.child.exitCode, null, 'the process is still running');
-  const closed = closeOf(ws, 10_000);
+  const closed = [closeOf(ws, 10_000), closeOf(moved, 10_000)];
   const exited = once(gateway.child, 'exit');
   gateway.child.kill('SIGTERM');
-  assert.equal((await closed).code, 1001);
+  for (const close of await Promise.all(closed)) assert.equal(close.code, 1001);
+  assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0);
+});
+
+test('`wsgate reload` with no gateway answering says so and exits 1', async (t) => {
+  const port = await closedPort();
+  const file = writeConfig(
+    t,
+    cliConfig('http://127.0.0.1:1').replace(
+      'admin: { enabled: false }',
+      `admin: { address: 127.0.0.78, port: ${port} }`,
+    ),
+  );
+  const result = await runCli(['reload', '--config', file]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /no gateway answers at http:\/\/127\.0\.0\.78:\d+\/reload/);
+});
+
+test('with reload.watch, a change of the file is put in force', async (t) => {
+  const backend = await startEchoBackend(t);
+  const config = (routes: string) =>
+    cliConfig(backend.url, 'reload: { watch: true, checkInterval: 200ms }\n').replace(
+      'echo: { pool: echo }',
+      routes,
+    );
+  const file = writeConfig(t, config('echo: { pool: echo }'));
+  const gateway = await startCliGateway(t, file);
+  writeFileSync(file, config('echo: { path: /watched, pool: echo }'));
+  await eventually(
+    () => gateway.lines().some((line) => line.msg === 'configuration reloaded'),
+    'the reload after the change',
+  );
+  const ws = await openClient(`ws://127.0.0.1:${gateway.port}/watched`);
+  ws.close();
+  const exited = once(gateway.child, 'exit');
+  gateway.child.kill('SIGTERM');
   assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0);
 });
 

@@ -139,6 +139,7 @@ describe('loadConfigFile', () => {
         lifetimeJitter: 0.1,
       },
       shutdown: { drainDelay: 0, drainTimeout: 30_000, closeSpread: 1_000 },
+      reload: { watch: false, checkInterval: 5_000 },
     });
   });
 

@@ -35,6 +35,7 @@ const DURATIONS = [
   ['shutdown', 'drainDelay'],
   ['shutdown', 'drainTimeout'],
   ['shutdown', 'closeSpread'],
+  ['reload', 'checkInterval'],
   ['websocket', 'idleTimeout'],
   ['websocket', 'maxLifetime'],
   ['websocket', 'keepalive', 'client'],
