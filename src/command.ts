@@ -10,17 +10,20 @@
  * orphan; a Ctrl-C delivered twice at once (by the terminal and by npm) counts once.
  * Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 bad usage or invalid config.
  */
+
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { type AdminListener, listenAdmin } from './admin/admin-server.ts';
 import { ConfigError } from './config/config-error.ts';
 import { loadConfigFile } from './config/load.ts';
 import { ConfigWatch } from './config-watch.ts';
-import { adminOptions, createGateway } from './gateway.ts';
+import { singleInstance } from './instance.ts';
 import type { ReloadOutcome } from './lifecycle.ts';
 import type { Logger } from './observability/logger.ts';
 import { createLogger } from './observability/logger.ts';
 import { packageVersion } from './package-info.ts';
 import { requestReload } from './reload-request.ts';
+import { supervisor, workerCount } from './workers/supervisor.ts';
+import { runWorker } from './workers/worker.ts';
 
 const HELP = `wsgate: a WebSocket gateway
 
@@ -122,16 +125,19 @@ function watchNpmParent(env: NodeJS.ProcessEnv, log: Logger, onGone: () => void)
 async function run(configFile: string, version: string): Promise<number> {
   const config = loadConfigFile(configFile, process.env);
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const gateway = createGateway(config, { log, version });
+  const instance =
+    workerCount(config) > 1
+      ? supervisor(configFile, config, log)
+      : singleInstance(configFile, config, log, version);
   const watch = new ConfigWatch(configFile, log, () => void reload());
   const reload = async (): Promise<ReloadOutcome> => {
-    const outcome = await gateway.reload(() => loadConfigFile(configFile, process.env));
-    watch.follow(gateway.config().reload);
+    const outcome = await instance.reload();
+    watch.follow(instance.reloadSettings());
     return outcome;
   };
   const exitCode = new Promise<number>((resolve) => {
     const stop = (immediate: boolean): void => {
-      gateway.shutdown({ immediate }).then(
+      instance.shutdown({ immediate }).then(
         () => resolve(0),
         (error: unknown) => {
           log.error({ err: error }, 'shutdown failed');
@@ -149,7 +155,7 @@ async function run(configFile: string, version: string): Promise<number> {
           return;
         }
         // Ctrl-C while SIGTERM's drain delay runs: start draining now rather than abandon it.
-        if (signal === 'SIGINT' && gateway.phase() === 'stopping') {
+        if (signal === 'SIGINT' && instance.phase() === 'stopping') {
           log.info({ signal }, 'draining now, without waiting for the rest of the drain delay');
           first = { signal, at };
           stop(true);
@@ -177,26 +183,22 @@ async function run(configFile: string, version: string): Promise<number> {
     log.fatal({ err: error }, 'uncaught exception, exiting');
     process.exit(1);
   });
-  let admin: AdminListener | undefined;
   try {
-    await gateway.start();
-    if (config.admin.enabled) {
-      admin = await listenAdmin(adminOptions(gateway, log, reload), config.admin.address, config.admin.port);
-    }
-    watch.follow(config.reload);
+    await instance.start();
   } catch (error) {
     log.fatal({ err: error }, 'could not start');
-    await gateway.shutdown({ immediate: true });
     return 1;
   }
+  watch.follow(config.reload);
   log.info({ version, config: configFile }, 'wsgate started');
   const code = await exitCode;
   watch.close();
-  await admin?.close();
   return code;
 }
 
 async function main(): Promise<number> {
+  // A worker of a fleet: the supervisor forked this process and tells it what to run.
+  if (cluster.isWorker) return runWorker(packageVersion(), process.env.WSGATE_WORKER ?? '?');
   let invocation: Invocation;
   try {
     invocation = parseInvocation(process.argv.slice(2), process.env);

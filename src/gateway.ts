@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { AdminServerOptions } from './admin/admin-server.ts';
-import type { StatusSource } from './admin/status.ts';
+import { type StatusSource, statusReport } from './admin/status.ts';
 import type { Config } from './config/schema.ts';
 import { SubjectConnections } from './front/subject-limit.ts';
 import { HttpPass } from './http/http-pass.ts';
@@ -44,6 +44,8 @@ export interface GatewayDeps {
   readonly wallNow?: () => number;
   /** DNS for discovered backends (default: the system's name servers); tests pass their own. */
   readonly resolver?: Resolver;
+  /** Bind each listener with SO_REUSEPORT (a worker of a fleet with `listenerSharing: reusePort`). */
+  readonly reusePort?: boolean;
 }
 
 export interface Gateway {
@@ -79,6 +81,8 @@ function restartOnly(current: Config, next: Config): string[] {
     ['admin.address', current.admin.address, next.admin.address],
     ['admin.port', current.admin.port, next.admin.port],
     ['log.format', current.log.format, next.log.format],
+    ['workers', current.workers, next.workers],
+    ['listenerSharing', current.listenerSharing, next.listenerSharing],
   ];
   return fields.filter(([, before, after]) => before !== after).map(([name]) => name);
 }
@@ -149,6 +153,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     },
     log,
     metrics,
+    deps.reusePort,
   );
 
   const backendsReady = (): boolean => {
@@ -347,7 +352,7 @@ export function adminOptions(
     metrics: gateway.metrics,
     log,
     isReady: () => gateway.isReady(),
-    status: gateway.status,
+    status: () => statusReport(gateway.status),
     ...(reload ? { reload } : {}),
   };
 }

@@ -10,16 +10,15 @@ import { headersForStatus } from '../errors/codes.ts';
 import type { ReloadOutcome } from '../lifecycle.ts';
 import { bindError } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { GatewayMetrics } from '../observability/metrics.ts';
-import { type StatusSource, statusReport } from './status.ts';
 import { STATUS_PAGE } from './status-page.ts';
 
 export interface AdminServerOptions {
-  readonly metrics: Pick<GatewayMetrics, 'render' | 'contentType'>;
+  /** The text exposition (one gateway's, or the sum of every worker's) and its content type. */
+  readonly metrics: { render(): Promise<string>; readonly contentType: string };
   readonly log: Logger;
-  readonly isReady: () => boolean;
-  /** What `/status.json` and the `/status` page show. */
-  readonly status: StatusSource;
+  readonly isReady: () => boolean | Promise<boolean>;
+  /** What `/status.json` shows and the `/status` page draws. */
+  readonly status: () => unknown;
   /** Reloads the configuration from its file (`POST /reload`, from this machine only). */
   readonly reload?: () => Promise<ReloadOutcome>;
 }
@@ -91,7 +90,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
         reply(res, 200, 'ok\n');
         return;
       case '/status.json':
-        reply(res, 200, `${JSON.stringify(statusReport(options.status), null, 2)}\n`, 'application/json');
+        reply(res, 200, `${JSON.stringify(await options.status(), null, 2)}\n`, 'application/json');
         return;
       case '/status':
         res.setHeader(
@@ -101,7 +100,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
         reply(res, 200, STATUS_PAGE, 'text/html; charset=utf-8');
         return;
       case '/readyz':
-        if (options.isReady()) reply(res, 200, 'ready\n');
+        if (await options.isReady()) reply(res, 200, 'ready\n');
         else reply(res, 503, 'not ready\n');
         return;
       default:

@@ -69,3 +69,19 @@ export function checkListenerTls(config: Config, out: SemanticProblem[]): void {
     if (checkCiphers(listener.tls, at, out)) checkPairs(listener.tls, at, out);
   }
 }
+
+/**
+ * With `listenerSharing: reusePort` each worker binds its listeners itself: port 0 would give
+ * each worker a different port, so the fleet would not share one.
+ */
+export function checkReusePort(config: Config, out: SemanticProblem[]): void {
+  if (config.listenerSharing !== 'reusePort' || config.workers === 1) return;
+  for (const [name, listener] of Object.entries(config.listeners)) {
+    if (listener.port !== 0) continue;
+    out.push({
+      path: ['listeners', name, 'port'],
+      message:
+        'port 0 cannot be shared by workers with listenerSharing: reusePort (each would get its own); give a port',
+    });
+  }
+}

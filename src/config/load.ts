@@ -312,19 +312,27 @@ function readFailure(error: unknown): string {
   return words[code] ? `${words[code]} (${code})` : code;
 }
 
+/** The text of the configuration file `file` (bounded in size), or a ConfigError saying why not. */
+export function readConfigText(file: string): string {
+  try {
+    return readBounded(file);
+  } catch (error) {
+    throw new ConfigError(file, [
+      { file, line: 0, column: 0, path: '', message: `cannot read the file: ${readFailure(error)}` },
+    ]);
+  }
+}
+
+/** The configuration in `text`, read from `file` (relative paths in it resolve against its directory). */
+export function parseConfigFileText(file: string, text: string, env: Environment = process.env): Config {
+  return parseConfigText(text, { file, baseDir: dirname(resolve(file)), env });
+}
+
 /**
  * Reads and validates a configuration file; relative paths inside it resolve against its
  * directory. `env` defaults to `process.env`. Throws a ConfigError when the file cannot be read
  * or is not a valid configuration.
  */
 export function loadConfigFile(file: string, env: Environment = process.env): Config {
-  let text: string;
-  try {
-    text = readBounded(file);
-  } catch (error) {
-    throw new ConfigError(file, [
-      { file, line: 0, column: 0, path: '', message: `cannot read the file: ${readFailure(error)}` },
-    ]);
-  }
-  return parseConfigText(text, { file, baseDir: dirname(resolve(file)), env });
+  return parseConfigFileText(file, readConfigText(file), env);
 }

@@ -223,6 +223,18 @@ const reloadSchema = z.strictObject({
 export function createConfigSchema(context: SchemaContext) {
   return z.strictObject({
     log: logSchema.prefault({}).describe('Logging.'),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(256)])
+      .default(1)
+      .describe(
+        'Worker processes sharing the listeners, under one supervisor that serves the admin endpoints for all: a number, or auto (one per core the process may use). 1: one process, no supervisor.',
+      ),
+    listenerSharing: z
+      .enum(['supervisor', 'reusePort'])
+      .default('supervisor')
+      .describe(
+        'With workers: supervisor: the supervisor accepts each connection and hands it to the workers in turn; reusePort: each worker binds its own socket with SO_REUSEPORT and the kernel spreads connections (Linux; cheaper handshakes, no port 0).',
+      ),
     admin: adminSchema.prefault({}).describe('The admin server: metrics and health checks.'),
     listeners: z
       .record(nameKey, listenerSchema(context))

@@ -11,7 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { matchingPath } from '../protocol/path-key.ts';
 import { checkAuthSettings } from './auth-semantics.ts';
-import { checkListenerTls } from './listener-semantics.ts';
+import { checkListenerTls, checkReusePort } from './listener-semantics.ts';
 import { checkPools } from './pool-semantics.ts';
 import type { Config } from './schema.ts';
 import type { SemanticProblem } from './semantic-problem.ts';
@@ -218,6 +218,7 @@ export function checkSemantics(config: Config): SemanticProblem[] {
   checkProxyProtocolPeers(config, problems);
   checkPorts(config, problems);
   checkListenerTls(config, problems);
+  checkReusePort(config, problems);
   checkPoolCa(config, problems);
   checkPools(config, problems);
   checkRouteOverlap(config, problems);

@@ -31,11 +31,14 @@ export class ListenerSet {
   readonly #bound = new Map<string, AddressInfo>();
   /** Listeners closed by a reload whose connections are still open: shutdown cuts them. */
   readonly #closing = new Set<Listener>();
+  /** Each listener binds its own socket with SO_REUSEPORT (a worker of a `reusePort` fleet). */
+  readonly #reusePort: boolean;
 
-  constructor(handlers: ListenerHandlers, log: Logger, metrics: GatewayMetrics) {
+  constructor(handlers: ListenerHandlers, log: Logger, metrics: GatewayMetrics, reusePort = false) {
     this.#handlers = handlers;
     this.#log = log;
     this.#metrics = metrics;
+    this.#reusePort = reusePort;
   }
 
   /** Bound addresses by listener name. */
@@ -106,7 +109,7 @@ export class ListenerSet {
   }
 
   async #listen(listener: Listener): Promise<AddressInfo> {
-    const address = await listener.listen();
+    const address = await listener.listen(this.#reusePort);
     this.#log.info(
       { listener: listener.name, address: address.address, port: address.port, tls: !!listener.config.tls },
       'listening',

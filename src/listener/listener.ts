@@ -242,17 +242,25 @@ export class Listener {
     });
   }
 
-  /** Binds the listener; rejects with an error naming it and the bind failure (e.g. EADDRINUSE). */
-  listen(): Promise<AddressInfo> {
+  /**
+   * Binds the listener; rejects with an error naming it and the bind failure (e.g. EADDRINUSE).
+   * With `reusePort`, it binds its own socket with SO_REUSEPORT (workers that each accept, the
+   * kernel spreading connections), rather than sharing its supervisor's.
+   */
+  listen(reusePort = false): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error & { code?: string }): void =>
         reject(bindError(`listener "${this.name}"`, this.config.address, this.config.port, error));
       this.server.once('error', onError);
-      this.server.listen({ host: this.config.address, port: this.config.port, backlog: 4096 }, () => {
-        this.server.off('error', onError);
-        if (this.#secureServer) this.#certificates?.start(this.#secureServer);
-        resolve(this.server.address() as AddressInfo);
-      });
+      const sharing = reusePort ? { reusePort: true, exclusive: true } : {};
+      this.server.listen(
+        { host: this.config.address, port: this.config.port, backlog: 4096, ...sharing },
+        () => {
+          this.server.off('error', onError);
+          if (this.#secureServer) this.#certificates?.start(this.#secureServer);
+          resolve(this.server.address() as AddressInfo);
+        },
+      );
     });
   }
 

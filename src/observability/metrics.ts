@@ -140,23 +140,20 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  readonly configReloads = new Counter({
-    name: 'wsgate_config_reloads_total',
-    help: 'Configuration reloads, by result (ok: in force; unchanged: the same settings; invalid: refused by validation; failed: could not be applied, e.g. a listener could not bind). Only ok changes anything.',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
+  readonly configReloads = configReloadsCounter(this.registry);
 
   readonly configInfo = new Gauge({
     name: 'wsgate_config_info',
     help: 'The configuration in force: 1, labelled with the digest of its validated settings (the same settings give the same hash on every instance).',
     labelNames: ['hash'] as const,
+    aggregator: 'max',
     registers: [this.registry],
   });
 
   readonly configLoaded = new Gauge({
     name: 'wsgate_config_loaded_timestamp_seconds',
     help: 'When the configuration in force was loaded (Unix time).',
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -171,6 +168,7 @@ export class GatewayMetrics {
     name: 'wsgate_tls_certificate_expiry_timestamp_seconds',
     help: 'When the certificate a listener serves expires (its notAfter), in Unix seconds, by certificate (default, or the first name of an SNI entry).',
     labelNames: ['listener', 'certificate'] as const,
+    aggregator: 'min',
     registers: [this.registry],
   });
 
@@ -197,6 +195,7 @@ export class GatewayMetrics {
     name: 'wsgate_backend_up',
     help: 'Addresses of a configured backend that take new connections, by pool and backend: 1 or 0 for a backend listed by address, how many of its addresses are up for a discovered one.',
     labelNames: ['pool', 'backend'] as const,
+    aggregator: 'min',
     registers: [this.registry],
   });
 
@@ -204,6 +203,7 @@ export class GatewayMetrics {
     name: 'wsgate_backend_addresses',
     help: 'Addresses in the pool from a discovered backend (the last set its lookups found), by pool and backend.',
     labelNames: ['pool', 'backend'] as const,
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -253,6 +253,7 @@ export class GatewayMetrics {
     name: 'wsgate_jwks_keys',
     help: 'Keys of a JWKS key set in use now; 0 means none was ever fetched and its tokens are refused.',
     labelNames: ['key_set'] as const,
+    aggregator: 'min',
     registers: [this.registry],
   });
 
@@ -303,6 +304,7 @@ export class GatewayMetrics {
   readonly draining = new Gauge({
     name: 'wsgate_draining',
     help: '1 while the gateway is shutting down, else 0.',
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -310,6 +312,7 @@ export class GatewayMetrics {
     name: 'wsgate_build_info',
     help: 'Always 1; the labels tell the running version and Node.js version.',
     labelNames: ['version', 'nodejs'] as const,
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -357,6 +360,19 @@ export class GatewayMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * The reload counter, in a gateway's registry and in a fleet supervisor's (which counts each
+ * reload of the fleet once): one definition, so the two cannot drift apart.
+ */
+export function configReloadsCounter(registry: Registry): Counter<'result'> {
+  return new Counter({
+    name: 'wsgate_config_reloads_total',
+    help: 'Configuration reloads, by result (ok: in force; unchanged: the same settings; invalid: refused by validation; failed: could not be applied, e.g. a listener could not bind). Only ok changes anything.',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
 }
 
 /** Bounded label for a close code: the exact code for registered ones, a class for private ones. */

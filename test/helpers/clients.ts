@@ -158,15 +158,16 @@ export const MISREADABLE_TARGETS = [
   '*',
 ];
 
-/** A plain GET to 127.0.0.1:`port` on a fresh connection; resolves with its status and body. */
+/** A plain GET to `host`:`port` on a fresh connection; resolves with its status and body. */
 export function plainGet(
   port: number,
   path: string,
   headers: Record<string, string> = {},
+  host = '127.0.0.1',
 ): Promise<{ status: number; body: string }> {
   return within(
     new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      const req = request({ host, port, path, headers, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {

@@ -72,6 +72,8 @@ describe('loadConfigFile', () => {
         query: 'redact',
         httpRequests: { level: 'info', sample: 1 },
       },
+      workers: 1,
+      listenerSharing: 'supervisor',
       admin: { enabled: true, readiness: 'listening', address: '127.0.0.1', port: 8410 },
       listeners: {
         public: {

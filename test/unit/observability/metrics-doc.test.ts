@@ -1,11 +1,12 @@
 /**
  * docs/metrics.md and the registry must agree: every wsgate_ metric has a row with its type and
- * labels, and the doc lists no metric that does not exist. Also pins the naming conventions.
+ * labels (the supervisor's of a fleet included), and the doc lists no metric that does not exist. Also pins the naming conventions.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { closeCodeLabel, GatewayMetrics } from '../../../src/observability/metrics.ts';
+import { FleetMetrics } from '../../../src/workers/fleet-metrics.ts';
 
 const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
 const rows = new Map(
@@ -19,15 +20,20 @@ const rows = new Map(
     }),
 );
 
+/** Every wsgate_ metric: a gateway's, and the supervisor's own when it runs workers. */
 async function wsgateMetrics(): Promise<{ name: string; type: string; labels: string[] }[]> {
-  const metrics = new GatewayMetrics('1.2.3');
-  const json = await metrics.registry.getMetricsAsJSON();
-  return json
-    .filter((metric) => metric.name.startsWith('wsgate_'))
-    .map((metric) => {
-      const inner = metrics.registry.getSingleMetric(metric.name) as unknown as { labelNames: string[] };
-      return { name: metric.name, type: String(metric.type), labels: [...inner.labelNames] };
-    });
+  const found = new Map<string, { name: string; type: string; labels: string[] }>();
+  for (const registry of [new GatewayMetrics('1.2.3').registry, new FleetMetrics().registry]) {
+    for (const metric of await registry.getMetricsAsJSON()) {
+      if (!metric.name.startsWith('wsgate_')) continue;
+      const inner = registry.getSingleMetric(metric.name) as unknown as { labelNames: string[] };
+      const entry = { name: metric.name, type: String(metric.type), labels: [...inner.labelNames] };
+      const seen = found.get(metric.name);
+      if (seen) assert.deepEqual(seen, entry, `${metric.name} is the same in the gateway and the supervisor`);
+      found.set(metric.name, entry);
+    }
+  }
+  return [...found.values()];
 }
 
 test('every metric is documented with its type and labels', async () => {
