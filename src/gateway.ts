@@ -23,7 +23,13 @@ import { type StatusSource, statusReport } from './admin/status.ts';
 import type { Config } from './config/schema.ts';
 import { SubjectConnections } from './front/subject-limit.ts';
 import { HttpPass } from './http/http-pass.ts';
-import type { Phase, ReloadOutcome, ReloadResult, ShutdownOptions } from './lifecycle.ts';
+import {
+  type Phase,
+  type ReloadOutcome,
+  type ReloadResult,
+  type ShutdownOptions,
+  serialReloads,
+} from './lifecycle.ts';
 import { type ListenerChanges, ListenerSet } from './listener/listener-set.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
@@ -116,7 +122,6 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const initial = changeSnapshot(undefined, config, snapshotDeps);
   let current: ConfigSnapshot = initial.next;
   let lastReload: ReloadOutcome | undefined;
-  let reloading: Promise<unknown> = Promise.resolve();
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
   let phase: Phase = 'starting';
@@ -326,11 +331,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     status,
     config: () => current.config,
     start,
-    reload: (load) => {
-      const done = reloading.then(() => reloadNow(load));
-      reloading = done.catch(() => {});
-      return done;
-    },
+    reload: serialReloads(reloadNow),
     shutdown: (options: ShutdownOptions = {}) => {
       if (shutdownPromise && options.immediate) endDelay?.();
       shutdownPromise ??= drain(options);

@@ -26,3 +26,31 @@ export interface ReloadOutcome {
   /** Listeners opened, closed, changed in place or replaced. */
   readonly listeners?: { readonly [change: string]: readonly string[] };
 }
+
+/**
+ * Runs reloads one at a time, and folds the requests that arrive while one runs into the next:
+ * however many come meanwhile (a burst of SIGHUPs, a script polling `POST /reload`), one more
+ * reload follows, with the last request's loader, and they all get its outcome. Nothing queues
+ * without bound.
+ */
+export function serialReloads<L>(
+  run: (load: L) => Promise<ReloadOutcome>,
+): (load: L) => Promise<ReloadOutcome> {
+  let running: Promise<unknown> = Promise.resolve();
+  /** The reload waiting for the one running: what it will load, and its outcome. */
+  let waiting: { readonly use: (load: L) => void; readonly outcome: Promise<ReloadOutcome> } | undefined;
+  return (load) => {
+    if (waiting !== undefined) {
+      waiting.use(load);
+      return waiting.outcome;
+    }
+    let latest = load;
+    const outcome = running.then(() => {
+      waiting = undefined;
+      return run(latest);
+    });
+    waiting = { use: (next) => (latest = next), outcome };
+    running = outcome.catch(() => {});
+    return outcome;
+  };
+}

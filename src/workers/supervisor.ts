@@ -16,11 +16,18 @@ import { type AdminListener, listenAdmin } from '../admin/admin-server.ts';
 import { parseConfigFileText, readConfigText } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { Instance } from '../instance.ts';
-import type { Phase, ReloadOutcome, ReloadResult, ShutdownOptions } from '../lifecycle.ts';
+import {
+  type Phase,
+  type ReloadOutcome,
+  type ReloadResult,
+  type ShutdownOptions,
+  serialReloads,
+} from '../lifecycle.ts';
 import type { Logger } from '../observability/logger.ts';
 import { configHash } from '../snapshot.ts';
 import { RestartBackoff } from './backoff.ts';
 import { FleetMetrics } from './fleet-metrics.ts';
+import { fleetVerdict } from './fleet-reload.ts';
 import { type ConfigText, type FromWorker, isMessage, type ToWorker, type WorkerReport } from './messages.ts';
 
 /** Longest wait for a worker's answer to a report request (`/metrics`, `/status`). */
@@ -59,7 +66,6 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
   };
   let phase: Phase = 'starting';
   let lastReload: ReloadOutcome | undefined;
-  let reloading: Promise<unknown> = Promise.resolve();
   let stopping: Promise<void> | undefined;
   let admin: AdminListener | undefined;
   let nextId = 0;
@@ -215,15 +221,10 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
     if (hash === inForce.hash) return outcome('unchanged');
     const running = slots.filter((slot) => slot.state === 'running');
     const results = await reloadWorkers({ text, file: configFile }, running);
-    const failures = results.flatMap((result, index) =>
-      result?.result === 'ok' || result?.result === 'unchanged'
-        ? []
-        : [`worker ${running[index]?.index}: ${result?.error ?? 'no answer'}`],
-    );
+    const { failures, rollBack } = fleetVerdict(running, results);
     if (failures.length > 0) {
-      // Back to one configuration: those that took the new one get the previous one again.
-      const took = running.filter((_, index) => results[index]?.result === 'ok');
-      await reloadWorkers(inForce, took);
+      // Back to one configuration: those that may hold the new one get the previous one again.
+      await reloadWorkers(inForce, rollBack);
       log.error({ failures }, 'configuration reload failed in a worker; the fleet stays on the previous one');
       return outcome('failed', { error: failures.join('\n') });
     }
@@ -236,11 +237,8 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
     });
   };
 
-  const reload = (): Promise<ReloadOutcome> => {
-    const done = reloading.then(reloadNow);
-    reloading = done.catch(() => {});
-    return done;
-  };
+  const serial = serialReloads(reloadNow);
+  const reload = (): Promise<ReloadOutcome> => serial(undefined);
 
   const status = async (): Promise<Record<string, unknown>> => {
     const answers = await reports();

@@ -9,9 +9,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { test } from 'node:test';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
 import { closedPort, startEchoBackend } from '../helpers/backends.ts';
 import { CLI, cliConfig, jsonLines, runCli, startCliGateway, writeConfig } from '../helpers/cli.ts';
 import { closeOf, nextMessage, openClient } from '../helpers/clients.ts';
@@ -91,24 +93,62 @@ test('`wsgate reload` with no gateway answering says so and exits 1', async (t) 
   assert.match(result.stderr, /no gateway answers at http:\/\/127\.0\.0\.78:\d+\/reload/);
 });
 
-test('with reload.watch, a change of the file is put in force', async (t) => {
+/**
+ * A directory laid out as the kubelet mounts a ConfigMap: the file is a symlink through `..data`,
+ * itself a symlink to a versioned directory; an update writes a new version and swaps `..data`.
+ */
+class ConfigMapVolume {
+  readonly dir: string;
+  #version = 0;
+
+  constructor(t: TestContext) {
+    this.dir = mkdtempSync(join(tmpdir(), 'wsgate-configmap-'));
+    t.after(() => rmSync(this.dir, { recursive: true, force: true }));
+  }
+
+  get file(): string {
+    return join(this.dir, 'wsgate.yaml');
+  }
+
+  publish(text: string): void {
+    const version = `..2026_12_03_${++this.#version}`;
+    mkdirSync(join(this.dir, version));
+    writeFileSync(join(this.dir, version, 'wsgate.yaml'), text);
+    symlinkSync(version, join(this.dir, '..data_tmp'));
+    renameSync(join(this.dir, '..data_tmp'), join(this.dir, '..data'));
+    if (this.#version === 1) symlinkSync('..data/wsgate.yaml', this.file);
+  }
+}
+
+test('with reload.watch, ConfigMap updates (symlink swaps) are put in force; the same bytes again reload nothing', async (t) => {
   const backend = await startEchoBackend(t);
+  // A long poll: what is seen within the test is seen by the directory watch.
   const config = (routes: string) =>
-    cliConfig(backend.url, 'reload: { watch: true, checkInterval: 200ms }\n').replace(
+    cliConfig(backend.url, 'reload: { watch: true, checkInterval: 1h }\n').replace(
       'echo: { pool: echo }',
       routes,
     );
-  const file = writeConfig(t, config('echo: { pool: echo }'));
-  const gateway = await startCliGateway(t, file);
-  writeFileSync(file, config('echo: { path: /watched, pool: echo }'));
-  await eventually(
-    () => gateway.lines().some((line) => line.msg === 'configuration reloaded'),
-    'the reload after the change',
-  );
+  const volume = new ConfigMapVolume(t);
+  volume.publish(config('echo: { pool: echo }'));
+  const gateway = await startCliGateway(t, volume.file);
+  const reloads = () => gateway.lines().filter((line) => line.msg === 'configuration reloaded').length;
+  volume.publish(config('echo: { path: /watched, pool: echo }'));
+  await eventually(() => reloads() === 1, 'the reload after the swap');
   const ws = await openClient(`ws://127.0.0.1:${gateway.port}/watched`);
-  ws.close();
+  // The same bytes published again: the watch looks (after its 200 ms debounce) and reloads nothing.
+  volume.publish(config('echo: { path: /watched, pool: echo }'));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(reloads(), 1, 'identical bytes reload nothing');
+  // A second update: seen the same way.
+  volume.publish(config('echo: { path: /updated, pool: echo }'));
+  await eventually(() => reloads() === 2, 'the reload after the second swap');
+  (await openClient(`ws://127.0.0.1:${gateway.port}/updated`)).close();
+  ws.send('kept');
+  assert.equal((await nextMessage(ws)).data.toString(), 'kept', 'the WebSocket opened before stays up');
+  const closed = closeOf(ws, 10_000);
   const exited = once(gateway.child, 'exit');
   gateway.child.kill('SIGTERM');
+  assert.equal((await closed).code, 1001);
   assert.equal((await within(exited, 'the process to exit', 10_000))[0], 0);
 });
 

@@ -1,7 +1,7 @@
 /**
  * The small parts a reload leans on: which peers may ask the admin server for one, the sweeper
- * ticking faster when a configuration needs it, and admission taking new caps and rates while
- * what is open stays counted.
+ * ticking faster when a configuration needs it, admission taking new caps and rates while what
+ * is open stays counted, and a burst of reload requests folded into one.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { isLoopback } from '../../../src/admin/admin-server.ts';
 import type { AdmissionSettings } from '../../../src/config/admission-schema.ts';
+import { type ReloadOutcome, serialReloads } from '../../../src/lifecycle.ts';
 import { Sweeper } from '../../../src/tunnel/sweeper.ts';
 import type { UpgradeContext } from '../../../src/upgrade/context.ts';
 import { Admission } from '../../../src/upgrade/stages/admission.ts';
@@ -83,5 +84,27 @@ describe('Admission.reconfigure', () => {
       (admission.stage.run(upgradeFrom('192.0.2.1').ctx) as { code: string }).code,
       'HANDSHAKE_RATE_LIMITED',
     );
+  });
+});
+
+describe('serialReloads', () => {
+  it('runs one reload at a time and folds a burst into one more, with the last loader', async () => {
+    const ran: string[] = [];
+    let release: (() => void) | undefined;
+    const reload = serialReloads(async (load: string): Promise<ReloadOutcome> => {
+      ran.push(load);
+      if (ran.length === 1) await new Promise<void>((resolve) => (release = resolve));
+      return { result: 'ok', hash: load, at: '' };
+    });
+    const first = reload('a');
+    await new Promise((resolve) => setImmediate(resolve));
+    const burst = ['b', 'c', 'd', 'e'].map((load) => reload(load));
+    release?.();
+    assert.equal((await first).hash, 'a');
+    const outcomes = await Promise.all(burst);
+    assert.deepEqual(ran, ['a', 'e'], 'one reload for the whole burst, with the last loader');
+    assert.ok(outcomes.every((outcome) => outcome.hash === 'e'));
+    assert.equal((await reload('f')).hash, 'f', 'a request after the burst runs on its own');
+    assert.deepEqual(ran, ['a', 'e', 'f']);
   });
 });
