@@ -2,8 +2,8 @@
  * What the supervisor and its workers say to each other over the cluster's IPC channel. The
  * supervisor sends the configuration as text (read and validated once), so every worker parses
  * the same bytes and the fleet runs one configuration even if the file changes meanwhile; it asks
- * for metrics and status when the admin server is asked, and tells the workers to reload and to
- * drain. Requests carry an id that the answer repeats.
+ * for metrics and status when the admin server is asked, pings them (a worker whose event loop
+ * is stuck stops answering), and tells the workers to reload and to drain. Requests carry an id that the answer repeats.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ReloadOutcome } from '../lifecycle.ts';
@@ -19,7 +19,8 @@ export type ToWorker =
   | ({ readonly kind: 'start' } & ConfigText)
   | ({ readonly kind: 'reload'; readonly id: number } & ConfigText)
   | { readonly kind: 'shutdown'; readonly immediate: boolean }
-  | { readonly kind: 'ask'; readonly id: number };
+  | { readonly kind: 'ask'; readonly id: number }
+  | { readonly kind: 'ping'; readonly id: number };
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -35,7 +36,8 @@ export type FromWorker =
   | { readonly kind: 'started' }
   | { readonly kind: 'failed'; readonly error: string }
   | { readonly kind: 'reloaded'; readonly id: number; readonly outcome: ReloadOutcome }
-  | ({ readonly kind: 'report'; readonly id: number } & WorkerReport);
+  | ({ readonly kind: 'report'; readonly id: number } & WorkerReport)
+  | { readonly kind: 'pong'; readonly id: number };
 
 /** Whether `value` is a message of this protocol (the channel carries nothing else, but a check is cheap). */
 export function isMessage<T extends { kind: string }>(value: unknown): value is T {

@@ -31,11 +31,18 @@ import { fleetVerdict } from './fleet-reload.ts';
 import { type ConfigText, type FromWorker, isMessage, type ToWorker, type WorkerReport } from './messages.ts';
 
 /** Longest wait for a worker's answer to a report request (`/metrics`, `/status`). */
-const REPORT_TIMEOUT_MS = 5_000;
+const REPORT_TIMEOUT_MS = 2_000;
 /** Longest wait for a worker to apply a reload (new pools' first DNS lookups included). */
 const RELOAD_TIMEOUT_MS = 60_000;
 /** After the drain timeout, how long workers have to exit before they are killed. */
 const EXIT_GRACE_MS = 5_000;
+/**
+ * Each running worker is pinged this often and has this long to answer; after MISSED_PINGS
+ * unanswered pings in a row its event loop is taken to be stuck, and it is killed and started
+ * again: its connections are dead already, and the supervisor would hand it more.
+ */
+const PING_INTERVAL_MS = 5_000;
+const MISSED_PINGS = 3;
 
 /** How many workers `config` asks for. */
 export function workerCount(config: Config): number {
@@ -50,6 +57,8 @@ interface Slot {
   state: 'starting' | 'running' | 'exited';
   startedAt: number;
   restarts: number;
+  /** Pings in a row the worker has not answered. */
+  missed: number;
   readonly backoff: RestartBackoff;
   /** Answers awaited from this worker, by request id. */
   readonly waiting: Map<number, (message: FromWorker) => void>;
@@ -76,6 +85,7 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
     state: 'exited',
     startedAt: 0,
     restarts: 0,
+    missed: 0,
     backoff: new RestartBackoff(),
     waiting: new Map(),
   }));
@@ -118,6 +128,7 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
   const fork = (slot: Slot): Promise<void> => {
     const worker = cluster.fork({ WSGATE_WORKER: String(slot.index) });
     slot.worker = worker;
+    slot.missed = 0;
     slot.state = 'starting';
     slot.startedAt = performance.now();
     countWorkers();
@@ -170,6 +181,21 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
       );
     }, wait).unref();
   };
+
+  const ping = async (slot: Slot): Promise<void> => {
+    const worker = slot.worker;
+    if (slot.state !== 'running' || worker === undefined) return;
+    const answer = await request(slot, (id) => ({ kind: 'ping', id }), PING_INTERVAL_MS);
+    if (slot.worker !== worker || slot.state !== 'running') return;
+    slot.missed = answer?.kind === 'pong' ? 0 : slot.missed + 1;
+    if (slot.missed < MISSED_PINGS) return;
+    log.error(
+      { worker: slot.index, workerPid: worker.process.pid, missed: slot.missed },
+      'worker stopped answering; killing it',
+    );
+    worker.process.kill('SIGKILL');
+  };
+  let pinging: NodeJS.Timeout | undefined;
 
   const reports = async (): Promise<(WorkerReport | undefined)[]> =>
     Promise.all(
@@ -315,6 +341,10 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
         throw error;
       }
       phase = 'running';
+      pinging = setInterval(() => {
+        for (const slot of slots) void ping(slot);
+      }, PING_INTERVAL_MS);
+      pinging.unref();
       log.info({ workers: slots.length }, 'every worker serving');
     },
     shutdown(options: ShutdownOptions = {}) {
@@ -324,6 +354,7 @@ export function supervisor(configFile: string, config: Config, log: Logger): Ins
         return stopping;
       }
       phase = 'stopping';
+      clearInterval(pinging);
       // drainTimeout counts from the signal, drain delay included.
       stopping = closeAll(immediate, inForce.config.shutdown.drainTimeout);
       return stopping;

@@ -44,6 +44,9 @@ function answer(gateway: Gateway, log: Logger, message: ToWorker, stop: (immedia
         }),
       );
       return;
+    case 'ping':
+      send({ kind: 'pong', id: message.id });
+      return;
     case 'shutdown':
       stop(message.immediate);
       return;

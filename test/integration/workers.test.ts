@@ -1,8 +1,10 @@
 /**
  * A fleet of workers on real processes (`workers: 2`): WebSockets spread over the workers,
  * `/metrics` on the supervisor's admin server sums them exactly, a reload reaches every worker, a
- * killed worker is replaced while the others' connections stay up, an invalid reload changes no
- * worker, and SIGTERM drains every worker (1001 to each client) before the supervisor exits 0.
+ * killed worker is replaced while the others' connections stay up, as is one whose event loop is
+ * stuck (SIGSTOP: it stops answering pings), an invalid reload changes no worker, SIGTERM drains
+ * every worker (1001 to each client) before the supervisor exits 0; with `reusePort` each worker
+ * binds the port itself; a port that is taken stops the fleet from starting.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -180,5 +182,54 @@ test('listenerSharing: reusePort — each worker binds the port itself and the k
   const exited = once(fleet.child, 'exit');
   fleet.child.kill('SIGTERM');
   for (const closed of await Promise.all(closes)) assert.equal(closed.code, 1001);
+  assert.equal((await within(exited, 'the supervisor to exit', 20_000))[0], 0);
+});
+
+test('a worker whose event loop is stuck (SIGSTOP) stops answering pings and is replaced; the other serves on', {
+  timeout: 60_000,
+}, async (t) => {
+  const backend = await startEchoBackend(t);
+  const adminPort = await closedPort();
+  const file = writeConfig(
+    t,
+    cliConfig(backend.url, 'workers: 2\nshutdown: { closeSpread: 0s, drainTimeout: 5s }\n').replace(
+      'admin: { enabled: false }',
+      `admin: { address: 127.0.0.78, port: ${adminPort} }`,
+    ),
+  );
+  const fleet = await startCliGateway(t, file);
+  const status = async (): Promise<FleetStatus> =>
+    JSON.parse((await plainGet(adminPort, '/status.json', {}, '127.0.0.78')).body) as FleetStatus;
+  await eventually(
+    async () =>
+      (await status().catch(() => undefined))?.workers.every((worker) => worker.state === 'running') ?? false,
+    'both workers serving',
+  );
+  const stuck = (await status()).workers[1];
+  assert.ok(stuck);
+  process.kill(stuck.pid, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(stuck.pid, 'SIGKILL');
+    } catch {
+      // already gone: the supervisor killed it
+    }
+  });
+  // Three missed pings, 5 s apart.
+  await eventually(
+    async () => {
+      const worker = (await status()).workers[1];
+      return worker?.state === 'running' && worker.pid !== stuck.pid;
+    },
+    'the stuck worker replaced',
+    40_000,
+  );
+  assert.ok(fleet.lines().some((line) => line.msg === 'worker stopped answering; killing it'));
+  const ws = await openClient(`ws://127.0.0.1:${fleet.port}/`);
+  await echoes(ws, 'the fleet serves');
+  const closed = closeOf(ws, 10_000);
+  const exited = once(fleet.child, 'exit');
+  fleet.child.kill('SIGTERM');
+  assert.equal((await closed).code, 1001);
   assert.equal((await within(exited, 'the supervisor to exit', 20_000))[0], 0);
 });
