@@ -56,6 +56,18 @@ export class BackendDrain {
     });
   }
 
+  /** The backend of pool `poolName` at `id` being drained, if one is (a reload adding it back). */
+  find(poolName: string, id: string): Backend | undefined {
+    for (const backend of this.#draining.keys()) {
+      if (backend.poolName === poolName && backend.id === id) return backend;
+    }
+    return undefined;
+  }
+
+  has(backend: Backend): boolean {
+    return this.#draining.has(backend);
+  }
+
   /** Calls off `backend`'s drain (it is back in the pool); its tunnels stay as they are. */
   cancel(backend: Backend): void {
     this.#draining.get(backend)?.();

@@ -52,6 +52,10 @@ export function changePools(
     pools,
     fresh,
     retire() {
+      // Backends a previous reload took out and this one lists again: their drain is called off.
+      for (const pool of fresh) {
+        for (const backend of pool.members) if (deps.drain.has(backend)) deps.drain.cancel(backend);
+      }
       for (const old of previous.values()) {
         const successor = pools.get(old.name);
         if (successor === old) continue;
@@ -101,6 +105,7 @@ export function buildPools(
     }
     const pool = new Pool(name, settings, {
       ...(before ? { previous: before } : {}),
+      reclaim: (id) => deps.drain.find(name, id),
       onPick: (algorithm) => metrics.picks.inc({ pool: name, algorithm }),
       clock,
       health: {

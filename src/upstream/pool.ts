@@ -42,6 +42,8 @@ export interface PoolDeps {
    * with their tunnels, counts and health state, so a reload drains only what it removes.
    */
   readonly previous?: Pool;
+  /** A backend at this address that a reload took out and that is still draining: it comes back. */
+  readonly reclaim?: (id: string) => Backend | undefined;
 }
 
 /** No balancer: a pool whose backends are all still to be found. */
@@ -132,6 +134,9 @@ export class Pool {
         previous?.members.filter(
           (backend) => backend.label === label && (entry.discover !== undefined || backend.id === label),
         ) ?? [];
+      const returning =
+        entry.discover === undefined && fromPrevious.length === 0 ? deps.reclaim?.(label) : undefined;
+      if (returning !== undefined) fromPrevious.push(returning);
       for (const backend of fromPrevious) this.#carry(backend, entry.weight);
       carried.set(entry, fromPrevious);
       if (entry.discover === undefined && fromPrevious.length === 0) this.add(createBackend(name, entry));

@@ -398,3 +398,33 @@ test('a listener turned to TLS on the same port is replaced: its open WebSocket 
   secure.close();
   plain.close();
 });
+
+test('regression: a backend removed and added back before its drain ends keeps its WebSockets', async (t) => {
+  const [a, b] = [await startEchoBackend(t), await startEchoBackend(t)];
+  assert.ok(a && b);
+  const both = {
+    routes: { chat: { path: '/chat', pool: 'echo' } },
+    pools: { echo: pool([a, b], { drainTimeout: '400ms' }) },
+    shutdown: { closeSpread: '0s' },
+  };
+  const gw = await startGateway(t, both);
+  const clients = await Promise.all([1, 2, 3, 4].map(() => openClient(gw.wsUrl('/chat'))));
+  assert.ok(b.sockets.length > 0, 'b has WebSockets');
+  assert.equal(
+    (await reloadTo(gw, { ...both, pools: { echo: pool([a], { drainTimeout: '400ms' }) } })).result,
+    'ok',
+  );
+  assert.equal((await reloadTo(gw, both)).result, 'ok');
+  // Past the deadline the removal had set: nothing was closed.
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  for (const ws of clients) await echoes(ws, 'still here');
+  assert.equal(await gw.metric('wsgate_tunnel_errors_total', { code: 'BACKEND_REMOVED' }), 0);
+  const counts = ((await statusJson(gw)).pools as { backends: { url: string; websockets: number }[] }[])[0]
+    ?.backends;
+  assert.equal(
+    counts?.find((entry) => entry.url === b.url)?.websockets,
+    b.sockets.length,
+    'b is the same backend, its WebSockets counted',
+  );
+  for (const ws of clients) ws.close();
+});
