@@ -122,6 +122,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const initial = changeSnapshot(undefined, config, snapshotDeps);
   let current: ConfigSnapshot = initial.next;
   let lastReload: ReloadOutcome | undefined;
+  /** The reload running now, if any: the drain lets it end before closing what is in force. */
+  let reloadUnderWay: Promise<void> = Promise.resolve();
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
   let phase: Phase = 'starting';
@@ -211,6 +213,12 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     let changes: ListenerChanges;
     try {
       await change.start();
+      // A shutdown began while the new pools started: it closes what is in force, so nothing
+      // new may be put in force now (the drain waits for this reload before closing).
+      if (phase !== 'running') {
+        change.abandon();
+        return outcome('failed', { error: `the gateway is ${phase}` });
+      }
       changes = await listeners.apply(next.listeners);
     } catch (error) {
       change.abandon();
@@ -279,6 +287,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     metrics.draining.set(1);
     await delay(options);
     phase = 'draining';
+    // A reload under way ends first (one still starting its pools gives up once they have).
+    await reloadUnderWay;
     const tunnels = registry.tunnels();
     log.info(
       { tunnels: tunnels.length, pending: registry.pendingCount, requests: registry.requestCount },
@@ -331,7 +341,14 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     status,
     config: () => current.config,
     start,
-    reload: serialReloads(reloadNow),
+    reload: serialReloads((load: () => Config) => {
+      const running = reloadNow(load);
+      reloadUnderWay = running.then(
+        () => {},
+        () => {},
+      );
+      return running;
+    }),
     shutdown: (options: ShutdownOptions = {}) => {
       if (shutdownPromise && options.immediate) endDelay?.();
       shutdownPromise ??= drain(options);
