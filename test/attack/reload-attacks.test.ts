@@ -23,23 +23,8 @@ import {
 } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { encodeFrame } from '../helpers/frames.ts';
-import { startGateway, type TestGateway, testConfig } from '../helpers/gateway.ts';
-
-const pool = (backends: readonly EchoBackend[], extra: Record<string, unknown> = {}) => ({
-  backends: backends.map((backend) => backend.url),
-  drainTimeout: '100ms',
-  ...extra,
-});
-
-function reloadTo(gw: TestGateway, raw: Record<string, unknown>) {
-  return gw.gateway.reload(() => testConfig(raw));
-}
-
-async function echoes(ws: WebSocket, text: string): Promise<void> {
-  const reply = nextMessage(ws);
-  ws.send(text);
-  assert.equal((await reply).data.toString(), text);
-}
+import { startGateway, testConfig } from '../helpers/gateway.ts';
+import { echoes, pool, reloadTo, twoBackendChat } from '../helpers/reload.ts';
 
 /** The status a raw upgrade to `path` gets; the socket is destroyed at once (101 included). */
 async function upgradeStatus(port: number, path: string): Promise<number> {
@@ -264,14 +249,7 @@ function closeCodeOf(received: Buffer): number | undefined {
 }
 
 test('a backend removed while its clients send large messages slowly: they get 1001, the others finish theirs', async (t: TestContext) => {
-  const [a, b] = [await startEchoBackend(t), await startEchoBackend(t)];
-  assert.ok(a && b);
-  const first = {
-    routes: { chat: { path: '/chat', pool: 'echo' } },
-    pools: { echo: pool([a, b]) },
-    shutdown: { closeSpread: '0s' },
-  };
-  const gw = await startGateway(t, first);
+  const { a, b, first, gw } = await twoBackendChat(t);
   // ws clients that will send a fragmented message, and raw clients that will trickle one frame.
   const wsOn = { a: [] as WebSocket[], b: [] as WebSocket[] };
   const rawOn = { a: [] as RawClient[], b: [] as RawClient[] };

@@ -16,34 +16,20 @@ import { connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { ConfigError } from '../../src/config/config-error.ts';
 import { parseConfigText } from '../../src/config/load.ts';
-import { type EchoBackend, startEchoBackend } from '../helpers/backends.ts';
+import { startEchoBackend } from '../helpers/backends.ts';
 import { issueCertificate, opensslMissing } from '../helpers/certificates.ts';
-import { closeOf, nextMessage, openClient, plainGet } from '../helpers/clients.ts';
+import { closeOf, openClient, plainGet } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
-import { startGateway, type TestGateway, testConfig } from '../helpers/gateway.ts';
+import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { echoes, pool, reloadTo, twoBackendChat } from '../helpers/reload.ts';
 
 const TLS_DIR = resolve(import.meta.dirname, '../fixtures/tls');
-
-function reloadTo(gw: TestGateway, raw: Record<string, unknown>, baseDir?: string) {
-  return gw.gateway.reload(() => testConfig(raw, baseDir));
-}
-
-async function echoes(ws: WebSocket, text: string): Promise<void> {
-  ws.send(text);
-  assert.equal((await nextMessage(ws)).data.toString(), text);
-}
 
 function statusJson(gw: TestGateway): Promise<Record<string, unknown>> {
   return plainGet(gw.adminPort(), '/status.json').then(
     (answer) => JSON.parse(answer.body) as Record<string, unknown>,
   );
 }
-
-const pool = (backends: readonly EchoBackend[], extra: Record<string, unknown> = {}) => ({
-  backends: backends.map((backend) => backend.url),
-  drainTimeout: '100ms',
-  ...extra,
-});
 
 /** A gateway with one route, /chat, to one echo backend; `first` is its configuration. */
 async function chatGateway(t: TestContext) {
@@ -118,14 +104,7 @@ test('an invalid configuration changes nothing: the error names file, line and f
 });
 
 test('a backend removed by a reload: its WebSockets get 1001, the others stay, new ones go to those left', async (t) => {
-  const [a, b] = [await startEchoBackend(t), await startEchoBackend(t)];
-  assert.ok(a && b);
-  const first = {
-    routes: { chat: { path: '/chat', pool: 'echo' } },
-    pools: { echo: pool([a, b]) },
-    shutdown: { closeSpread: '0s' },
-  };
-  const gw = await startGateway(t, first);
+  const { a, b, first, gw } = await twoBackendChat(t);
   const onA: WebSocket[] = [];
   const onB: WebSocket[] = [];
   for (let i = 0; i < 6; i++) {
