@@ -1,7 +1,7 @@
 /**
  * The `/status` page: one self-contained HTML document (no build step, no external assets) that
  * fetches `/status.json` every two seconds and draws listeners, routes and pools, each backend
- * with its state, open WebSockets, picks and failures. Every value is written as text, never as
+ * with its state, open WebSockets, picks and failures, and with workers each worker. Every value is written as text, never as
  * markup.
  */
 
@@ -24,6 +24,7 @@ export const STATUS_PAGE = `<!doctype html>
 <h1>wsgate</h1>
 <div class="meta" id="meta">loading…</div>
 <p class="totals" id="totals"></p>
+<div id="fleet" hidden><h2>Workers</h2><table id="workers"><thead><tr><th>worker</th><th>pid</th><th>state</th><th class="num">WebSockets</th><th class="num">restarts</th><th>configuration</th></tr></thead><tbody></tbody></table></div>
 <h2>Pools</h2><div id="pools"></div>
 <h2>Routes</h2><table id="routes"><thead><tr><th>route</th><th>hosts</th><th>path</th><th>pool</th><th>token</th></tr></thead><tbody></tbody></table>
 <h2>Listeners</h2><table id="listeners"><thead><tr><th>listener</th><th>address</th><th>TLS</th><th>PROXY protocol</th></tr></thead><tbody></tbody></table>
@@ -52,6 +53,12 @@ function render(status) {
     span.textContent = value + ' ' + label;
     totals.append(span);
   }
+  // A fleet (workers above 1): one row per worker; the pools below are the first worker's view.
+  document.getElementById('fleet').hidden = !status.workers;
+  document.querySelector('#workers tbody').replaceChildren(...(status.workers ?? []).map((worker) => row([
+    cell(worker.index), cell(worker.pid ?? '—'), cell(worker.state, 'state ' + (worker.state === 'running' ? 'up' : 'down')),
+    cell(worker.totals ? worker.totals.tunnels : '—', 'num'), cell(worker.restarts, 'num'), cell(worker.configuration ?? '—'),
+  ])));
   const pools = document.getElementById('pools');
   pools.replaceChildren();
   for (const pool of status.pools) {

@@ -7,7 +7,7 @@
  * the status page under load and with markup in the configuration. Tests named `regression:` are bugs these attacks found.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ import type { SecureContext } from 'node:tls';
 import { chromium } from 'playwright-core';
 import type { WebSocket } from 'ws';
 import { closedPort, refusingUrl, startEchoBackend } from '../helpers/backends.ts';
+import { CHROMIUM } from '../helpers/browser.ts';
 import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
@@ -671,10 +672,6 @@ test('regression: after shutdown() with checks in flight against tarpits, nothin
     `the process exited ${Math.round(result.exitedMsAfterShutdown)} ms after shutdown() resolved (checks time out at 8 s)`,
   );
 });
-
-const CHROMIUM = ['chromium', 'chromium-browser', 'google-chrome']
-  .map((name) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim())
-  .find((path) => path !== '');
 
 test('/status.json stays consistent under concurrent traffic, and the page writes markup in the config as text', async (t) => {
   const urls = await named(t, ['a', 'b', 'c']);

@@ -8,20 +8,16 @@
  * installed (CI installs it).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { closedPort, startEchoBackend } from '../helpers/backends.ts';
+import { CHROMIUM } from '../helpers/browser.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { startGateway } from '../helpers/gateway.ts';
 import { rsaKey, signToken, startIdentityProvider } from '../helpers/tokens.ts';
-
-const CHROMIUM = ['chromium', 'chromium-browser', 'google-chrome']
-  .map((name) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim())
-  .find((path) => path !== '');
 
 const TLS_DIR = resolve(import.meta.dirname, '../fixtures/tls');
 

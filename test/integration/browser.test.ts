@@ -5,18 +5,15 @@
  * closes with 4000. Skipped when Chromium is not installed (CI installs it).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startEchoBackend } from '../helpers/backends.ts';
+import { CHROMIUM } from '../helpers/browser.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway } from '../helpers/gateway.ts';
-
-const CHROMIUM = ['chromium', 'chromium-browser', 'google-chrome'].find(
-  (name) => !spawnSync(name, ['--version']).error,
-);
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>browser test</title><script>
 const report = (result) => fetch('/result', { method: 'POST', body: JSON.stringify(result) });

@@ -5,21 +5,17 @@
  * test-results/status-page.png. The browser part is skipped when Chromium is not installed.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { closedPort, startEchoBackend } from '../helpers/backends.ts';
+import { CHROMIUM } from '../helpers/browser.ts';
 import { openClient } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { startGateway } from '../helpers/gateway.ts';
-
-const CHROMIUM = ['chromium', 'chromium-browser', 'google-chrome']
-  .map((name) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim())
-  .find((path) => path !== '');
 
 function getJson(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
   return new Promise((done, reject) => {

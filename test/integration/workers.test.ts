@@ -10,8 +10,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { chromium } from 'playwright-core';
 import type { WebSocket } from 'ws';
 import { closedPort, startEchoBackend } from '../helpers/backends.ts';
+import { CHROMIUM } from '../helpers/browser.ts';
 import { cliConfig, runCli, startCliGateway, writeConfig } from '../helpers/cli.ts';
 import { closeOf, nextMessage, openClient, plainGet } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
@@ -78,6 +80,21 @@ test('workers: 2 — spread, summed metrics, reload to all, a killed worker repl
   assert.equal(sample(text, 'wsgate_workers', 'state="running"'), 2);
   assert.equal(sample(text, 'wsgate_build_info'), 1, 'a gauge that must not add up');
   assert.equal((await plainGet(adminPort, '/readyz', {}, '127.0.0.78')).status, 200);
+  if (CHROMIUM === undefined) t.diagnostic('Chromium is not installed: the status page is not drawn');
+  else {
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu'],
+    });
+    t.after(() => browser.close());
+    const tab = await browser.newPage();
+    await tab.goto(`http://127.0.0.78:${adminPort}/status`);
+    await tab.waitForSelector('#workers tbody tr');
+    const rows = await tab.$$eval('#workers tbody tr', (trs) => trs.map((tr) => tr.children[2]?.textContent));
+    assert.deepEqual(rows, ['running', 'running'], 'the page draws both workers');
+    assert.match((await tab.textContent('#totals')) ?? '', /20 WebSockets/);
+    await browser.close();
+  }
 
   // A reload reaches every worker; an invalid one reaches none.
   writeFileSync(file, config('echo: { path: /moved, pool: echo }'));
