@@ -118,6 +118,25 @@ test('workers: 2 — spread, summed metrics, reload to all, a killed worker repl
     1,
     'counted once for the fleet',
   );
+  // Valid, but the workers cannot apply it (a new listener on a port that is taken): the fleet
+  // stays on the configuration in force, and `wsgate reload` says which worker refused and why.
+  writeFileSync(
+    file,
+    config('echo: { path: /moved, pool: echo }').replace(
+      'public: { address: 127.0.0.1, port: 0 }',
+      `public: { address: 127.0.0.1, port: 0 }\n  taken: { address: 127.0.0.1, port: ${backend.port} }`,
+    ),
+  );
+  const refused = await runCli(['reload', '--config', file]);
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    /reload failed[^]*worker \d: listener "taken" cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/,
+  );
+  const afterRefusal = await status();
+  assert.equal(afterRefusal.configuration.hash, afterReload.configuration.hash);
+  assert.ok(afterRefusal.workers.every((worker) => worker.configuration === afterReload.configuration.hash));
+  writeFileSync(file, config('echo: { path: /moved, pool: echo }'));
 
   // A worker killed: its clients lose their connection, the other worker's stay up, it is replaced.
   const victim = afterReload.workers[0];
