@@ -131,7 +131,7 @@ test('workers: 2 — spread, summed metrics, reload to all, a killed worker repl
   assert.equal(refused.code, 1);
   assert.match(
     refused.stderr,
-    /reload failed[^]*worker \d: listener "taken" cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/,
+    /reload failed[\s\S]*worker \d: listener "taken" cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/,
   );
   const afterRefusal = await status();
   assert.equal(afterRefusal.configuration.hash, afterReload.configuration.hash);
