@@ -14,7 +14,7 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/config-error.ts';
-import { loadConfigFile } from './config/load.ts';
+import { loadConfigFile, parseConfigFileText, readConfigText } from './config/load.ts';
 import { ConfigWatch } from './config-watch.ts';
 import { singleInstance } from './instance.ts';
 import type { ReloadOutcome } from './lifecycle.ts';
@@ -123,15 +123,17 @@ function watchNpmParent(env: NodeJS.ProcessEnv, log: Logger, onGone: () => void)
 }
 
 async function run(configFile: string, version: string): Promise<number> {
-  const config = loadConfigFile(configFile, process.env);
+  const text = readConfigText(configFile);
+  const config = parseConfigFileText(configFile, text, process.env);
   const log = createLogger({ level: config.log.level, format: config.log.format });
   const instance =
     workerCount(config) > 1
-      ? supervisor(configFile, config, log)
+      ? supervisor(configFile, text, config, log)
       : singleInstance(configFile, config, log, version);
-  const watch = new ConfigWatch(configFile, log, () => void reload());
+  const watch = new ConfigWatch(configFile, log, () => void reload(), text);
   const reload = async (): Promise<ReloadOutcome> => {
     const outcome = await instance.reload();
+    watch.reread();
     watch.follow(instance.reloadSettings());
     return outcome;
   };

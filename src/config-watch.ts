@@ -1,9 +1,10 @@
 /**
  * `reload.watch`: the configuration file is watched (its directory, so that a Kubernetes
  * ConfigMap update, which swaps a symlink, is seen; and a poll every `checkInterval` for what a
- * watch misses) and a reload is asked for when its bytes differ from the last ones seen. A save
- * that leaves the same bytes, or a poll, asks for nothing. `follow` starts, retunes or stops the
- * watch as each configuration in force says.
+ * watch misses) and a reload is asked for when its bytes differ from those of the configuration
+ * in force. A save that leaves the same bytes, or a poll, asks for nothing; a change made between
+ * the load and the start of the watch is seen when the watch starts. `follow` starts, retunes or
+ * stops the watch as each configuration in force says.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -14,11 +15,11 @@ import type { Logger } from './observability/logger.ts';
 /** Wait after a change is seen, for the rest of a burst of writes (an editor, a symlink swap). */
 const DEBOUNCE_MS = 200;
 
+const digest = (bytes: string | Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
 async function digestOf(path: string): Promise<string | undefined> {
   try {
-    return createHash('sha256')
-      .update(await readFile(path))
-      .digest('hex');
+    return digest(await readFile(path));
   } catch {
     return undefined; // between a removal and a rename: the next look sees the new file
   }
@@ -30,12 +31,20 @@ export class ConfigWatch {
   readonly #changed: () => void;
   #watch: FileWatch | undefined;
   #intervalMs = 0;
-  #digest: Promise<string | undefined> | undefined;
+  /** The digest of the bytes last seen: those of the configuration in force, or newer. */
+  #digest: Promise<string | undefined>;
 
-  constructor(path: string, log: Logger, changed: () => void) {
+  /** `loaded`: the text the configuration in force was read from (a change since is a change). */
+  constructor(path: string, log: Logger, changed: () => void, loaded: string) {
     this.#path = path;
     this.#log = log;
     this.#changed = changed;
+    this.#digest = Promise.resolve(digest(loaded));
+  }
+
+  /** The file was just read again (a reload): what it holds now is not a change to report. */
+  reread(): void {
+    this.#digest = digestOf(this.#path);
   }
 
   /** Watches, or not, as `settings` (those in force) say. */
@@ -45,9 +54,9 @@ export class ConfigWatch {
       return;
     }
     if (this.#watch !== undefined && this.#intervalMs === settings.checkInterval) return;
+    const starting = this.#watch === undefined;
     this.#watch?.close();
     this.#intervalMs = settings.checkInterval;
-    this.#digest ??= digestOf(this.#path);
     this.#watch = watchFiles([this.#path], {
       intervalMs: settings.checkInterval,
       debounceMs: DEBOUNCE_MS,
@@ -58,13 +67,15 @@ export class ConfigWatch {
           'cannot watch the configuration directory; polling it',
         ),
     });
+    // What changed between the load and now, before anything watched.
+    if (starting) void this.#look();
   }
 
   async #look(): Promise<void> {
     const before = await this.#digest;
-    const digest = digestOf(this.#path);
-    this.#digest = digest;
-    const now = await digest;
+    const current = digestOf(this.#path);
+    this.#digest = current;
+    const now = await current;
     if (now === undefined || now === before) return;
     this.#log.info({ config: this.#path }, 'the configuration file changed; reloading');
     this.#changed();

@@ -64,10 +64,11 @@ interface Slot {
   readonly waiting: Map<number, (message: FromWorker) => void>;
 }
 
-export function supervisor(configFile: string, config: Config, log: Logger): Instance {
+/** The supervisor of the fleet for `config`, read from `configFile` as `text`. */
+export function supervisor(configFile: string, text: string, config: Config, log: Logger): Instance {
   const metrics = new FleetMetrics();
   let inForce: ConfigText & { readonly config: Config; readonly hash: string; readonly loadedAt: number } = {
-    text: readConfigText(configFile),
+    text,
     file: configFile,
     config,
     hash: configHash(config),
