@@ -20,7 +20,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import {
+  PrometheusRule,
+  ServiceMonitor,
+} from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Ajv } from 'ajv';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
@@ -57,6 +60,7 @@ const MODELS: Record<string, Model> = {
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
 const skip = missing();
@@ -310,6 +314,68 @@ describe('the Helm chart', { skip }, () => {
       base,
       'a change of log.format rolls them',
     );
+  });
+
+  it('the Grafana dashboard and the Prometheus rules: valid manifests, every query on documented metrics, promtool agrees', (t) => {
+    const manifests = renderValid({ grafanaDashboard: { enabled: true }, prometheusRule: { enabled: true } });
+    const board = find(manifests, 'ConfigMap', 'wsgate-dashboard') as unknown as {
+      metadata: { labels: Record<string, string> };
+      data: { 'wsgate.json': string };
+    };
+    assert.equal(board.metadata.labels.grafana_dashboard, '1', 'found by Grafana’s sidecar');
+    const dashboard = JSON.parse(board.data['wsgate.json']) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    assert.deepEqual(dashboard, JSON.parse(readFileSync(join(CHART, 'dashboards/wsgate.json'), 'utf8')));
+    const titles = dashboard.panels.map((panel) => panel.title).join(' | ');
+    for (const topic of [
+      'WebSockets',
+      'Upgrades',
+      'Messages',
+      'Bytes',
+      'Closes',
+      'Limit',
+      'refusals',
+      'Backend',
+      'ping RTT',
+      'reloads',
+    ]) {
+      assert.match(titles, new RegExp(topic), `a panel on ${topic}`);
+    }
+    const rules = find(manifests, 'PrometheusRule') as unknown as {
+      spec: { groups: { rules: { expr: string; alert?: string }[] }[] };
+    };
+    const ruleExprs = rules.spec.groups.flatMap((group) => group.rules.map((rule) => rule.expr));
+    const alerts = rules.spec.groups.flatMap((group) => group.rules.flatMap((rule) => rule.alert ?? []));
+    for (const alert of ['WsgateBackendDown', 'WsgateErrorCloseRate', 'WsgateAuthRefusalSpike'])
+      assert.ok(alerts.includes(alert), alert);
+    const documented = new Set(
+      [
+        ...readFileSync(join(ROOT, 'docs/metrics.md'), 'utf8').matchAll(
+          /^\| `(wsgate_[a-z_]+)` \| (counter|gauge|histogram)/gm,
+        ),
+      ].flatMap(([, name, type]) =>
+        type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name ?? ''],
+      ),
+    );
+    const queries = [
+      ...dashboard.panels.flatMap((panel) => panel.targets.map((target) => target.expr)),
+      ...ruleExprs,
+    ];
+    for (const query of queries) {
+      const names = query.match(/\bwsgate_[a-z_]+/g) ?? [];
+      assert.ok(names.length > 0, `${query} reads a wsgate metric`);
+      for (const name of names)
+        assert.ok(documented.has(name), `${name} (in ${query}) is in docs/metrics.md`);
+    }
+    if (spawnSync('promtool', ['--version']).error) {
+      t.diagnostic('promtool is not installed: `promtool check rules` is skipped');
+      return;
+    }
+    const checked = spawnSync('promtool', ['check', 'rules', join(CHART, 'rules/wsgate-rules.yaml')], {
+      encoding: 'utf8',
+    });
+    assert.equal(checked.status, 0, checked.stdout + checked.stderr);
   });
 
   it('refuses, with a reason, what cannot work', () => {
