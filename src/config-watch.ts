@@ -33,6 +33,7 @@ export class ConfigWatch {
   #intervalMs = 0;
   /** The digest of the bytes last seen: those of the configuration in force, or newer. */
   #digest: Promise<string | undefined>;
+  #looks = 0;
 
   /** `loaded`: the text the configuration in force was read from (a change since is a change). */
   constructor(path: string, log: Logger, changed: () => void, loaded: string) {
@@ -76,9 +77,18 @@ export class ConfigWatch {
     const current = digestOf(this.#path);
     this.#digest = current;
     const now = await current;
-    if (now === undefined || now === before) return;
+    this.#looks++;
+    if (now === undefined || now === before) {
+      this.#log.debug({ config: this.#path }, 'the configuration file is unchanged');
+      return;
+    }
     this.#log.info({ config: this.#path }, 'the configuration file changed; reloading');
     this.#changed();
+  }
+
+  /** Looks at the file taken so far (each compares its bytes with the last seen). */
+  get looks(): number {
+    return this.#looks;
   }
 
   close(): void {

@@ -20,6 +20,7 @@ import { startEchoBackend } from '../helpers/backends.ts';
 import { issueCertificate, opensslMissing } from '../helpers/certificates.ts';
 import { closeOf, openClient, plainGet } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { echoes, pool, reloadTo, twoBackendChat } from '../helpers/reload.ts';
 
@@ -386,7 +387,9 @@ test('regression: a backend removed and added back before its drain ends keeps i
     pools: { echo: pool([a, b], { drainTimeout: '400ms' }) },
     shutdown: { closeSpread: '0s' },
   };
-  const gw = await startGateway(t, both);
+  // The drain's deadline is on the gateway's clock: this test moves it by hand.
+  const clock = new FakeClock();
+  const gw = await startGateway(t, both, { clock });
   const clients = await Promise.all([1, 2, 3, 4].map(() => openClient(gw.wsUrl('/chat'))));
   assert.ok(b.sockets.length > 0, 'b has WebSockets');
   assert.equal(
@@ -395,7 +398,7 @@ test('regression: a backend removed and added back before its drain ends keeps i
   );
   assert.equal((await reloadTo(gw, both)).result, 'ok');
   // Past the deadline the removal had set: nothing was closed.
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  clock.advance(600);
   for (const ws of clients) await echoes(ws, 'still here');
   assert.equal(await gw.metric('wsgate_tunnel_errors_total', { code: 'BACKEND_REMOVED' }), 0);
   const counts = ((await statusJson(gw)).pools as { backends: { url: string; websockets: number }[] }[])[0]

@@ -31,6 +31,21 @@ interface FleetStatus {
   }[];
 }
 
+/** The supervisor's `/status.json`, on its admin port on 127.0.0.78. */
+function fleetStatus(adminPort: number): () => Promise<FleetStatus> {
+  return async () =>
+    JSON.parse((await plainGet(adminPort, '/status.json', {}, '127.0.0.78')).body) as FleetStatus;
+}
+
+/** Waits until every worker serves (the first worker's listener is up before the admin server). */
+async function everyWorkerServing(status: () => Promise<FleetStatus>): Promise<void> {
+  await eventually(
+    async () =>
+      (await status().catch(() => undefined))?.workers.every((worker) => worker.state === 'running') ?? false,
+    'every worker serving',
+  );
+}
+
 /** The sum of a metric's samples in a text exposition whose labels include `match`. */
 function sample(text: string, name: string, match = ''): number {
   return text
@@ -55,15 +70,9 @@ test('workers: 2 — spread, summed metrics, reload to all, a killed worker repl
       .replace('echo: { pool: echo }', routes);
   const file = writeConfig(t, config('echo: { pool: echo }'));
   const fleet = await startCliGateway(t, file);
-  const status = async (): Promise<FleetStatus> =>
-    JSON.parse((await plainGet(adminPort, '/status.json', {}, '127.0.0.78')).body) as FleetStatus;
+  const status = fleetStatus(adminPort);
   const metrics = async (): Promise<string> => (await plainGet(adminPort, '/metrics', {}, '127.0.0.78')).body;
-  // The first worker's listener is up before the supervisor's admin server.
-  await eventually(
-    async () =>
-      (await status().catch(() => undefined))?.workers.every((worker) => worker.state === 'running') ?? false,
-    'both workers serving',
-  );
+  await everyWorkerServing(status);
 
   // Spread: the supervisor hands connections to the workers in turn.
   const clients = await Promise.all(
@@ -196,13 +205,8 @@ test('listenerSharing: reusePort — each worker binds the port itself and the k
   );
   const fleet = await startCliGateway(t, file);
   assert.equal(fleet.port, port);
-  const status = async (): Promise<FleetStatus> =>
-    JSON.parse((await plainGet(adminPort, '/status.json', {}, '127.0.0.78')).body) as FleetStatus;
-  await eventually(
-    async () =>
-      (await status().catch(() => undefined))?.workers.every((worker) => worker.state === 'running') ?? false,
-    'both workers serving',
-  );
+  const status = fleetStatus(adminPort);
+  await everyWorkerServing(status);
   const clients = await Promise.all(Array.from({ length: 24 }, () => openClient(`ws://127.0.0.78:${port}/`)));
   const spread = (await status()).workers.map((worker) => worker.totals?.tunnels ?? 0);
   assert.equal(
@@ -234,13 +238,8 @@ test('a worker whose event loop is stuck (SIGSTOP) stops answering pings and is 
     ),
   );
   const fleet = await startCliGateway(t, file);
-  const status = async (): Promise<FleetStatus> =>
-    JSON.parse((await plainGet(adminPort, '/status.json', {}, '127.0.0.78')).body) as FleetStatus;
-  await eventually(
-    async () =>
-      (await status().catch(() => undefined))?.workers.every((worker) => worker.state === 'running') ?? false,
-    'both workers serving',
-  );
+  const status = fleetStatus(adminPort);
+  await everyWorkerServing(status);
   const stuck = (await status()).workers[1];
   assert.ok(stuck);
   process.kill(stuck.pid, 'SIGSTOP');

@@ -36,12 +36,12 @@ test('the same bytes as those loaded are no change; after a reload the file as r
   t.after(() => watch.close());
   // The directory watch sees every write here; an hour's poll, none.
   watch.follow({ watch: true, checkInterval: 3_600_000 });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await eventually(() => watch.looks === 1, 'the look when the watch starts');
   assert.equal(changes, 0, 'the bytes loaded are no change');
-  // A reload read the file as it is now.
+  // A reload read the file as it is now; the watch sees the write and looks.
   writeFileSync(file, 'routes: { b: {} }\n');
   watch.reread();
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  await eventually(() => watch.looks === 2, 'the look after the write');
   assert.equal(changes, 0, 'what a reload read is not reported again');
   writeFileSync(file, 'routes: { c: {} }\n');
   await eventually(() => changes === 1, 'a later change is');
