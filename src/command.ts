@@ -129,11 +129,11 @@ async function run(configFile: string, version: string): Promise<number> {
   const instance =
     workerCount(config) > 1
       ? supervisor(configFile, text, config, log)
-      : singleInstance(configFile, config, log, version);
+      : singleInstance(configFile, text, config, log, version);
   const watch = new ConfigWatch(configFile, log, () => void reload(), text);
   const reload = async (): Promise<ReloadOutcome> => {
     const outcome = await instance.reload();
-    watch.reread();
+    watch.seen(instance.lastRead());
     watch.follow(instance.reloadSettings());
     return outcome;
   };

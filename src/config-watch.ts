@@ -43,9 +43,9 @@ export class ConfigWatch {
     this.#digest = Promise.resolve(digest(loaded));
   }
 
-  /** The file was just read again (a reload): what it holds now is not a change to report. */
-  reread(): void {
-    this.#digest = digestOf(this.#path);
+  /** A reload read `text` from the file: those bytes are not a change to report again. */
+  seen(text: string): void {
+    this.#digest = Promise.resolve(digest(text));
   }
 
   /** Watches, or not, as `settings` (those in force) say. */

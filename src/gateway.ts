@@ -40,6 +40,7 @@ import { Admission } from './upgrade/stages/admission.ts';
 import { UpgradeHandler } from './upgrade/upgrade-handler.ts';
 import { BackendDrain } from './upstream/backend-drain.ts';
 import type { Resolver } from './upstream/discovery.ts';
+import type { Pool } from './upstream/pool.ts';
 
 export interface GatewayDeps {
   readonly log: Logger;
@@ -124,6 +125,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   let lastReload: ReloadOutcome | undefined;
   /** The reload running now, if any: the drain lets it end before closing what is in force. */
   let reloadUnderWay: Promise<void> = Promise.resolve();
+  /** Pools replaced or removed by reloads: their drains may still run until shutdown closes them. */
+  const retiredPools = new Set<Pool>();
+  /** The start under way, if any: the drain lets it end before closing what it opened. */
+  let startUnderWay: Promise<void> = Promise.resolve();
   const bootId = randomBytes(3).toString('hex');
   let sequence = 0;
   let phase: Phase = 'starting';
@@ -176,9 +181,11 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     metrics.configLoaded.set(snapshot.loadedAt / 1000);
   };
 
-  async function start(): Promise<void> {
+  async function startNow(): Promise<void> {
     sweeper.start();
     await initial.start();
+    // A shutdown began while the pools started: it closes what exists, so nothing is bound now.
+    if (phase !== 'starting') return;
     try {
       await listeners.apply(current.config.listeners);
       showConfig(current);
@@ -187,6 +194,15 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
       await closeEverything();
       throw error;
     }
+  }
+
+  function start(): Promise<void> {
+    const starting = startNow();
+    startUnderWay = starting.then(
+      () => {},
+      () => {},
+    );
+    return starting;
   }
 
   /** One reload, after any under way: load, build, bind, swap, then wind down what was left. */
@@ -233,6 +249,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     sweeper.retune(Math.min(sweeper.intervalMs, current.tickMs));
     log.level = next.log.level;
     change.retire();
+    for (const pool of change.retiredPools) retiredPools.add(pool);
     showConfig(current);
     const listenerChanges = Object.fromEntries(
       Object.entries(changes).filter(([, names]) => names.length > 0),
@@ -262,7 +279,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     httpPass.close();
     sweeper.stop();
     for (const keySet of current.keySets.values()) keySet.stop();
-    for (const pool of current.pools.values()) pool.close();
+    for (const pool of [...current.pools.values(), ...retiredPools]) pool.close();
     snapshotDeps.drain.stop();
   }
 
@@ -287,7 +304,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     metrics.draining.set(1);
     await delay(options);
     phase = 'draining';
-    // A reload under way ends first (one still starting its pools gives up once they have).
+    // A start or a reload under way ends first (either gives up once its pools have started).
+    await startUnderWay;
     await reloadUnderWay;
     const tunnels = registry.tunnels();
     log.info(

@@ -4,7 +4,7 @@
  * starts it, reloads it, and drains it on a signal through this one interface.
  */
 import { type AdminListener, listenAdmin } from './admin/admin-server.ts';
-import { loadConfigFile } from './config/load.ts';
+import { parseConfigFileText, readConfigText } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { adminOptions, createGateway } from './gateway.ts';
 import type { Phase, ReloadOutcome, ShutdownOptions } from './lifecycle.ts';
@@ -20,12 +20,25 @@ export interface Instance {
   reload(): Promise<ReloadOutcome>;
   /** The `reload` settings of the configuration in force (whether to watch the file). */
   reloadSettings(): Config['reload'];
+  /** The text the last load read from the file, valid or not. */
+  lastRead(): string;
 }
 
 /** One gateway and its admin server, in this process. */
-export function singleInstance(configFile: string, config: Config, log: Logger, version: string): Instance {
+export function singleInstance(
+  configFile: string,
+  text: string,
+  config: Config,
+  log: Logger,
+  version: string,
+): Instance {
   const gateway = createGateway(config, { log, version });
-  const reload = (): Promise<ReloadOutcome> => gateway.reload(() => loadConfigFile(configFile, process.env));
+  let read = text;
+  const reload = (): Promise<ReloadOutcome> =>
+    gateway.reload(() => {
+      read = readConfigText(configFile);
+      return parseConfigFileText(configFile, read, process.env);
+    });
   let admin: AdminListener | undefined;
   return {
     async start() {
@@ -50,5 +63,6 @@ export function singleInstance(configFile: string, config: Config, log: Logger, 
     phase: () => gateway.phase(),
     reload,
     reloadSettings: () => gateway.config().reload,
+    lastRead: () => read,
   };
 }

@@ -71,6 +71,8 @@ export interface SnapshotChange {
   retire(): void;
   /** `next` will not be used: what `start` started stops. */
   abandon(): void;
+  /** The pools of the previous snapshot that `next` does not keep. */
+  readonly retiredPools: readonly Pool[];
 }
 
 /**
@@ -147,6 +149,7 @@ export function changeSnapshot(
   };
   return {
     next,
+    retiredPools: poolsChange.retired,
     async start() {
       for (const keySet of freshKeySets) keySet.start();
       await Promise.all(poolsChange.fresh.map((pool) => pool.start()));

@@ -74,7 +74,11 @@ export class ListenerSet {
     try {
       for (const listener of fresh) bound.push([listener, await this.#listen(listener)]);
     } catch (error) {
-      await Promise.all(bound.map(([listener]) => listener.stopAccepting()));
+      // Let go of those just bound, and of any connection they took meanwhile, without waiting.
+      for (const [listener] of bound) {
+        void listener.stopAccepting();
+        listener.closeAllConnections();
+      }
       throw error;
     }
     const dropped = [...this.#live.values()].filter((listener) => !Object.hasOwn(configs, listener.name));
@@ -92,9 +96,16 @@ export class ListenerSet {
       try {
         this.#take(next, await this.#listen(next));
       } catch (error) {
-        // Something else took the port in between: serve it as before if we can.
+        // Something else took the port in between: serve it as before if we can; if not, the
+        // listener is gone (a later configuration that lists it opens it again).
         this.#closing.delete(current);
-        this.#take(current, await this.#listen(current));
+        try {
+          this.#take(current, await this.#listen(current));
+        } catch {
+          this.#closing.add(current);
+          this.#live.delete(current.name);
+          this.#bound.delete(current.name);
+        }
         throw error;
       }
     }

@@ -31,10 +31,16 @@ export interface PoolsDeps {
 /** The pools of a new configuration, and what taking them in or leaving them does. */
 export interface PoolsChange {
   readonly pools: ReadonlyMap<string, Pool>;
-  /** Pools built for this configuration (not kept from the previous one): they need starting. */
+  /**
+   * Pools built for this configuration that succeed none: they start before the swap (their
+   * first lookups awaited). Those that succeed a pool start once the swap is done (`retire`),
+   * since they share backends with the pool in force.
+   */
   readonly fresh: readonly Pool[];
   /** The new pools are in force: the previous ones left behind stop, removed backends drain. */
   retire(): void;
+  /** The previous pools this configuration does not keep (closed at shutdown if not before). */
+  readonly retired: readonly Pool[];
   /** The new pools were never used: those built for them close. */
   abandon(): void;
 }
@@ -47,13 +53,14 @@ export function changePools(
   deps: PoolsDeps,
 ): PoolsChange {
   const pools = buildPools(config, deps, previous);
-  const fresh = [...pools.values()].filter((pool) => previous.get(pool.name) !== pool);
+  const built = [...pools.values()].filter((pool) => previous.get(pool.name) !== pool);
   return {
     pools,
-    fresh,
+    fresh: built.filter((pool) => !previous.has(pool.name)),
+    retired: [...previous.values()].filter((old) => pools.get(old.name) !== old),
     retire() {
       // Backends a previous reload took out and this one lists again: their drain is called off.
-      for (const pool of fresh) {
+      for (const pool of built) {
         for (const backend of pool.members) if (deps.drain.has(backend)) deps.drain.cancel(backend);
       }
       for (const old of previous.values()) {
@@ -70,6 +77,10 @@ export function changePools(
           );
         }
         old.retire();
+        if (successor !== undefined) {
+          successor.takeOver();
+          void successor.start();
+        }
         const labels = new Set(successor?.members.map((backend) => backend.label));
         for (const entry of old.config.backends) {
           const label = new URL(entry.url).origin;
@@ -80,7 +91,7 @@ export function changePools(
       }
     },
     abandon() {
-      for (const pool of fresh) pool.close();
+      for (const pool of built) pool.close();
     },
   };
 }

@@ -89,6 +89,8 @@ export class Pool {
   readonly #discovery: PoolDiscovery | undefined;
   /** The warm-up of backends that join or come back, when the pool has one. */
   readonly #slowStart: SlowStart | undefined;
+  /** What becomes of the backends carried over once the reload is in force. */
+  readonly #onTakeOver: (() => void)[] = [];
   #started = false;
 
   constructor(name: string, config: PoolConfig, deps: PoolDeps = {}) {
@@ -153,13 +155,28 @@ export class Pool {
           );
   }
 
-  /** Takes over a member of the pool this one replaces, with the weight this configuration gives it. */
+  /**
+   * Takes over a member of the pool this one replaces. The backend is shared with the pool in
+   * force until the reload is: what this configuration changes of it (its weight; its state, when
+   * this pool has no checks to bring back one the previous pool took out) waits for `takeOver`.
+   */
   #carry(backend: Backend, weight: number): void {
-    backend.configuredWeight = weight;
-    backend.weight = weight;
-    // Without checks here, nothing would bring a backend the previous pool had taken out back.
-    if (this.config.health.active === undefined) backend.state = 'up';
+    const checked = this.config.health.active !== undefined;
+    this.#onTakeOver.push(() => {
+      backend.configuredWeight = weight;
+      backend.weight = weight;
+      if (!checked && backend.state === 'down') backend.state = 'up';
+    });
     this.add(backend);
+  }
+
+  /**
+   * The reload that built this pool is in force: the backends it carried over become its own.
+   * Its checks and lookups start after this (`start`), so nothing it does touches a backend the
+   * pool in force still balances on while the reload might still be abandoned.
+   */
+  takeOver(): void {
+    for (const apply of this.#onTakeOver.splice(0)) apply();
   }
 
   /** The backends that take new connections (up or down), in the order they joined. */

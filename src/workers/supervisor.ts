@@ -76,6 +76,7 @@ export function supervisor(configFile: string, text: string, config: Config, log
   };
   let phase: Phase = 'starting';
   let lastReload: ReloadOutcome | undefined;
+  let lastRead = text;
   let stopping: Promise<void> | undefined;
   let admin: AdminListener | undefined;
   let nextId = 0;
@@ -155,6 +156,11 @@ export function supervisor(configFile: string, text: string, config: Config, log
       });
     });
     worker.once('online', () => {
+      // Forked just before a shutdown began: it is told to stop instead of to start.
+      if (phase !== 'starting' && phase !== 'running') {
+        send(slot, { kind: 'shutdown', immediate: true });
+        return;
+      }
       slot.given = { text: inForce.text, file: inForce.file };
       send(slot, { kind: 'start', ...slot.given });
     });
@@ -238,6 +244,7 @@ export function supervisor(configFile: string, text: string, config: Config, log
     let next: Config;
     try {
       text = readConfigText(configFile);
+      lastRead = text;
       next = parseConfigFileText(configFile, text, process.env);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -258,6 +265,11 @@ export function supervisor(configFile: string, text: string, config: Config, log
     const needsRestart = results.find((result) => result?.needsRestart)?.needsRestart ?? [];
     inForce = { text, file: configFile, config: next, hash, loadedAt: Date.now() };
     log.info({ hash, workers: running.length }, 'configuration reloaded in every worker');
+    // A worker that came up while this reload went through the others started on the old text.
+    for (const slot of slots) {
+      if (slot.state === 'running' && !running.includes(slot) && slot.given?.text !== inForce.text)
+        void catchUp(slot);
+    }
     return outcome('ok', {
       ...(results[0]?.listeners ? { listeners: results[0].listeners } : {}),
       ...(needsRestart.length > 0 ? { needsRestart } : {}),
@@ -319,6 +331,8 @@ export function supervisor(configFile: string, text: string, config: Config, log
       cluster.setupPrimary({ silent: false });
       try {
         await Promise.all(slots.map((slot) => fork(slot)));
+        // A shutdown began while the workers started: it has told them to stop.
+        if (phase !== 'starting') return;
         if (config.admin.enabled) {
           admin = await listenAdmin(
             {
@@ -341,6 +355,7 @@ export function supervisor(configFile: string, text: string, config: Config, log
         await closeAll(true, 0);
         throw error;
       }
+      if (phase !== 'starting') return;
       phase = 'running';
       pinging = setInterval(() => {
         for (const slot of slots) void ping(slot);
@@ -363,5 +378,6 @@ export function supervisor(configFile: string, text: string, config: Config, log
     phase: () => phase,
     reload,
     reloadSettings: () => inForce.config.reload,
+    lastRead: () => lastRead,
   };
 }

@@ -15,12 +15,13 @@ function send(message: FromWorker): void {
   process.send?.(message);
 }
 
-function firstStart(): Promise<ConfigText> {
+/** The configuration to start with, or undefined when told to stop before starting. */
+function firstStart(): Promise<ConfigText | undefined> {
   return new Promise((resolve) => {
     const onMessage = (message: unknown): void => {
-      if (!isMessage<ToWorker>(message) || message.kind !== 'start') return;
+      if (!isMessage<ToWorker>(message) || (message.kind !== 'start' && message.kind !== 'shutdown')) return;
       process.off('message', onMessage);
-      resolve(message);
+      resolve(message.kind === 'start' ? message : undefined);
     };
     process.on('message', onMessage);
   });
@@ -59,6 +60,7 @@ function answer(gateway: Gateway, log: Logger, message: ToWorker, stop: (immedia
 export async function runWorker(version: string, index: string): Promise<number> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
   const start = await firstStart();
+  if (start === undefined) return 0;
   const config = parseConfigFileText(start.file, start.text, process.env);
   const log = createLogger({ level: config.log.level, format: config.log.format }).child({ worker: index });
   process.on('uncaughtException', (error) => {

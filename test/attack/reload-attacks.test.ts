@@ -11,8 +11,10 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import type { WebSocket } from 'ws';
+import { createGateway } from '../../src/gateway.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import type { Resolver } from '../../src/upstream/discovery.ts';
-import { type EchoBackend, startEchoBackend } from '../helpers/backends.ts';
+import { closedPort, type EchoBackend, startEchoBackend } from '../helpers/backends.ts';
 import {
   closeOf,
   handshakeHeaders,
@@ -433,4 +435,34 @@ test('reloads racing a shutdown', async (t: TestContext) => {
     'regression: a reload under way when the shutdown starts does not put its configuration in force after it',
     reloadUnderWayAtShutdown,
   );
+});
+
+test('regression: a shutdown while the gateway starts (its pools still in their first lookups) binds no listener', async (t: TestContext) => {
+  const backend = await startEchoBackend(t);
+  const resolver = heldResolver(backend);
+  t.after(() => resolver.release());
+  const port = await closedPort();
+  const config = testConfig({
+    listeners: { public: { address: '127.0.0.1', port } },
+    routes: { chat: { path: '/chat', pool: 'found' } },
+    pools: {
+      found: {
+        backends: [{ url: 'http://_ws._tcp.found.test', discover: 'srv' }],
+        discovery: { interval: '1h', timeout: '3s' },
+      },
+    },
+  });
+  const gateway = createGateway(config, {
+    log: createLogger({ level: 'silent', format: 'json' }),
+    version: '0.0.0-test',
+    resolver,
+  });
+  const starting = gateway.start();
+  await eventually(() => resolver.lookups > 0, 'the first lookup under way');
+  const stopping = gateway.shutdown({ immediate: true });
+  resolver.release();
+  await within(starting, 'the start to end');
+  await within(stopping, 'the shutdown to end');
+  assert.deepEqual(gateway.addresses(), {}, 'no listener was bound');
+  assert.equal(await accepts(port), false, 'nothing listens on the port');
 });

@@ -23,7 +23,7 @@ import {
 } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
-import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startGateway, type TestGateway, testConfig } from '../helpers/gateway.ts';
 
 const SRV_NAME = '_ws._tcp.chat.test';
 
@@ -338,4 +338,32 @@ test('regression: an upgrade still connecting when its backend leaves is closed 
   release?.();
   const ws = await opening;
   assert.deepEqual(await closeOf(ws, 5_000), { code: 1001, reason: 'backend removed' });
+});
+
+test('regression: a reload that is abandoned (a listener cannot bind) leaves the discovered backends of the pool in force as they were', async (t: TestContext) => {
+  const [a, b] = await Promise.all([namedBackend(t), namedBackend(t)]);
+  assert.ok(a && b);
+  const resolver = new ScriptedResolver();
+  resolver.serve([a, b]);
+  // An hour between lookups: the pool in force looks no more during the test.
+  const slow = { discovery: { interval: '1h', timeout: '1s' } };
+  const gw = await startGateway(t, discoveredPool(slow), { resolver });
+  const clients = await Promise.all(Array.from({ length: 4 }, () => openClient(gw.wsUrl('/'))));
+  t.after(() => closeAll(clients));
+  // The reload changes the pool, and DNS no longer lists B when its lookups would run.
+  resolver.serve([a]);
+  const outcome = await gw.gateway.reload(() =>
+    testConfig({
+      ...discoveredPool({ ...slow, retries: 1 }),
+      listeners: { public: { address: '127.0.0.1', port: 0 }, taken: { address: '127.0.0.1', port: a.port } },
+    }),
+  );
+  assert.equal(outcome.result, 'failed');
+  assert.deepEqual(
+    await backendStates(gw),
+    { [a.url]: 'up', [b.url]: 'up' },
+    'B was not drained by a pool never in force',
+  );
+  for (const ws of clients) await echoes(ws, 'untouched');
+  assert.equal(await gw.metric('wsgate_tunnel_errors_total', { code: 'BACKEND_REMOVED' }), 0);
 });
