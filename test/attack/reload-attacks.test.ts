@@ -24,6 +24,7 @@ import {
   rawRequest,
 } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 import { encodeFrame } from '../helpers/frames.ts';
 import { startGateway, testConfig } from '../helpers/gateway.ts';
 import { echoes, pool, reloadTo, twoBackendChat } from '../helpers/reload.ts';
@@ -399,7 +400,9 @@ async function reloadUnderWayAtShutdown(t: TestContext): Promise<void> {
   const resolver = heldResolver(backend);
   t.after(() => resolver.release());
   const first = { routes: { chat: { path: '/chat', pool: 'echo' } }, pools: { echo: pool([backend]) } };
-  const gw = await startGateway(t, first, { resolver, skipLeakCheck: true });
+  // The lookups' timers are on the gateway's clock: this test moves it by hand.
+  const clock = new FakeClock();
+  const gw = await startGateway(t, first, { resolver, clock, skipLeakCheck: true });
   const publicPort = gw.port();
   // The reload waits in its new pool's first lookup while the shutdown runs to its end.
   const reloading = reloadTo(gw, {
@@ -415,12 +418,17 @@ async function reloadUnderWayAtShutdown(t: TestContext): Promise<void> {
     },
   });
   await eventually(() => resolver.lookups > 0, 'the reload is in its first lookup');
-  await gw.gateway.shutdown();
+  // The shutdown waits for the reload, which gives up when its first lookup times out.
+  const down = gw.gateway.shutdown();
+  clock.advance(3_100);
+  await within(down, 'the shutdown');
   assert.equal(await accepts(publicPort), false, 'the listener closed with the shutdown');
   resolver.release();
   const outcome = await within(reloading, 'the reload under way');
   const lookupsAfter = resolver.lookups;
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Ten lookup intervals later on the gateway's clock: a pool still looking up would have.
+  clock.advance(200);
+  await new Promise((resolve) => setImmediate(resolve));
   const lookupsLater = resolver.lookups;
   const extraPort = gw.gateway.addresses().extra?.port;
   const extraAccepts = extraPort === undefined ? false : await accepts(extraPort);
