@@ -7,7 +7,6 @@
  * bounded number of reloads, and nothing outlives the gateway.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import type { WebSocket } from 'ws';
@@ -21,6 +20,7 @@ import {
   nextMessage,
   openClient,
   plainGet,
+  plainRequest,
   rawRequest,
 } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
@@ -171,24 +171,7 @@ test('200 reloads asked for at once, or while one runs, fold into one more: all 
 
 /** `POST /reload` on a fresh connection from loopback; resolves with status and body. */
 function postReload(port: number): Promise<{ status: number; body: string }> {
-  return within(
-    new Promise((done, fail) => {
-      const req = request(
-        { host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false },
-        (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => {
-            body += chunk;
-          });
-          res.on('end', () => done({ status: res.statusCode ?? 0, body }));
-        },
-      );
-      req.once('error', fail);
-      req.end();
-    }),
-    'POST /reload',
-  );
+  return plainRequest(port, '/reload', { method: 'POST' });
 }
 
 test('100 POST /reload at once from loopback: all answered 200, one reload does the work, the metrics stay bounded', async (t: TestContext) => {

@@ -165,9 +165,22 @@ export function plainGet(
   headers: Record<string, string> = {},
   host = '127.0.0.1',
 ): Promise<{ status: number; body: string }> {
+  return plainRequest(port, path, { headers, host });
+}
+
+/** A request without a body (GET unless `method` says otherwise) on a fresh connection. */
+export function plainRequest(
+  port: number,
+  path: string,
+  {
+    method = 'GET',
+    headers = {},
+    host = '127.0.0.1',
+  }: { method?: string; headers?: Record<string, string>; host?: string },
+): Promise<{ status: number; body: string }> {
   return within(
     new Promise((resolve, reject) => {
-      const req = request({ host, port, path, headers, agent: false }, (res) => {
+      const req = request({ host, port, path, method, headers, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
@@ -178,6 +191,6 @@ export function plainGet(
       req.on('error', reject);
       req.end();
     }),
-    `GET ${path} on port ${port}`,
+    `${method} ${path} on port ${port}`,
   );
 }

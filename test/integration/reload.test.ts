@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -18,7 +17,7 @@ import { ConfigError } from '../../src/config/config-error.ts';
 import { parseConfigText } from '../../src/config/load.ts';
 import { startEchoBackend } from '../helpers/backends.ts';
 import { issueCertificate, opensslMissing } from '../helpers/certificates.ts';
-import { closeOf, openClient, plainGet } from '../helpers/clients.ts';
+import { closeOf, openClient, plainGet, plainRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -323,24 +322,7 @@ test('POST /reload on the admin server: from this machine it reloads, from elsew
     routes: { chat: { path: '/chat', pool: 'echo' } },
     pools: { echo: pool([backend]) },
   });
-  const post = (host: string) =>
-    within(
-      new Promise<{ status: number; body: string }>((done, fail) => {
-        const req = request(
-          { host, port: gw.adminPort(), path: '/reload', method: 'POST', agent: false },
-          (res) => {
-            let body = '';
-            res.on('data', (chunk: Buffer) => {
-              body += chunk.toString();
-            });
-            res.on('end', () => done({ status: res.statusCode ?? 0, body }));
-          },
-        );
-        req.once('error', fail);
-        req.end();
-      }),
-      `POST /reload via ${host}`,
-    );
+  const post = (host: string) => plainRequest(gw.adminPort(), '/reload', { method: 'POST', host });
   const local = await post('127.0.0.1');
   assert.equal(local.status, 200);
   assert.equal((JSON.parse(local.body) as { result: string }).result, 'unchanged');
