@@ -30,6 +30,7 @@ import {
   type ShutdownOptions,
   serialReloads,
 } from './lifecycle.ts';
+import { MemoryLimits } from './limits/memory-store.ts';
 import { type ListenerChanges, ListenerSet } from './listener/listener-set.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
@@ -107,7 +108,8 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const registry = new ConnectionRegistry();
   const clock = deps.clock ?? SYSTEM_CLOCK;
   const wallNow = deps.wallNow ?? Date.now;
-  const admission = new Admission(config.admission, clock);
+  const limits = new MemoryLimits(config.admission, clock);
+  const admission = new Admission(config.admission, limits);
   metrics.trackedClients = () => admission.tracked;
   const snapshotDeps = {
     metrics,
@@ -117,7 +119,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     resolver: deps.resolver,
     wallNow,
     admission,
-    subjects: new SubjectConnections(subjectCap(config)),
+    subjects: new SubjectConnections(subjectCap(config), limits),
     drain: new BackendDrain(registry, clock),
   };
   const initial = changeSnapshot(undefined, config, snapshotDeps);
@@ -183,7 +185,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
 
   async function startNow(): Promise<void> {
     sweeper.start();
-    await initial.start();
+    await Promise.all([initial.start(), limits.start()]);
     // A shutdown began while the pools started: it closes what exists, so nothing is bound now.
     if (phase !== 'starting') return;
     try {
@@ -281,6 +283,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     for (const keySet of current.keySets.values()) keySet.stop();
     for (const pool of [...current.pools.values(), ...retiredPools]) pool.close();
     snapshotDeps.drain.stop();
+    await limits.close();
   }
 
   /** Not ready, still serving, for `drainDelay` (or until an immediate shutdown cuts it short). */

@@ -1,17 +1,19 @@
 /**
  * The cap on WebSocket connections open at once for one token subject (`iss` and `sub`), across
  * every route of the gateway: a stage of the routes that ask for tokens, after the token check.
- * A slot is taken when the stage passes and given back when the client's socket closes. Only
- * subjects with a connection open are remembered, so what is kept is bounded by the connections.
+ * The count is the limit store's (this process's, or the fleet's on Redis); a slot is taken when
+ * the stage passes and given back when the client's socket closes.
  */
+import { holdWhileOpen, type LimitStore } from '../limits/limit-store.ts';
 import type { RequestStage } from './request-stage.ts';
 
 export class SubjectConnections {
   #max: number;
-  readonly #open = new Map<string, number>();
+  readonly #store: LimitStore;
 
-  constructor(max: number) {
+  constructor(max: number, store: LimitStore) {
     this.#max = max;
+    this.#store = store;
   }
 
   /**
@@ -24,7 +26,7 @@ export class SubjectConnections {
 
   /** Subjects with a connection open now. */
   get tracked(): number {
-    return this.#open.size;
+    return this.#store.trackedSubjects;
   }
 
   readonly stage: RequestStage = {
@@ -35,15 +37,7 @@ export class SubjectConnections {
       if (key === undefined) return undefined;
       const socket = ctx.req.socket;
       if (socket.closed) return { code: 'CLIENT_GONE', detail: 'before the subject limit' };
-      const open = this.#open.get(key) ?? 0;
-      if (open >= this.#max) return { code: 'SUBJECT_CONNECTIONS_EXCEEDED', headers: [['Retry-After', '1']] };
-      this.#open.set(key, open + 1);
-      socket.once('close', () => {
-        const left = (this.#open.get(key) ?? 1) - 1;
-        if (left > 0) this.#open.set(key, left);
-        else this.#open.delete(key);
-      });
-      return undefined;
+      return holdWhileOpen(this.#store.holdSubject(key, this.#max), socket, 'the subject limit');
     },
   };
 }

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import type { AdmissionSettings } from '../../src/config/admission-schema.ts';
+import { MemoryLimits } from '../../src/limits/memory-store.ts';
 import type { UpgradeContext } from '../../src/upgrade/context.ts';
 import { Admission } from '../../src/upgrade/stages/admission.ts';
 import { startEchoBackend } from '../helpers/backends.ts';
@@ -66,7 +67,7 @@ test('regression: long-lived connections of the oldest addresses do not lock new
     perSubject: { maxConnections: 'off' },
     maxTrackedClients: 1_000,
   };
-  const admission = new Admission(settings, new FakeClock());
+  const admission = new Admission(settings, new MemoryLimits(settings, new FakeClock()));
   const held = [];
   for (let i = 0; i < 20; i++) {
     const client = context(`10.0.0.${i}`);

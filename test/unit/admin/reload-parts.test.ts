@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { isLoopback } from '../../../src/admin/admin-server.ts';
 import type { AdmissionSettings } from '../../../src/config/admission-schema.ts';
 import { type ReloadOutcome, serialReloads } from '../../../src/lifecycle.ts';
+import { MemoryLimits } from '../../../src/limits/memory-store.ts';
 import { Sweeper } from '../../../src/tunnel/sweeper.ts';
 import type { UpgradeContext } from '../../../src/upgrade/context.ts';
 import { Admission } from '../../../src/upgrade/stages/admission.ts';
@@ -66,7 +67,7 @@ function upgradeFrom(address: string): { ctx: UpgradeContext; close: () => void 
 describe('Admission.reconfigure', () => {
   it('holds open connections to a lowered cap and gives a changed rate a full bucket', () => {
     const clock = new FakeClock();
-    const admission = new Admission(settings(3, 'off'), clock);
+    const admission = new Admission(settings(3, 'off'), new MemoryLimits(settings(3, 'off'), clock));
     const open = [1, 2, 3].map(() => upgradeFrom('192.0.2.1'));
     for (const { ctx } of open) assert.equal(admission.stage.run(ctx), undefined);
     admission.reconfigure(settings(2, 'off'));
