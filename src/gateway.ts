@@ -30,7 +30,7 @@ import {
   type ShutdownOptions,
   serialReloads,
 } from './lifecycle.ts';
-import { MemoryLimits } from './limits/memory-store.ts';
+import { createLimitStore } from './limits/create-store.ts';
 import { type ListenerChanges, ListenerSet } from './listener/listener-set.ts';
 import { ConnectionRegistry } from './listener/registry.ts';
 import type { Logger } from './observability/logger.ts';
@@ -91,8 +91,14 @@ function restartOnly(current: Config, next: Config): string[] {
     ['log.format', current.log.format, next.log.format],
     ['workers', current.workers, next.workers],
     ['listenerSharing', current.listenerSharing, next.listenerSharing],
+    ['admission.store', storeText(current), storeText(next)],
   ];
   return fields.filter(([, before, after]) => before !== after).map(([name]) => name);
+}
+
+/** `admission.store` as text, to compare (its files by content). */
+function storeText(config: Config): string {
+  return JSON.stringify(config.admission.store);
 }
 
 /** The per-subject connection cap of `config` (none: no limit). */
@@ -108,9 +114,10 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
   const registry = new ConnectionRegistry();
   const clock = deps.clock ?? SYSTEM_CLOCK;
   const wallNow = deps.wallNow ?? Date.now;
-  const limits = new MemoryLimits(config.admission, clock);
+  const limits = createLimitStore(config.admission, { clock, log, metrics });
   const admission = new Admission(config.admission, limits);
   metrics.trackedClients = () => admission.tracked;
+  metrics.limitStore = () => limits.state();
   const snapshotDeps = {
     metrics,
     clock,
@@ -349,6 +356,7 @@ export function createGateway(config: Config, deps: GatewayDeps): Gateway {
     current: () => current,
     lastReload: () => lastReload,
     addresses: () => listeners.addresses(),
+    limitStore: () => limits.state(),
     totals: () => ({
       tunnels: registry.tunnelCount,
       handshakes: registry.pendingCount,

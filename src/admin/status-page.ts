@@ -45,6 +45,7 @@ function render(status) {
     'version ' + status.version + ' · ' + status.phase + ' · up ' + status.uptimeSeconds + ' s · configuration ' + status.configuration.hash +
     (status.configuration.lastReload ? ' · last reload ' + status.configuration.lastReload.result + ' at ' + new Date(status.configuration.lastReload.at).toLocaleTimeString() : '') +
     (status.configuration.lastReload?.error ? ': ' + status.configuration.lastReload.error : '') +
+    (status.limitStore && status.limitStore.store === 'redis' ? ' · limits in Redis: ' + (status.limitStore.up ? 'up' : 'NOT ANSWERING') + ', ' + status.limitStore.leases + ' leases' : '') +
     ' · updated ' + new Date().toLocaleTimeString();
   const totals = document.getElementById('totals');
   totals.replaceChildren();

@@ -6,6 +6,7 @@
  */
 import type { Config } from '../config/schema.ts';
 import type { ReloadOutcome } from '../lifecycle.ts';
+import type { LimitStoreState } from '../limits/limit-store.ts';
 import type { Pool } from '../upstream/pool.ts';
 
 export interface StatusSource {
@@ -22,6 +23,8 @@ export interface StatusSource {
   /** How the last reload ended, if there was one. */
   readonly lastReload: () => ReloadOutcome | undefined;
   readonly addresses: () => Readonly<Record<string, { address: string; port: number }>>;
+  /** Where the per-client and per-subject limits count, and whether it answers. */
+  readonly limitStore: () => LimitStoreState;
   readonly totals: () => { readonly tunnels: number; readonly handshakes: number; readonly requests: number };
 }
 
@@ -33,6 +36,7 @@ export function statusReport(source: StatusSource) {
     phase: source.phase(),
     uptimeSeconds: Math.round((Date.now() - source.startedAt) / 1000),
     totals: source.totals(),
+    limitStore: source.limitStore(),
     configuration: {
       hash,
       loadedAt: new Date(loadedAt).toISOString(),

@@ -38,3 +38,18 @@ export function pemFile(context: SchemaContext) {
     return pem === undefined ? z.NEVER : { path: resolve(context.baseDir, path), pem };
   });
 }
+
+/** A path in the configuration that comes out as the file's text, without a trailing newline. */
+export function textFile(context: SchemaContext) {
+  return z.string().transform((path, ctx): string => {
+    const content = readConfigFile(context, path, ctx);
+    if (content === undefined) return z.NEVER;
+    // A trailing newline is how editors and `kubectl create secret` leave files.
+    const text = content.toString('utf8').replace(/\r?\n$/, '');
+    if (text === '') {
+      ctx.addIssue({ code: 'custom', message: `${resolve(context.baseDir, path)} is empty` });
+      return z.NEVER;
+    }
+    return text;
+  });
+}

@@ -258,7 +258,7 @@ export function createConfigSchema(context: SchemaContext) {
       .describe(
         'What a route asks of a token (JWT), inherited by every route (which may override each field).',
       ),
-    admission: admissionSchema
+    admission: admissionSchema(context)
       .prefault({})
       .describe('How many WebSocket connections the gateway takes at once, and how fast from one address.'),
     origins: originsSchema

@@ -163,15 +163,21 @@ export function suggestKey(key: string, known: readonly string[]): string | unde
 
 /** Replaces a union failure by the issues of the alternative the value was meant for, when there is one. */
 function unionIssues(issue: z.core.$ZodIssueInvalidUnion): z.core.$ZodIssue[] | string {
+  // A value of another type, or not the one word a branch takes (`off`, `memory`): not meant for it.
   const wrongShape = (branch: readonly z.core.$ZodIssue[]) =>
-    branch.some((inner) => inner.path.length === 0 && inner.code === 'invalid_type');
+    branch.some(
+      (inner) => inner.path.length === 0 && (inner.code === 'invalid_type' || inner.code === 'invalid_value'),
+    );
   const meant = issue.errors.filter((branch) => !wrongShape(branch));
   const [first] = meant;
   if (first) return first;
   const expected = issue.errors.flatMap((branch) =>
-    branch.flatMap((inner) =>
-      inner.path.length === 0 && inner.code === 'invalid_type' ? [noun(inner.expected)] : [],
-    ),
+    branch.flatMap((inner) => {
+      if (inner.path.length !== 0) return [];
+      if (inner.code === 'invalid_type') return [noun(inner.expected)];
+      if (inner.code === 'invalid_value') return inner.values.map((value) => JSON.stringify(value));
+      return [];
+    }),
   );
   return expected.length > 0 ? `must be ${[...new Set(expected)].join(' or ')}` : issue.message;
 }

@@ -147,6 +147,15 @@ export const CODES = {
     description:
       'The client address went over `admission.perClient.handshakeRate`; answered with Retry-After (the seconds until its next token).',
   },
+  LIMIT_STORE_UNREACHABLE: {
+    phase: 'handshake',
+    status: 503,
+    closes: {},
+    source: 'gateway',
+    level: 'warn',
+    description:
+      'The Redis limit store could not be asked (not connected, an error, or no answer within its `timeout`) and `admission.store.redis.whenUnreachable` is `closed`; answered with Retry-After.',
+  },
   CLIENT_TRACKING_FULL: {
     phase: 'handshake',
     status: 429,

@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { VerifiedToken } from '../auth/verify-token.ts';
-import type { ErrorCode } from '../errors/codes.ts';
+import type { Rejection } from '../errors/rejection.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -26,13 +26,7 @@ export {
 export type Pass = 'upgrade' | 'request';
 
 /** A stage's decision to refuse the request. */
-export interface Rejection {
-  readonly code: ErrorCode;
-  /** Extra response headers, e.g. `Sec-WebSocket-Version: 13` with a 426. */
-  readonly headers?: readonly (readonly [string, string])[];
-  /** For the log only; never sent to the client. */
-  readonly detail?: string;
-}
+export type { Rejection };
 
 /** What the token check found, for the stages after it and the tunnel. */
 export interface AuthFindings {

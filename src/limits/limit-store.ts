@@ -8,7 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import type { AdmissionSettings } from '../config/admission-schema.ts';
-import type { Rejection } from '../front/request-stage.ts';
+import type { Rejection } from '../errors/rejection.ts';
 
 /** A connection's hold on what it counts against, given back once, when the connection ends. */
 export interface Lease {
@@ -29,10 +29,20 @@ export interface LimitStore {
   readonly trackedClients: number;
   /** Subjects with a connection open through this process now. */
   readonly trackedSubjects: number;
+  /** What `/status.json` and the metrics show of the store. */
+  state(): LimitStoreState;
   /** Connects (bounded in time: limits work, by their failure setting, while it is not up). */
   start(): Promise<void>;
   /** Gives back what is held and disconnects. */
   close(): Promise<void>;
+}
+
+export interface LimitStoreState {
+  readonly store: 'memory' | 'redis';
+  /** Whether the store decides upgrades now (always, for the memory store). */
+  readonly up: boolean;
+  /** Leases this process holds in a shared store. */
+  readonly leases: number;
 }
 
 /** Nothing held: the lease of a connection no limit counts. */

@@ -12,7 +12,7 @@
 import type { AdmissionSettings } from '../config/admission-schema.ts';
 import { TokenBucket } from '../tunnel/limits.ts';
 import type { Clock } from '../tunnel/sweeper.ts';
-import type { Lease, LimitStore, Verdict } from './limit-store.ts';
+import type { Lease, LimitStore, LimitStoreState, Verdict } from './limit-store.ts';
 
 /** What is remembered of one client address; it is also the lease of each of its connections. */
 class ClientEntry implements Lease {
@@ -101,6 +101,10 @@ export class MemoryLimits implements LimitStore {
   /** `entry` has nothing open again: the last to be forgotten among the idle (if still remembered). */
   becameIdle(entry: ClientEntry): void {
     if (this.#clients.get(entry.address) === entry) this.#idle.set(entry.address, entry);
+  }
+
+  state(): LimitStoreState {
+    return { store: 'memory', up: true, leases: 0 };
   }
 
   async start(): Promise<void> {}

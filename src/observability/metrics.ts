@@ -184,6 +184,43 @@ export class GatewayMetrics {
     },
   });
 
+  /** The limit store's state (set by the gateway). */
+  limitStore: () => { up: boolean; leases: number } = () => ({ up: true, leases: 0 });
+
+  readonly limitStoreUp = new Gauge({
+    name: 'wsgate_limit_store_up',
+    help: 'Whether the limit store decides upgrades now: 0 while the Redis store cannot be asked (upgrades are decided as whenUnreachable says); always 1 for the memory store.',
+    aggregator: 'min',
+    registers: [this.registry],
+    collect: () => {
+      this.limitStoreUp.set(this.limitStore().up ? 1 : 0);
+    },
+  });
+
+  readonly limitStoreLeases = new Gauge({
+    name: 'wsgate_limit_store_leases',
+    help: 'Connection leases this gateway holds in the Redis limit store (refreshed every third of leaseTtl).',
+    registers: [this.registry],
+    collect: () => {
+      this.limitStoreLeases.set(this.limitStore().leases);
+    },
+  });
+
+  readonly limitStoreUnreachable = new Counter({
+    name: 'wsgate_limit_store_unreachable_total',
+    help: "Upgrades decided without the Redis limit store, by limit (client, subject) and action (admitted: by this process's own counts; refused: 503).",
+    labelNames: ['limit', 'action'] as const,
+    registers: [this.registry],
+  });
+
+  readonly limitStoreSeconds = new Histogram({
+    name: 'wsgate_limit_store_seconds',
+    help: 'Time the Redis limit store took to answer, by operation (client, subject: a decision during an upgrade; refresh: extending held leases), failures and timeouts included.',
+    labelNames: ['operation'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
   readonly originRefusals = new Counter({
     name: 'wsgate_origin_refusals_total',
     help: 'Requests refused (403) by the Origin policy, by route and reason (not_allowed, missing, malformed).',

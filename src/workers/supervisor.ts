@@ -23,6 +23,7 @@ import {
   type ShutdownOptions,
   serialReloads,
 } from '../lifecycle.ts';
+import type { LimitStoreState } from '../limits/limit-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { configHash } from '../snapshot.ts';
 import { RestartBackoff } from './backoff.ts';
@@ -291,6 +292,7 @@ export function supervisor(configFile: string, text: string, config: Config, log
       ...first,
       phase,
       totals: { tunnels: sum('tunnels'), handshakes: sum('handshakes'), requests: sum('requests') },
+      limitStore: fleetLimitStore(answers.map((answer) => answer?.status.limitStore)),
       configuration: {
         hash: inForce.hash,
         loadedAt: new Date(inForce.loadedAt).toISOString(),
@@ -379,5 +381,19 @@ export function supervisor(configFile: string, text: string, config: Config, log
     reload,
     reloadSettings: () => inForce.config.reload,
     lastRead: () => lastRead,
+  };
+}
+
+/** The fleet's limit store: up when every worker that answered says so, its leases summed. */
+function fleetLimitStore(states: readonly unknown[]): LimitStoreState | null {
+  const known = states.filter(
+    (state): state is LimitStoreState => typeof state === 'object' && state !== null,
+  );
+  const [first] = known;
+  if (first === undefined) return null;
+  return {
+    store: first.store,
+    up: known.every((state) => state.up),
+    leases: known.reduce((total, state) => total + state.leases, 0),
   };
 }

@@ -66,6 +66,7 @@ test('regression: long-lived connections of the oldest addresses do not lock new
     perClient: { maxConnections: 100, handshakeRate: 'off' },
     perSubject: { maxConnections: 'off' },
     maxTrackedClients: 1_000,
+    store: 'memory',
   };
   const admission = new Admission(settings, new MemoryLimits(settings, new FakeClock()));
   const held = [];

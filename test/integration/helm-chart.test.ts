@@ -298,6 +298,46 @@ describe('the Helm chart', { skip }, () => {
     );
   });
 
+  it('a fleet-wide limit store: its password from a Secret, its CA mounted, the configuration loadable', () => {
+    const store = {
+      redis: {
+        url: 'rediss://redis.wsgate.svc:6380/0',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the configuration's reference syntax.
+        password: '${REDIS_PASSWORD}',
+        tls: { ca: '/etc/wsgate/secrets/redis/ca.crt' },
+      },
+    };
+    const manifests = renderValid({
+      config: { admission: { perSubject: { maxConnections: 10 }, store } },
+      env: [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'redis', key: 'password' } } }],
+      secretMounts: [{ name: 'redis', secretName: 'redis-tls' }],
+    });
+    const pod = (find(manifests, 'Deployment') as unknown as DeploymentShape).spec.template.spec;
+    const container = pod.containers[0] as ContainerSpec & { env: { name: string }[] };
+    assert.deepEqual(
+      container.env.map((variable) => variable.name),
+      ['REDIS_PASSWORD'],
+    );
+    const mount = container.volumeMounts.find((entry) => entry.mountPath === '/etc/wsgate/secrets/redis');
+    assert.ok(mount, 'the Secret is mounted');
+    assert.deepEqual(pod.volumes.find((volume) => volume.name === mount.name)?.secret, {
+      secretName: 'redis-tls',
+    });
+    const data = (find(manifests, 'ConfigMap') as unknown as { data: Record<string, string> }).data;
+    const text = (data['config.yaml'] ?? '').replaceAll(
+      '/etc/wsgate/secrets/redis/ca.crt',
+      join(ROOT, 'test/fixtures/tls/ca.pem'),
+    );
+    const config = parseConfigText(text, {
+      file: 'config.yaml',
+      baseDir: ROOT,
+      env: { REDIS_PASSWORD: 'from-the-secret' },
+    });
+    assert.ok(
+      config.admission.store !== 'memory' && config.admission.store.redis.password === 'from-the-secret',
+    );
+  });
+
   it('a ConfigMap change reloads in place; only settings a reload cannot change roll the pods', () => {
     const checksum = (values: Record<string, unknown>): string =>
       (find(renderValid(values), 'Deployment') as unknown as DeploymentShape).spec.template.metadata
@@ -309,6 +349,11 @@ describe('the Helm chart', { skip }, () => {
       'a route change leaves the pods as they are',
     );
     assert.notEqual(checksum({ config: { workers: 2 } }), base, 'a change of workers rolls them');
+    assert.notEqual(
+      checksum({ config: { admission: { store: { redis: { url: 'redis://redis:6379' } } } } }),
+      base,
+      'a change of the limit store rolls them',
+    );
     assert.notEqual(
       checksum({ config: { log: { format: 'pretty' } } }),
       base,

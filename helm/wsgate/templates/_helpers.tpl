@@ -70,7 +70,7 @@ the pods through this checksum; every other change is reloaded in place.
 */}}
 {{- define "wsgate.restartChecksum" -}}
 {{- $config := include "wsgate.config" . | fromYaml -}}
-{{- dict "admin" $config.admin "log" (default dict $config.log).format "workers" $config.workers "listenerSharing" $config.listenerSharing | toJson | sha256sum -}}
+{{- dict "admin" $config.admin "log" (default dict $config.log).format "workers" $config.workers "listenerSharing" $config.listenerSharing "store" (default dict $config.admission).store | toJson | sha256sum -}}
 {{- end -}}
 
 {{/* Seconds of a duration such as 25s, 2m or 1500ms (the forms the chart accepts for drainTimeout). */}}
@@ -104,6 +104,10 @@ readinessProbe:
 lifecycle:
   preStop:
     exec: { command: ["sleep", "{{ .Values.preStopSeconds }}"] }
+{{- with .Values.env }}
+env:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 resources:
   {{- toYaml .Values.resources | nindent 2 }}
 securityContext:
@@ -118,6 +122,9 @@ volumeMounts:
 {{- if .Values.tls.secretName }}
   - { name: wsgate-tls, mountPath: /etc/wsgate/tls, readOnly: true }
 {{- end }}
+{{- range .Values.secretMounts }}
+  - { name: {{ printf "secret-%s" .name | trunc 63 }}, mountPath: /etc/wsgate/secrets/{{ .name }}, readOnly: true }
+{{- end }}
 {{- end -}}
 
 {{/* The volumes the container mounts (a directory mount, so that ConfigMap and Secret updates reach it). */}}
@@ -127,5 +134,9 @@ volumeMounts:
 {{- if .Values.tls.secretName }}
 - name: wsgate-tls
   secret: { secretName: {{ .Values.tls.secretName }} }
+{{- end }}
+{{- range .Values.secretMounts }}
+- name: {{ printf "secret-%s" .name | trunc 63 }}
+  secret: { secretName: {{ .secretName }} }
 {{- end }}
 {{- end -}}

@@ -111,6 +111,7 @@ describe('loadConfigFile', () => {
         perClient: { maxConnections: 'off', handshakeRate: 'off' },
         perSubject: { maxConnections: 'off' },
         maxTrackedClients: 100_000,
+        store: 'memory',
       },
       keySets: {},
       auth: {

@@ -1,0 +1,77 @@
+/**
+ * The leases one gateway holds in Redis, by key: what it refreshes every third of the lease time
+ * and gives back as connections close. Only keys with a lease held are kept, so what is kept is
+ * bounded by the open connections. Leases given back while Redis could not be told are kept apart
+ * (at most MAX_UNREMOVED, the oldest dropped first: they expire first anyway) until it is back.
+ */
+
+/** Given-back leases remembered for removal while Redis is away, at most. */
+const MAX_UNREMOVED = 100_000;
+
+export class LeaseBook {
+  readonly #keys = new Map<string, Set<string>>();
+  #size = 0;
+  /** Given back, not yet removed from Redis: member → key and when it was given back. */
+  readonly #unremoved = new Map<string, { key: string; releasedAt: number }>();
+
+  /** Leases held now. */
+  get size(): number {
+    return this.#size;
+  }
+
+  add(key: string, member: string): void {
+    let members = this.#keys.get(key);
+    if (members === undefined) {
+      members = new Set();
+      this.#keys.set(key, members);
+    }
+    members.add(member);
+    this.#size++;
+  }
+
+  has(key: string, member: string): boolean {
+    return this.#keys.get(key)?.has(member) ?? false;
+  }
+
+  /** Takes `member` out of `key`; false when it was not held. */
+  remove(key: string, member: string): boolean {
+    const members = this.#keys.get(key);
+    if (members === undefined || !members.delete(member)) return false;
+    this.#size--;
+    if (members.size === 0) this.#keys.delete(key);
+    return true;
+  }
+
+  /** Every key with its members, at most `limit` members at a time (a key with more comes in parts). */
+  *batches(limit: number): Generator<[string, string[]]> {
+    for (const [key, members] of this.#keys) {
+      let batch: string[] = [];
+      for (const member of members) {
+        batch.push(member);
+        if (batch.length === limit) {
+          yield [key, batch];
+          batch = [];
+        }
+      }
+      if (batch.length > 0) yield [key, batch];
+    }
+  }
+
+  /** A lease given back that Redis could not be told of: to be removed when it is back. */
+  unremoved(key: string, member: string, releasedAt: number): void {
+    if (this.#unremoved.size >= MAX_UNREMOVED) {
+      const oldest = this.#unremoved.keys().next();
+      if (!oldest.done) this.#unremoved.delete(oldest.value);
+    }
+    this.#unremoved.set(member, { key, releasedAt });
+  }
+
+  /** The leases to remove now: those given back since `since` (older ones have expired). */
+  takeUnremoved(since: number): [string, string, number][] {
+    const waiting = [...this.#unremoved];
+    this.#unremoved.clear();
+    return waiting.flatMap(([member, { key, releasedAt }]) =>
+      releasedAt > since ? [[key, member, releasedAt] as [string, string, number]] : [],
+    );
+  }
+}
