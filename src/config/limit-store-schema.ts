@@ -95,7 +95,7 @@ function redisStoreSchema(context: SchemaContext) {
           path: ['passwordFile'],
           message: 'give password or passwordFile, not both',
         });
-      if (redis.tls !== undefined && !redis.url.startsWith('rediss:'))
+      if (redis.tls !== undefined && new URL(redis.url).protocol !== 'rediss:')
         ctx.addIssue({ code: 'custom', path: ['tls'], message: 'TLS settings need a rediss:// URL' });
       if ((redis.tls?.cert === undefined) !== (redis.tls?.key === undefined))
         ctx.addIssue({ code: 'custom', path: ['tls'], message: 'give cert and key together' });

@@ -42,19 +42,9 @@ export class LeaseBook {
     return true;
   }
 
-  /** Every key with its members, at most `limit` members at a time (a key with more comes in parts). */
-  *batches(limit: number): Generator<[string, string[]]> {
-    for (const [key, members] of this.#keys) {
-      let batch: string[] = [];
-      for (const member of members) {
-        batch.push(member);
-        if (batch.length === limit) {
-          yield [key, batch];
-          batch = [];
-        }
-      }
-      if (batch.length > 0) yield [key, batch];
-    }
+  /** Every lease held, as key and member. */
+  *held(): Generator<[string, string]> {
+    for (const [key, members] of this.#keys) for (const member of members) yield [key, member];
   }
 
   /** A lease given back that Redis could not be told of: to be removed when it is back. */
@@ -66,12 +56,35 @@ export class LeaseBook {
     this.#unremoved.set(member, { key, releasedAt });
   }
 
-  /** The leases to remove now: those given back since `since` (older ones have expired). */
-  takeUnremoved(since: number): [string, string, number][] {
+  /** The leases to remove now, as key and member: those given back since `since` (older ones have expired). */
+  takeUnremoved(since: number): [string, string][] {
     const waiting = [...this.#unremoved];
     this.#unremoved.clear();
     return waiting.flatMap(([member, { key, releasedAt }]) =>
-      releasedAt > since ? [[key, member, releasedAt] as [string, string, number]] : [],
+      releasedAt > since ? [[key, member] as [string, string]] : [],
     );
   }
+}
+
+/**
+ * `leases` (key and member) grouped by key into batches of at most `limit` members, for the
+ * scripts that take many keys at once.
+ */
+export function* leaseBatches(
+  leases: Iterable<readonly [string, string]>,
+  limit: number,
+): Generator<[string, string[]][]> {
+  let batch = new Map<string, string[]>();
+  let size = 0;
+  for (const [key, member] of leases) {
+    const members = batch.get(key);
+    if (members) members.push(member);
+    else batch.set(key, [member]);
+    if (++size === limit) {
+      yield [...batch];
+      batch = new Map();
+      size = 0;
+    }
+  }
+  if (size > 0) yield [...batch];
 }

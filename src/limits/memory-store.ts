@@ -82,6 +82,14 @@ export class MemoryLimits implements LimitStore {
     return { lease: entry };
   }
 
+  /**
+   * Gives back the handshake token `address` spent on an upgrade that was refused after all (by
+   * the fleet's count, when this store checks for the Redis store).
+   */
+  refundHandshake(address: string): void {
+    this.#clients.get(address)?.bucket?.refund(1);
+  }
+
   holdSubject(subject: string, max: number): Verdict {
     const open = this.#subjects.get(subject) ?? 0;
     if (open >= max)

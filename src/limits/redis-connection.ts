@@ -4,6 +4,7 @@
  * set to fail fast rather than wait: no offline queue (a command while disconnected is refused at
  * once), a bounded command queue, a connect timeout, and reconnection with a capped backoff.
  */
+import { isIP } from 'node:net';
 import { createClient, ErrorReply } from '@redis/client';
 import type { RedisStoreSettings } from '../config/limit-store-schema.ts';
 
@@ -21,7 +22,8 @@ export interface RedisConnection {
 /** Commands waiting for Redis at most: past it a decision is made without it. */
 const QUEUE_LIMIT = 10_000;
 const CONNECT_TIMEOUT_MS = 2_000;
-const RECONNECT_CAP_MS = 2_000;
+/** The longest wait between reconnection attempts. */
+export const RECONNECT_CAP_MS = 2_000;
 
 /** Milliseconds before reconnect attempt `retries`: 50 ms doubling to 2 s, with jitter. */
 export function reconnectDelay(retries: number): number {
@@ -40,7 +42,8 @@ export function connectRedis(settings: RedisStoreSettings): RedisConnection {
     ? {
         ...common,
         tls: true as const,
-        servername: tls?.serverName ?? host,
+        // No SNI for an address (RFC 6066 §3); the certificate is still checked against it.
+        ...(tls?.serverName || isIP(host) === 0 ? { servername: tls?.serverName ?? host } : {}),
         ...(tls?.ca ? { ca: tls.ca.pem } : {}),
         ...(tls?.cert && tls.key ? { cert: tls.cert.pem, key: tls.key.pem } : {}),
       }

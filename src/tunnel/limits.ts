@@ -53,6 +53,11 @@ export class TokenBucket {
     return true;
   }
 
+  /** Gives back `n` tokens taken for something that did not happen after all (never past `burst`). */
+  refund(n: number): void {
+    this.#tokens = Math.min(this.#burst, this.#tokens + n);
+  }
+
   /** Takes `n` tokens whatever is left, possibly into debt. */
   take(n: number, now: number): void {
     this.tokens(now);

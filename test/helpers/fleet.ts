@@ -19,12 +19,13 @@ export async function fleetGateway(
   backendUrl: string,
   redis: Record<string, unknown>,
   admission: Record<string, unknown>,
+  logLevel = 'warn',
 ): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'wsgate-secret-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'jwt.secret'), FLEET_SECRET);
   return startGateway(t, {
-    log: { level: 'warn' },
+    log: { level: logLevel },
     admission: { ...admission, store: { redis } },
     forwarding: { trustedProxies: ['127.0.0.1'] },
     keySets: { shared: { secretFile: join(dir, 'jwt.secret') } },

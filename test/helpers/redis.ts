@@ -1,7 +1,9 @@
 /**
  * A real redis-server for a test (Debian's), on 127.0.0.1 with a free port, no persistence, its
  * data in a temporary directory; it can be stopped, frozen (SIGSTOP) and started again on the same
- * port, and queried with a client of its own. Tests skip (with the reason) where none is installed.
+ * port (empty), and queried with a client of its own. It starts as a Redis the gateways have long
+ * counted in (the marker of src/limits/redis-scripts.ts set), unless asked to start fresh. Tests
+ * skip (with the reason) where none is installed.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -22,6 +24,12 @@ export interface RedisOptions {
   readonly password?: string;
   /** Serve TLS only, with this certificate, key and CA (files). */
   readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+  /**
+   * Start as a Redis that has never counted (the first gateway rebuilds the counts). By default it
+   * starts as one that has been counting for long, with the marker under these key prefixes set.
+   */
+  readonly fresh?: boolean;
+  readonly keyPrefixes?: readonly string[];
 }
 
 export interface TestRedis {
@@ -107,6 +115,13 @@ export async function startRedis(t: TestContext, options: RedisOptions = {}): Pr
     await stop();
     rmSync(dir, { recursive: true, force: true });
   });
+  const command = async (args: readonly string[]): Promise<unknown> => {
+    if (!client.isOpen) await client.connect();
+    return client.sendCommand([...args]);
+  };
+  if (!options.fresh)
+    for (const prefix of options.keyPrefixes ?? ['wsgate:'])
+      await command(['SET', `${prefix}counting-since`, '0']);
   return {
     port,
     url,
@@ -114,9 +129,6 @@ export async function startRedis(t: TestContext, options: RedisOptions = {}): Pr
     start,
     freeze: () => child?.kill('SIGSTOP'),
     thaw: () => child?.kill('SIGCONT'),
-    command: async (command) => {
-      if (!client.isOpen) await client.connect();
-      return client.sendCommand([...command]);
-    },
+    command,
   };
 }
