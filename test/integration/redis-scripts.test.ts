@@ -73,9 +73,22 @@ test('regression: the handshake rate holds at 25,000 and 100,000 per second', { 
     t.diagnostic(
       `${perSecond}/s burst ${burst}: ${admitted} of 2,000 admitted in ${elapsedMs.toFixed(2)} ms`,
     );
-    assert.ok(admitted < 2_000, `${perSecond}/s: not every request is admitted`);
+    // On a busy machine the transaction can take as long as 2,000 intervals: then all may pass.
+    if (allowed < 2_000) assert.ok(admitted < 2_000, `${perSecond}/s: not every request is admitted`);
     assert.ok(admitted <= allowed, `${perSecond}/s: ${admitted} admitted, at most ${allowed}`);
     assert.ok(admitted >= burst, `${perSecond}/s: the burst is admitted`);
+    // Whatever the machine's speed: the arrival time keeps the hundredths of a millisecond.
+    const fresh = `fresh:${perSecond}`;
+    // Read in the same transaction: the key lives only as long as the bucket is not full (1 ms).
+    await redis.command(['MULTI']);
+    await redis.command([...command.slice(0, 3), fresh, ...command.slice(4)]);
+    await redis.command(['GET', fresh]);
+    const stored = Number(((await redis.command(['EXEC'])) as unknown[])[1]);
+    const fraction = stored - Math.floor(stored);
+    assert.ok(
+      Math.abs(fraction - 1000 / perSecond) < 0.001,
+      `${perSecond}/s: the stored arrival time ${stored} keeps its interval`,
+    );
   }
 });
 
