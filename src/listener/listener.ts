@@ -49,6 +49,13 @@ export interface ListenerHandlers {
 }
 
 /** Status for a request the HTTP parser refused. */
+/**
+ * The error listener of a socket whose upgrade waits behind pipelined requests. A function of its
+ * own: an arrow in the upgrade handler would share its closure context and keep the request alive
+ * for as long as the socket lives.
+ */
+function ignoreError(): void {}
+
 function clientErrorStatus(code: string): number {
   if (code === 'HPE_HEADER_OVERFLOW') return 431;
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return 408;
@@ -171,7 +178,7 @@ export class Listener {
       }
       // An upgrade pipelined behind requests still being answered waits for their responses: a
       // 101 sent first would put their answers inside the WebSocket stream.
-      socket.on('error', () => {});
+      socket.on('error', ignoreError);
       waiting.after.push(upgrade);
     });
     this.server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {

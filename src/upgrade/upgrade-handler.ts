@@ -71,6 +71,13 @@ export function deflateParameters(extensions: string | undefined): DeflateParame
   };
 }
 
+/**
+ * The error listener that keeps a reset from crashing the process before a socket has an owner.
+ * A function of its own, not an arrow in the handler: an arrow would share the handler's closure
+ * context and keep the request (and all it holds) alive for as long as the socket lives.
+ */
+function ignoreError(): void {}
+
 /** The client closed, reset or half-closed its connection (a FIN ends a handshake too). */
 function clientGone(socket: Socket): boolean {
   return socket.destroyed || socket.readableEnded;
@@ -111,7 +118,7 @@ export class UpgradeHandler {
   /** The `upgrade` event handler of a listener's HTTP server. */
   handle(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo): void {
     // An error listener comes first: a reset during the handshake must never crash the process.
-    socket.on('error', () => {});
+    socket.on('error', ignoreError);
     const { registry } = this.#options;
     registry.addPending(socket);
     const id = this.#options.nextId();
