@@ -11,6 +11,7 @@
  */
 import type { ErrorCode } from '../errors/codes.ts';
 import type { DirectionLimits, LimitAction, RateLimit } from '../policy/route-policy.ts';
+import type { Clock } from './sweeper.ts';
 import { type LimitName, type Veto, WAIT, type Wait } from './verdict.ts';
 
 export type { LimitName, Veto } from './verdict.ts';
@@ -78,22 +79,25 @@ export class TokenBucket {
 }
 
 /** A limit was hit: which one, and what it did. */
-export type LimitHit = (limit: LimitName, action: LimitAction) => void;
+/** Where a limit guard reports its hits. */
+export interface LimitSink {
+  onLimit(limit: LimitName, action: LimitAction): void;
+}
 
 export class LimitGuard {
   readonly #limits: DirectionLimits;
   readonly #codes: LimitCodes;
-  readonly #now: () => number;
-  readonly #onHit: LimitHit;
+  readonly #clock: Clock;
+  readonly #sink: LimitSink;
   readonly #messages: TokenBucket | undefined;
   readonly #bytes: TokenBucket | undefined;
 
-  constructor(limits: DirectionLimits, codes: LimitCodes, now: () => number, onHit: LimitHit) {
+  constructor(limits: DirectionLimits, codes: LimitCodes, clock: Clock, sink: LimitSink) {
     this.#limits = limits;
     this.#codes = codes;
-    this.#now = now;
-    this.#onHit = onHit;
-    const start = now();
+    this.#clock = clock;
+    this.#sink = sink;
+    const start = clock.now();
     this.#messages = limits.messageRate && new TokenBucket(limits.messageRate, start);
     this.#bytes = limits.byteRate && new TokenBucket(limits.byteRate, start);
   }
@@ -135,7 +139,7 @@ export class LimitGuard {
       );
     }
     if (this.#messages === undefined && this.#bytes === undefined) return undefined;
-    const now = this.#now();
+    const now = this.#clock.now();
     const messages = first && messageRate ? this.#messages : undefined;
     const bytes = frameBytes > 0 && byteRate ? this.#bytes : undefined;
     // A throttle in debt holds the frame back before any token is taken for it.
@@ -166,16 +170,16 @@ export class LimitGuard {
    */
   throttleDelayMs(): number {
     if (this.#messages === undefined && this.#bytes === undefined) return 0;
-    const now = this.#now();
+    const now = this.#clock.now();
     const messages = this.#messages?.debtMs(now) ?? 0;
     const bytes = this.#bytes?.debtMs(now) ?? 0;
-    if (messages > 0) this.#onHit('message_rate', 'throttle');
-    if (bytes > 0) this.#onHit('byte_rate', 'throttle');
+    if (messages > 0) this.#sink.onLimit('message_rate', 'throttle');
+    if (bytes > 0) this.#sink.onLimit('byte_rate', 'throttle');
     return Math.max(messages, bytes);
   }
 
   #veto(code: ErrorCode, limit: LimitName, detail: string): Veto {
-    this.#onHit(limit, 'close');
+    this.#sink.onLimit(limit, 'close');
     return { code, limit, detail };
   }
 }

@@ -1,6 +1,6 @@
 /**
  * What a relay (relay.ts) is built with: its sockets and direction, the limits of its direction,
- * the clock, and the callbacks through which it reports to its tunnel; why its source may be
+ * the clock, and the tunnel it reports to (its owner); why its source may be
  * paused; and the marker of a read whose verdict waits for the inflater.
  */
 import type { Socket } from 'node:net';
@@ -8,6 +8,7 @@ import type { Direction, TrafficCell } from '../observability/metrics.ts';
 import type { DirectionLimits, LimitAction } from '../policy/route-policy.ts';
 import type { ScanResult } from './frame-scanner.ts';
 import type { LimitCodes, LimitName } from './limits.ts';
+import type { Side } from './sides.ts';
 import type { Clock } from './sweeper.ts';
 
 /** Why a relay's source is not being read. */
@@ -29,22 +30,33 @@ export interface RelayOptions {
   readonly limits: DirectionLimits;
   readonly limitCodes: LimitCodes;
   readonly clock: Clock;
-  /** A close frame came from the source (code undefined when it had none: 1005). */
-  readonly onCloseFrame: (code: number | undefined, reason: string) => void;
-  /** A write to the destination did not fit its buffer: the source is paused until 'drain'. */
-  readonly onBackedUp: () => void;
-  /** The source answered the gateway's ping; `rttMs` since it was written. */
-  readonly onGatewayPong: (rttMs: number) => void;
-  readonly onLimit: (limit: LimitName, action: LimitAction) => void;
-  /** A throttle pause began (the tunnel watches the paused source for a reset). */
-  readonly onThrottleStart: () => void;
-  /** A throttle pause ended after `ms`. */
-  readonly onThrottled: (ms: number) => void;
+  /** The side the relay reads from, as its owner's events name it. */
+  readonly from: Side;
+  /** Its tunnel, told of what happens in this direction. */
+  readonly owner: RelayOwner;
   /**
    * permessage-deflate was negotiated: whether the sender of this direction resets its context
    * after each message. With a message size limit, messages are then counted inflated.
    */
   readonly deflate: { readonly resetEachMessage: boolean } | undefined;
-  /** The result of a read that returned PENDING. */
-  readonly onSettled: (result: ScanResult) => void;
+}
+
+/**
+ * What a relay tells its tunnel, each event naming the side the relay reads from: one object for
+ * both relays of a tunnel rather than callbacks (closures) per relay.
+ */
+export interface RelayOwner {
+  /** A close frame came from `from` (code undefined when it had none: 1005). */
+  relayCloseFrame(from: Side, code: number | undefined, reason: string): void;
+  /** A write toward the other side did not fit its buffer: `from` is paused until 'drain'. */
+  relayBackedUp(from: Side): void;
+  /** `from` answered the gateway's ping; `rttMs` since it was written. */
+  relayGatewayPong(from: Side, rttMs: number): void;
+  relayLimit(from: Side, limit: LimitName, action: LimitAction): void;
+  /** A throttle pause of `from` began (the tunnel watches the paused source for a reset). */
+  relayThrottleStart(from: Side): void;
+  /** A throttle pause of `from` ended after `ms`. */
+  relayThrottled(from: Side, ms: number): void;
+  /** The result of a read from `from` that returned PENDING. */
+  relaySettled(from: Side, result: ScanResult): void;
 }

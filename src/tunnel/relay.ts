@@ -18,15 +18,23 @@
 import type { Socket } from 'node:net';
 import type { CloseFrame } from '../errors/codes.ts';
 import type { Direction } from '../observability/metrics.ts';
+import type { LimitAction } from '../policy/route-policy.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import { FrameScanner, type ScanResult } from './frame-scanner.ts';
 import { InflateCounter, type InflateVerdict } from './inflate-counter.ts';
 import { InflateWatch } from './inflate-watch.ts';
-import { LimitGuard } from './limits.ts';
+import { LimitGuard, type LimitSink } from './limits.ts';
 import { type PauseReason, PENDING, type Pending, type RelayOptions } from './relay-options.ts';
-import { WAIT } from './verdict.ts';
+import type { ScannerEvents } from './scan-types.ts';
+import { type LimitName, type Veto, WAIT, type Wait } from './verdict.ts';
 
-export { type PauseReason, PENDING, type Pending, type RelayOptions } from './relay-options.ts';
+export {
+  type PauseReason,
+  PENDING,
+  type Pending,
+  type RelayOptions,
+  type RelayOwner,
+} from './relay-options.ts';
 
 /** The longest delay a Node.js timer can wait (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -45,7 +53,7 @@ interface DeferredRead {
   readonly midPayload: boolean;
 }
 
-export class Relay {
+export class Relay implements ScannerEvents, LimitSink {
   readonly direction: Direction;
   readonly source: Socket;
   readonly destination: Socket;
@@ -97,49 +105,67 @@ export class Relay {
     this.source = options.source;
     this.destination = options.destination;
     this.#options = options;
-    const now = () => options.clock.now();
     this.#guard = LimitGuard.needed(options.limits)
-      ? new LimitGuard(options.limits, options.limitCodes, now, options.onLimit)
+      ? new LimitGuard(options.limits, options.limitCodes, options.clock, this)
       : undefined;
     const { maxMessageBytes } = options.limits;
     this.#inflate =
       options.deflate && maxMessageBytes !== undefined
         ? new InflateWatch(new InflateCounter(maxMessageBytes, options.deflate.resetEachMessage))
         : undefined;
+    // The relay is its scanner's listener: no closures per relay.
+    this.#scanner = new FrameScanner({ direction: options.direction, allowedRsv: options.allowedRsv }, this);
+    this.#scanner.inspectPayload = this.#inflate !== undefined;
+  }
+
+  /** Scanner event (ScannerEvents; called by this relay's scanner only): a data frame's header. */
+  onDataFrame(
+    first: boolean,
+    _fin: boolean,
+    frameBytes: number,
+    messageBytes: number,
+    compressed: boolean,
+  ): Veto | Wait | undefined {
     const guard = this.#guard;
     const inflate = this.#inflate;
-    this.#scanner = new FrameScanner(
-      { direction: options.direction, allowedRsv: options.allowedRsv },
-      {
-        onDataFrame: (first, _fin, frameBytes, messageBytes, compressed) => {
-          const inflated = compressed && inflate !== undefined;
-          const checked = guard !== undefined && !this.closed && !this.#vetoed;
-          const verdict = checked ? guard.onDataFrame(first, frameBytes, messageBytes, inflated) : undefined;
-          if (verdict === WAIT && !this.#throttleOff) return WAIT; // the frame is read again later
-          if (inflated && !this.closed) inflate.onFrame(this.#frameCut());
-          if (verdict === WAIT) return undefined;
-          if (verdict !== undefined) this.#vetoed = true;
-          return verdict;
-        },
-        onMessage: () => {
-          // Messages dropped after a veto or the gateway's close frame are not relayed, so not counted.
-          if (this.closed || this.#vetoed) return;
-          this.messages++;
-          options.cell.messages++;
-        },
-        onControl: () => {
-          this.controls++;
-        },
-        onClose: options.onCloseFrame,
-        onPong: (payload, frameStart, frameEnd) => this.#onPong(payload, frameStart, frameEnd),
-        onPayload: (chunk, start, end, last) => {
-          const scanner = this.#scanner;
-          if (!scanner.messageCompressed || this.closed) return;
-          inflate?.onPayload(scanner.unmaskedCopy(chunk, start, end), last && scanner.frameFin);
-        },
-      },
-    );
-    this.#scanner.inspectPayload = this.#inflate !== undefined;
+    const inflated = compressed && inflate !== undefined;
+    const checked = guard !== undefined && !this.closed && !this.#vetoed;
+    const verdict = checked ? guard.onDataFrame(first, frameBytes, messageBytes, inflated) : undefined;
+    if (verdict === WAIT && !this.#throttleOff) return WAIT; // the frame is read again later
+    if (inflated && !this.closed) inflate.onFrame(this.#frameCut());
+    if (verdict === WAIT) return undefined;
+    if (verdict !== undefined) this.#vetoed = true;
+    return verdict;
+  }
+
+  /** Scanner event: a data message completed. */
+  onMessage(): void {
+    // Messages dropped after a veto or the gateway's close frame are not relayed, so not counted.
+    if (this.closed || this.#vetoed) return;
+    this.messages++;
+    this.#options.cell.messages++;
+  }
+
+  /** Scanner event: a ping or pong of the peers. */
+  onControl(): void {
+    this.controls++;
+  }
+
+  /** Limit event (LimitSink; called by this relay's limit guard only). */
+  onLimit(limit: LimitName, action: LimitAction): void {
+    this.#options.owner.relayLimit(this.#options.from, limit, action);
+  }
+
+  /** Scanner event: a close frame came from the source. */
+  onClose(code: number | undefined, reason: string): void {
+    this.#options.owner.relayCloseFrame(this.#options.from, code, reason);
+  }
+
+  /** Scanner event (while inflating): payload bytes of the current data frame. */
+  onPayload(chunk: Buffer, start: number, end: number, last: boolean): void {
+    const scanner = this.#scanner;
+    if (!scanner.messageCompressed || this.closed) return;
+    this.#inflate?.onPayload(scanner.unmaskedCopy(chunk, start, end), last && scanner.frameFin);
   }
 
   /** Data payload bytes read from the source so far. */
@@ -201,7 +227,7 @@ export class Relay {
     this.#inflate?.counter.run(jobs.list, (verdict) => {
       this.#deferred = false;
       this.resume('inflate');
-      this.#options.onSettled(this.#settle(read, jobs.cuts, verdict));
+      this.#options.owner.relaySettled(this.#options.from, this.#settle(read, jobs.cuts, verdict));
     });
     return PENDING;
   }
@@ -284,7 +310,7 @@ export class Relay {
       return { ok: false, violation: 'BAD_COMPRESSED_DATA', detail: verdict.detail, boundary };
     }
     // A veto in the same read was counted by the guard already.
-    if (read.result.ok) this.#options.onLimit('message_size', 'close');
+    if (read.result.ok) this.onLimit('message_size', 'close');
     const detail = `message inflating to ${verdict.bytes}+ bytes over the ${this.#options.limits.maxMessageBytes}-byte limit`;
     return {
       ok: false,
@@ -387,7 +413,7 @@ export class Relay {
     if (!this.destination.write(ping.frame)) this.#backedUp();
   }
 
-  #onPong(payload: Buffer, frameStart: number, frameEnd: number): void {
+  onPong(payload: Buffer, frameStart: number, frameEnd: number): void {
     const index = this.#awaited.findIndex((ping) => payload.equals(ping.payload));
     const awaited = this.#awaited[index];
     if (awaited === undefined) return; // the peers' own pong: it goes on
@@ -397,7 +423,7 @@ export class Relay {
     this.controls--; // the gateway's own pong: not the peers' activity
     const heldLength = this.#heldLength;
     this.#drops.push(frameStart === -1 ? 0 : heldLength + frameStart, heldLength + frameEnd);
-    this.#options.onGatewayPong(this.#options.clock.now() - awaited.sentAt);
+    this.#options.owner.relayGatewayPong(this.#options.from, this.#options.clock.now() - awaited.sentAt);
   }
 
   /** Writes bytes [0, end) of held + chunk to the destination, leaving out the dropped ranges. */
@@ -432,7 +458,7 @@ export class Relay {
 
   #backedUp(): void {
     this.pause('backpressure');
-    this.#options.onBackedUp();
+    this.#options.owner.relayBackedUp(this.#options.from);
   }
 
   /** Pauses the source until the throttling buckets are out of debt (at least 1 ms when `waiting`). */
@@ -445,7 +471,7 @@ export class Relay {
     const cancel = this.#options.clock.after(delayMs, () => this.#endThrottle());
     this.#throttle = { since, cancel };
     this.pause('throttle');
-    this.#options.onThrottleStart();
+    this.#options.owner.relayThrottleStart(this.#options.from);
   }
 
   #endThrottle(): void {
@@ -453,7 +479,7 @@ export class Relay {
     if (throttle === undefined) return;
     this.#throttle = undefined;
     throttle.cancel();
-    this.#options.onThrottled(this.#options.clock.now() - throttle.since);
+    this.#options.owner.relayThrottled(this.#options.from, this.#options.clock.now() - throttle.since);
     this.resume('throttle');
   }
 }

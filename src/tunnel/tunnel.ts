@@ -25,14 +25,16 @@
 import type { Socket } from 'node:net';
 import { type CloseFrame, type Closes, codeInfo, type ErrorCode } from '../errors/codes.ts';
 import type { Initiator } from '../observability/metrics.ts';
+import type { LimitAction } from '../policy/route-policy.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import type { ScanResult } from './frame-scanner.ts';
 import { encodePingFrame, Liveness, type Watched } from './liveness.ts';
 import { probeForReset } from './probe.ts';
-import { PENDING, Relay } from './relay.ts';
+import { PENDING, Relay, type RelayOwner } from './relay.ts';
 import { directionFrom, LIMIT_CODES, other, SIDES, type Side } from './sides.ts';
 import type { Sweepable } from './sweeper.ts';
 import type { TunnelOptions } from './tunnel-options.ts';
+import type { LimitName } from './verdict.ts';
 
 export type {
   DeflateParameters,
@@ -47,7 +49,7 @@ export type {
 /** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
 const KEEPALIVE_DELAY_MS = 30_000;
 
-export class Tunnel implements Sweepable {
+export class Tunnel implements Sweepable, RelayOwner {
   readonly id: string;
   readonly #options: Omit<TunnelOptions, 'clientHead' | 'backendHead'>;
   /** Handshake leftovers, forwarded by start() and then let go. */
@@ -228,37 +230,63 @@ export class Tunnel implements Sweepable {
   }
 
   #createRelay(from: Side): Relay {
-    const direction = directionFrom(from);
-    const { observer } = this.#options;
     return new Relay({
-      direction,
+      direction: directionFrom(from),
       source: this.#sockets[from],
       destination: this.#sockets[other(from)],
       allowedRsv: this.#options.allowedRsv,
-      cell: this.#options.counters[direction],
-      limits: this.#options.policy.limits[direction],
+      cell: this.#options.counters[directionFrom(from)],
+      limits: this.#options.policy.limits[directionFrom(from)],
       limitCodes: LIMIT_CODES[from],
       clock: this.#options.clock,
-      onCloseFrame: (code, reason) => this.#onCloseFrame(from, code, reason),
-      onBackedUp: () => this.#backedUp(other(from)),
-      onGatewayPong: (rttMs) => observer.pingRtt(from, rttMs / 1000),
-      onLimit: (limit, action) => observer.limitHit(limit, action),
-      onThrottleStart: () => this.#options.sweeper.add(this),
-      onThrottled: (ms) => observer.throttled(direction, ms / 1000),
+      from,
+      owner: this,
       deflate: this.#options.deflate && {
         resetEachMessage:
           from === 'client'
             ? this.#options.deflate.clientNoContextTakeover
             : this.#options.deflate.serverNoContextTakeover,
       },
-      onSettled: (result) => {
-        try {
-          this.#afterRead(from, result);
-        } catch (error) {
-          this.#onBug(error);
-        }
-      },
     });
+  }
+
+  /** RelayOwner (called by this tunnel's relays only): a close frame came from `from`. */
+  relayCloseFrame(from: Side, code: number | undefined, reason: string): void {
+    this.#onCloseFrame(from, code, reason);
+  }
+
+  /** RelayOwner: the socket toward the other side could not take a whole write. */
+  relayBackedUp(from: Side): void {
+    this.#backedUp(other(from));
+  }
+
+  /** RelayOwner: `from` answered the gateway's ping. */
+  relayGatewayPong(from: Side, rttMs: number): void {
+    this.#options.observer.pingRtt(from, rttMs / 1000);
+  }
+
+  /** RelayOwner: a limit of the direction from `from` was hit. */
+  relayLimit(_from: Side, limit: LimitName, action: LimitAction): void {
+    this.#options.observer.limitHit(limit, action);
+  }
+
+  /** RelayOwner: a throttle pause of `from` began. */
+  relayThrottleStart(_from: Side): void {
+    this.#options.sweeper.add(this);
+  }
+
+  /** RelayOwner: a throttle pause of `from` ended after `ms`. */
+  relayThrottled(from: Side, ms: number): void {
+    this.#options.observer.throttled(directionFrom(from), ms / 1000);
+  }
+
+  /** RelayOwner: a read from `from` that waited for the inflater settled. */
+  relaySettled(from: Side, result: ScanResult): void {
+    try {
+      this.#afterRead(from, result);
+    } catch (error) {
+      this.#onBug(error);
+    }
   }
 
   /** The socket toward `to` could not take a whole write: its source waits for 'drain'. */

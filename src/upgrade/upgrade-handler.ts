@@ -110,6 +110,8 @@ interface AccessFields extends HandshakeFields {
 
 export class UpgradeHandler {
   readonly #options: UpgradeHandlerOptions;
+  /** One observer per route, shared by its tunnels (a reload's new routes get their own). */
+  readonly #observers = new WeakMap<object, TunnelObserver>();
 
   constructor(options: UpgradeHandlerOptions) {
     this.#options = options;
@@ -339,7 +341,7 @@ export class UpgradeHandler {
       ...this.#options.tunnels,
       policy: policy.tunnel,
       counters,
-      observer: this.#observer(routeName),
+      observer: this.#observerOf(ctx.route, routeName),
       log: ctx.log,
       session: this.#session(ctx, policy),
       onEnd: (summary) => {
@@ -364,6 +366,16 @@ export class UpgradeHandler {
     if (policy.auth === undefined || expiry === undefined || expiresAtMs === undefined) return undefined;
     const left = expiresAtMs + policy.auth.clockToleranceMs + expiry.graceMs - this.#options.wallNow();
     return { endsAt: this.#options.tunnels.clock.now() + left, close: [expiry.code, 'token expired'] };
+  }
+
+  #observerOf(route: object | undefined, name: string): TunnelObserver {
+    if (route === undefined) return this.#observer(name);
+    let observer = this.#observers.get(route);
+    if (observer === undefined) {
+      observer = this.#observer(name);
+      this.#observers.set(route, observer);
+    }
+    return observer;
   }
 
   /** Where a tunnel of `route` reports limit hits, throttling, ping round trips and dead peers. */

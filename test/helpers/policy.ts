@@ -3,7 +3,7 @@
  * idle timeout or lifetime unless the test sets them.
  */
 import type { DirectionLimits, TunnelPolicy } from '../../src/policy/route-policy.ts';
-import type { RelayOptions } from '../../src/tunnel/relay.ts';
+import type { RelayOptions, RelayOwner } from '../../src/tunnel/relay.ts';
 import type { TunnelObserver } from '../../src/tunnel/tunnel.ts';
 
 export const NO_LIMITS: DirectionLimits = Object.freeze({
@@ -37,6 +37,17 @@ export const IGNORE_OBSERVER: TunnelObserver = {
   deadPeer: () => {},
 };
 
+/** A relay owner that is told everything and does nothing; tests replace the events they watch. */
+export const QUIET_OWNER: RelayOwner = {
+  relayCloseFrame: () => {},
+  relayBackedUp: () => {},
+  relayGatewayPong: () => {},
+  relayLimit: () => {},
+  relayThrottleStart: () => {},
+  relayThrottled: () => {},
+  relaySettled: () => {},
+};
+
 /** A client-to-backend relay's options with no limits, no deflate and callbacks that do nothing. */
 export const QUIET_RELAY = {
   direction: 'client_to_backend',
@@ -44,11 +55,6 @@ export const QUIET_RELAY = {
   limits: NO_LIMITS,
   limitCodes: { tooBig: 'CLIENT_MESSAGE_TOO_BIG', rateLimited: 'CLIENT_RATE_LIMITED' },
   deflate: undefined,
-  onCloseFrame: () => {},
-  onBackedUp: () => {},
-  onGatewayPong: () => {},
-  onLimit: () => {},
-  onThrottleStart: () => {},
-  onThrottled: () => {},
-  onSettled: () => {},
+  from: 'client',
+  owner: QUIET_OWNER,
 } as const satisfies Partial<RelayOptions>;

@@ -15,7 +15,7 @@ import { FrameScanner, type ScanResult } from '../../src/tunnel/frame-scanner.ts
 import { PENDING, Relay } from '../../src/tunnel/relay.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { encodeFrame, splitAt } from '../helpers/frames.ts';
-import { NO_LIMITS, QUIET_RELAY } from '../helpers/policy.ts';
+import { NO_LIMITS, QUIET_OWNER, QUIET_RELAY } from '../helpers/policy.ts';
 
 const TIME_LIMIT_MS = 8_000;
 
@@ -68,7 +68,7 @@ function inflatingRelay(options: {
     limits: { ...NO_LIMITS, maxMessageBytes: 1_000_000, ...options.limits },
     clock: options.clock ?? new FakeClock(),
     deflate: { resetEachMessage: options.resetEachMessage ?? true },
-    onSettled: options.onSettled,
+    owner: { ...QUIET_OWNER, relaySettled: (_from, result) => options.onSettled(result) },
   });
   relay.resume('handshake');
   return relay;

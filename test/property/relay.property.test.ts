@@ -19,7 +19,7 @@ import { encodePingFrame } from '../../src/tunnel/liveness.ts';
 import { PENDING, Relay } from '../../src/tunnel/relay.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { encodeFrame, splitAt } from '../helpers/frames.ts';
-import { NO_LIMITS, QUIET_RELAY } from '../helpers/policy.ts';
+import { NO_LIMITS, QUIET_OWNER, QUIET_RELAY } from '../helpers/policy.ts';
 
 const TIME_LIMIT_MS = 5_000;
 const params = (numRuns: number) => ({ numRuns, plugins: [fc.interruptAfterTimeLimit(TIME_LIMIT_MS)] });
@@ -73,7 +73,7 @@ function harness(limits: DirectionLimits = NO_LIMITS): Harness {
     cell,
     limits,
     clock,
-    onLimit: (limit, action) => limitHits.push(`${limit}:${action}`),
+    owner: { ...QUIET_OWNER, relayLimit: (_from, limit, action) => limitHits.push(`${limit}:${action}`) },
   });
   relay.resume('handshake');
   return { relay, source, destination, clock, limitHits };
