@@ -32,6 +32,7 @@ import { encodePingFrame, Liveness, type Watched } from './liveness.ts';
 import { probeForReset } from './probe.ts';
 import { PENDING, Relay, type RelayOwner } from './relay.ts';
 import { directionFrom, LIMIT_CODES, other, SIDES, type Side } from './sides.ts';
+import { linkSocket, type SocketEvent, type SocketEvents } from './socket-link.ts';
 import type { Sweepable } from './sweeper.ts';
 import type { TunnelOptions } from './tunnel-options.ts';
 import type { LimitName } from './verdict.ts';
@@ -49,7 +50,7 @@ export type {
 /** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
 const KEEPALIVE_DELAY_MS = 30_000;
 
-export class Tunnel implements Sweepable, RelayOwner {
+export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
   readonly id: string;
   readonly #options: Omit<TunnelOptions, 'clientHead' | 'backendHead'>;
   /** Handshake leftovers, forwarded by start() and then let go. */
@@ -96,23 +97,7 @@ export class Tunnel implements Sweepable, RelayOwner {
       socket.setNoDelay(true);
       // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by TCP keepalive.
       socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
-      socket.on('error', (error) => this.#options.log.debug({ side, err: error }, 'socket error'));
-      socket.on('data', (chunk: Buffer) => {
-        try {
-          this.#onData(side, chunk);
-        } catch (error) {
-          this.#onBug(error);
-        }
-      });
-      socket.on('drain', () => this.#onDrain(side));
-      socket.on('end', () => {
-        try {
-          this.#onEnd(side);
-        } catch (error) {
-          this.#onBug(error);
-        }
-      });
-      socket.on('close', () => this.#onClose(side));
+      linkSocket(socket, this, side);
       if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
     }
     // Leftover handshake bytes go through the scanners first (dropping them is a classic bug).
@@ -161,7 +146,7 @@ export class Tunnel implements Sweepable, RelayOwner {
       }
       if (!this.#needsSweep()) this.#options.sweeper.delete(this);
       if (this.#initiator !== undefined) this.#liveness = undefined; // closing: nothing more to watch
-      const verdict = this.#liveness?.sweep(now, this.#watched);
+      const verdict = this.#liveness?.sweep(now, this);
       if (verdict === undefined) return;
       if (verdict === 'CLIENT_UNRESPONSIVE') this.#options.observer.deadPeer('client');
       else if (verdict === 'BACKEND_UNRESPONSIVE') this.#options.observer.deadPeer('backend');
@@ -174,27 +159,58 @@ export class Tunnel implements Sweepable, RelayOwner {
     }
   }
 
-  /** What the liveness checks see of this tunnel. */
-  readonly #watched: Watched = {
-    activity: (withPings) => {
-      const { client, backend } = this.#relays;
-      const data = client.messages + backend.messages + client.dataBytes + backend.dataBytes;
-      return withPings ? data + client.controls + backend.controls : data;
-    },
-    throttled: () => this.#relays.client.throttled || this.#relays.backend.throttled,
-    heard: (side) => this.#relays[side].bytesRead,
-    deaf: (side) => this.#relays[side].paused,
-    owesPong: (side) => this.#relays[side].awaitingPong,
-    ping: (side, payload) => {
-      this.#toward(side).ping(encodePingFrame(payload, side === 'backend'), () => {
-        const now = this.#options.sweeper.now();
-        const source = this.#relays[side];
-        const alreadyOwed = source.awaitingPong;
-        source.expectPong(payload, now);
-        this.#liveness?.pingWritten(side, now, source.bytesRead, alreadyOwed);
-      });
-    },
-  };
+  /** An event of the socket of `side`, from the shared listeners (called by them only). */
+  socketEvent(side: Side, event: SocketEvent, value: Buffer | Error | undefined): void {
+    if (event === 'error') this.#options.log.debug({ side, err: value }, 'socket error');
+    else if (event === 'drain') this.#onDrain(side);
+    else if (event === 'close') this.#onClose(side);
+    else {
+      try {
+        if (event === 'data') this.#onData(side, value as Buffer);
+        else this.#onEnd(side);
+      } catch (error) {
+        this.#onBug(error);
+      }
+    }
+  }
+
+  /** Watched (called by this tunnel's liveness only): data relayed so far, both ways. */
+  activity(withPings: boolean): number {
+    const { client, backend } = this.#relays;
+    const data = client.messages + backend.messages + client.dataBytes + backend.dataBytes;
+    return withPings ? data + client.controls + backend.controls : data;
+  }
+
+  /** Watched: whether a sender is held back now. */
+  throttled(): boolean {
+    return this.#relays.client.throttled || this.#relays.backend.throttled;
+  }
+
+  /** Watched: bytes read from `side` so far. */
+  heard(side: Side): number {
+    return this.#relays[side].bytesRead;
+  }
+
+  /** Watched: whether `side` is not read now. */
+  deaf(side: Side): boolean {
+    return this.#relays[side].paused;
+  }
+
+  /** Watched: whether `side` owes the answer to a gateway ping. */
+  owesPong(side: Side): boolean {
+    return this.#relays[side].awaitingPong;
+  }
+
+  /** Watched: a gateway ping to `side`, at the next frame boundary toward it. */
+  ping(side: Side, payload: Buffer): void {
+    this.#toward(side).ping(encodePingFrame(payload, side === 'backend'), () => {
+      const now = this.#options.sweeper.now();
+      const source = this.#relays[side];
+      const alreadyOwed = source.awaitingPong;
+      source.expectPong(payload, now);
+      this.#liveness?.pingWritten(side, now, source.bytesRead, alreadyOwed);
+    });
+  }
 
   /** The relay whose destination is `side`. */
   #toward(side: Side): Relay {
