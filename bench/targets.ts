@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../src/runtime-flags.ts';
 import { handshake } from './load-client.ts';
 
 export const HOST = '127.0.0.1';
@@ -328,7 +329,7 @@ export function wsgateTarget(rootDir: string, nodeBinary: string, limits: 'on' |
       const managed = registry.start(
         'wsgate',
         nodeBinary,
-        [cli, '--config', config],
+        [...NODE_FLAGS, cli, '--config', config],
         0,
         join(workDir, 'wsgate.log'),
         {

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { NODE_FLAGS } from '../src/runtime-flags.ts';
 import { startDemoBackend } from './echo-backend.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
     console.error(`demo: cannot start the echo backends on ports 9001/9002: ${String(error)}`);
     process.exit(1);
   }
-  const gateway = spawn(process.execPath, ['src/cli.ts', '--config', 'config.example.yaml'], {
+  const gateway = spawn(process.execPath, [...NODE_FLAGS, 'src/cli.ts', '--config', 'config.example.yaml'], {
     cwd: root,
     stdio: ['ignore', 'inherit', 'inherit'],
     // Its own process group: Ctrl-C reaches only the demo, which asks the gateway to drain once

@@ -52,5 +52,6 @@ pools:
 ${WSGATE_EXTRA_YAML:-}
 YAML
   export NODE_ENV=production
-  exec "$WSGATE_NODE" "$GATEWAY_DIR/src/cli.ts" --config "$WORKDIR/wsgate.yaml"
+  # The flags of src/runtime-flags.ts, as the image starts the gateway.
+  exec "$WSGATE_NODE" --max-semi-space-size=2 "$GATEWAY_DIR/src/cli.ts" --config "$WORKDIR/wsgate.yaml"
 }
