@@ -2,7 +2,8 @@
  * What a tunnel (tunnel.ts) is built with and reports: the settings every tunnel of a gateway
  * shares, the options of one tunnel (its sockets, the heads that came with the handshakes, its
  * route's policy and counters, the negotiated compression), the observer of its route's metrics,
- * and the summary the access log and metrics are made of when it ends.
+ * the summary the access log and metrics are made of when it ends, and the options of each of
+ * its relays.
  */
 import type { Socket } from 'node:net';
 import type { CloseFrame, ErrorCode } from '../errors/codes.ts';
@@ -11,6 +12,8 @@ import type { Direction, Initiator, TrafficCell } from '../observability/metrics
 import type { LimitAction, TunnelPolicy } from '../policy/route-policy.ts';
 import type { LimitName } from './limits.ts';
 import type { Side } from './liveness.ts';
+import type { RelayOptions, RelayOwner } from './relay-options.ts';
+import { directionFrom, LIMIT_CODES, other } from './sides.ts';
 import type { Clock, Sweeper } from './sweeper.ts';
 
 /** What a permessage-deflate negotiation said about each sender's compression context. */
@@ -82,4 +85,25 @@ export interface TunnelSummary {
   readonly initiator: Initiator;
   /** Why the gateway stepped in, when it did. */
   readonly errorCode: ErrorCode | undefined;
+}
+
+/** The options of the relay that reads from `from`, reporting to `owner`. */
+export function relayOptions(tunnel: TunnelOptions, from: Side, owner: RelayOwner): RelayOptions {
+  const direction = directionFrom(from);
+  const { deflate } = tunnel;
+  return {
+    direction,
+    source: tunnel[from],
+    destination: tunnel[other(from)],
+    allowedRsv: tunnel.allowedRsv,
+    cell: tunnel.counters[direction],
+    limits: tunnel.policy.limits[direction],
+    limitCodes: LIMIT_CODES[from],
+    clock: tunnel.clock,
+    from,
+    owner,
+    deflate: deflate && {
+      resetEachMessage: from === 'client' ? deflate.clientNoContextTakeover : deflate.serverNoContextTakeover,
+    },
+  };
 }

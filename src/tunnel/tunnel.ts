@@ -28,13 +28,14 @@ import type { Initiator } from '../observability/metrics.ts';
 import type { LimitAction } from '../policy/route-policy.ts';
 import { encodeCloseFrame } from './close-frame.ts';
 import type { ScanResult } from './frame-scanner.ts';
-import { encodePingFrame, Liveness, type Watched } from './liveness.ts';
+import { Liveness } from './liveness.ts';
 import { probeForReset } from './probe.ts';
 import { PENDING, Relay, type RelayOwner } from './relay.ts';
-import { directionFrom, LIMIT_CODES, other, SIDES, type Side } from './sides.ts';
+import { RelayWatch } from './relay-watch.ts';
+import { directionFrom, other, SIDES, type Side } from './sides.ts';
 import { linkSocket, type SocketEvent, type SocketEvents } from './socket-link.ts';
 import type { Sweepable } from './sweeper.ts';
-import type { TunnelOptions } from './tunnel-options.ts';
+import { relayOptions, type TunnelOptions } from './tunnel-options.ts';
 import type { LimitName } from './verdict.ts';
 
 export type {
@@ -50,7 +51,7 @@ export type {
 /** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
 const KEEPALIVE_DELAY_MS = 30_000;
 
-export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
+export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   readonly id: string;
   readonly #options: Omit<TunnelOptions, 'clientHead' | 'backendHead'>;
   /** Handshake leftovers, forwarded by start() and then let go. */
@@ -72,6 +73,8 @@ export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
   #finished = false;
   /** Idle timeout, keepalive and lifetime; undefined when the policy has none (or closing began). */
   #liveness: Liveness | undefined;
+  /** What the liveness checks see of the relays (with liveness only). */
+  #watch: RelayWatch | undefined;
 
   constructor(options: TunnelOptions) {
     this.id = options.id;
@@ -79,7 +82,10 @@ export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
     this.#options = rest;
     this.#heads = { client: clientHead, backend: backendHead };
     this.#sockets = { client: options.client, backend: options.backend };
-    this.#relays = { client: this.#createRelay('client'), backend: this.#createRelay('backend') };
+    this.#relays = {
+      client: new Relay(relayOptions(options, 'client', this)),
+      backend: new Relay(relayOptions(options, 'backend', this)),
+    };
     if (Liveness.needed(options.policy) || options.session !== undefined) {
       this.#liveness = new Liveness(
         options.policy,
@@ -87,6 +93,7 @@ export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
         Math.random,
         options.session?.endsAt,
       );
+      this.#watch = new RelayWatch(this.#relays, options.sweeper, this.#liveness);
     }
   }
 
@@ -146,7 +153,7 @@ export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
       }
       if (!this.#needsSweep()) this.#options.sweeper.delete(this);
       if (this.#initiator !== undefined) this.#liveness = undefined; // closing: nothing more to watch
-      const verdict = this.#liveness?.sweep(now, this);
+      const verdict = this.#watch && this.#liveness?.sweep(now, this.#watch);
       if (verdict === undefined) return;
       if (verdict === 'CLIENT_UNRESPONSIVE') this.#options.observer.deadPeer('client');
       else if (verdict === 'BACKEND_UNRESPONSIVE') this.#options.observer.deadPeer('backend');
@@ -161,55 +168,17 @@ export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
 
   /** An event of the socket of `side`, from the shared listeners (called by them only). */
   socketEvent(side: Side, event: SocketEvent, value: Buffer | Error | undefined): void {
-    if (event === 'error') this.#options.log.debug({ side, err: value }, 'socket error');
-    else if (event === 'drain') this.#onDrain(side);
-    else if (event === 'close') this.#onClose(side);
-    else {
+    // Data first: it is the event of every read.
+    if (event === 'data' || event === 'end') {
       try {
         if (event === 'data') this.#onData(side, value as Buffer);
         else this.#onEnd(side);
       } catch (error) {
         this.#onBug(error);
       }
-    }
-  }
-
-  /** Watched (called by this tunnel's liveness only): data relayed so far, both ways. */
-  activity(withPings: boolean): number {
-    const { client, backend } = this.#relays;
-    const data = client.messages + backend.messages + client.dataBytes + backend.dataBytes;
-    return withPings ? data + client.controls + backend.controls : data;
-  }
-
-  /** Watched: whether a sender is held back now. */
-  throttled(): boolean {
-    return this.#relays.client.throttled || this.#relays.backend.throttled;
-  }
-
-  /** Watched: bytes read from `side` so far. */
-  heard(side: Side): number {
-    return this.#relays[side].bytesRead;
-  }
-
-  /** Watched: whether `side` is not read now. */
-  deaf(side: Side): boolean {
-    return this.#relays[side].paused;
-  }
-
-  /** Watched: whether `side` owes the answer to a gateway ping. */
-  owesPong(side: Side): boolean {
-    return this.#relays[side].awaitingPong;
-  }
-
-  /** Watched: a gateway ping to `side`, at the next frame boundary toward it. */
-  ping(side: Side, payload: Buffer): void {
-    this.#toward(side).ping(encodePingFrame(payload, side === 'backend'), () => {
-      const now = this.#options.sweeper.now();
-      const source = this.#relays[side];
-      const alreadyOwed = source.awaitingPong;
-      source.expectPong(payload, now);
-      this.#liveness?.pingWritten(side, now, source.bytesRead, alreadyOwed);
-    });
+    } else if (event === 'drain') this.#onDrain(side);
+    else if (event === 'close') this.#onClose(side);
+    else this.#options.log.debug({ side, err: value }, 'socket error');
   }
 
   /** The relay whose destination is `side`. */
@@ -243,27 +212,6 @@ export class Tunnel implements Sweepable, RelayOwner, Watched, SocketEvents {
       }
     }
     this.#armCloseTimer();
-  }
-
-  #createRelay(from: Side): Relay {
-    return new Relay({
-      direction: directionFrom(from),
-      source: this.#sockets[from],
-      destination: this.#sockets[other(from)],
-      allowedRsv: this.#options.allowedRsv,
-      cell: this.#options.counters[directionFrom(from)],
-      limits: this.#options.policy.limits[directionFrom(from)],
-      limitCodes: LIMIT_CODES[from],
-      clock: this.#options.clock,
-      from,
-      owner: this,
-      deflate: this.#options.deflate && {
-        resetEachMessage:
-          from === 'client'
-            ? this.#options.deflate.clientNoContextTakeover
-            : this.#options.deflate.serverNoContextTakeover,
-      },
-    });
   }
 
   /** RelayOwner (called by this tunnel's relays only): a close frame came from `from`. */

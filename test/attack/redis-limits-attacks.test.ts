@@ -12,19 +12,13 @@ import { type TestContext, test } from 'node:test';
 import { startEchoBackend } from '../helpers/backends.ts';
 import { handshakeHeaders, handshakeLines, rawRequest } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { FLEET_SECRET, fleetGateway, leases } from '../helpers/fleet.ts';
+import { FLEET_SECRET, fleetGateway, fleetOfTwo, leases } from '../helpers/fleet.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { redisMissing, startRedis, type TestRedis } from '../helpers/redis.ts';
 import { signHmac } from '../helpers/tokens.ts';
 
 const skip = redisMissing();
 const CLOSED = 'closed';
-
-/** Two gateways on one Redis with the same settings. */
-const fleet = async (...args: Parameters<typeof fleetGateway>): Promise<[TestGateway, TestGateway]> => [
-  await fleetGateway(...args),
-  await fleetGateway(...args),
-];
 
 interface Attempt {
   /** The status answered; 0 when the connection closed first, -1 when nothing came within 5 s. */
@@ -106,7 +100,7 @@ test('floods of parallel upgrades through two gateways never exceed a fleet cap 
   const backend = await startEchoBackend(t);
   const perClient = { maxConnections: 5, handshakeRate: { perSecond: 0.1, burst: 10 } };
   const limits = { perClient, perSubject: { maxConnections: 3 } };
-  const gws = await fleet(t, backend.url, { url: redis.url, whenUnreachable: CLOSED }, limits);
+  const gws = await fleetOfTwo(t, backend.url, { url: redis.url, whenUnreachable: CLOSED }, limits);
   const one = await flood(gws, 300, () => '203.0.113.50');
   t.diagnostic(`one address: ${tally(one)}`);
   assertAnswered(one, [101, 429, 503]);
@@ -180,7 +174,7 @@ test('Redis frozen, then killed and restarted, mid-flood: every upgrade answered
   const redis = await startRedis(t);
   const backend = await startEchoBackend(t);
   const limits = { perClient: { maxConnections: 4 } };
-  const gws = await fleet(
+  const gws = await fleetOfTwo(
     t,
     backend.url,
     { url: redis.url, whenUnreachable: CLOSED, leaseTtl: '6s' },
@@ -278,7 +272,7 @@ test('regression: a poisoned lease key held open does not switch the fleet cap o
   const redis = await startRedis(t);
   const backend = await startEchoBackend(t);
   const limits = { perClient: { maxConnections: 1 } };
-  const [a, b] = await fleet(t, backend.url, { url: redis.url, leaseTtl: '3s' }, limits);
+  const [a, b] = await fleetOfTwo(t, backend.url, { url: redis.url, leaseTtl: '3s' }, limits);
   await redis.command(['SET', 'wsgate:client:{1.2.3.4}:connections', 'x']);
   const poisoned = await attempt(a.port(), '1.2.3.4');
   assert.equal(poisoned.status, 101, "open: admitted by this process's own count");
@@ -324,7 +318,7 @@ test('a flood of distinct addresses: Redis keys expire, tracked clients stay bou
     maxTrackedClients: 50,
     perClient: { maxConnections: 2, handshakeRate: { perSecond: 5, burst: 2 } },
   };
-  const gws = await fleet(t, backend.url, { url: redis.url }, limits);
+  const gws = await fleetOfTwo(t, backend.url, { url: redis.url }, limits);
   const all: Attempt[] = [];
   for (let wave = 0; wave < 4; wave++) {
     const answers = await flood(gws, 100, (i) => `10.${wave}.${i >> 8}.${i & 255}`);
@@ -347,7 +341,7 @@ test('a flood of distinct addresses: Redis keys expire, tracked clients stay bou
 test('a gateway shut down with connections open takes its leases out of Redis', { skip }, async (t) => {
   const redis = await startRedis(t);
   const backend = await startEchoBackend(t);
-  const [a, b] = await fleet(t, backend.url, { url: redis.url }, { perClient: { maxConnections: 10 } });
+  const [a, b] = await fleetOfTwo(t, backend.url, { url: redis.url }, { perClient: { maxConnections: 10 } });
   const onA = await flood([a], 6, (i) => `192.0.2.${90 + (i % 3)}`);
   const onB = await flood([b], 2, () => '192.0.2.90');
   assertAnswered([...onA, ...onB], [101]);

@@ -37,6 +37,13 @@ export async function fleetGateway(
   });
 }
 
+/** Two gateways on one Redis with the same settings (started one after the other). */
+export async function fleetOfTwo(
+  ...args: Parameters<typeof fleetGateway>
+): Promise<[TestGateway, TestGateway]> {
+  return [await fleetGateway(...args), await fleetGateway(...args)];
+}
+
 /** Leases Redis holds in the connection keys matching `pattern`. */
 export async function leases(redis: TestRedis, pattern = 'wsgate:*'): Promise<number> {
   const keys = (await redis.command(['KEYS', pattern])) as string[];

@@ -15,7 +15,7 @@ import { startEchoBackend } from '../helpers/backends.ts';
 import { startCliGateway, writeConfig } from '../helpers/cli.ts';
 import { closeOf, handshakeHeaders, openClient, rawRequest } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { FLEET_SECRET, fleetGateway, leases } from '../helpers/fleet.ts';
+import { FLEET_SECRET, fleetOfTwo, leases } from '../helpers/fleet.ts';
 import { redisMissing, startRedis } from '../helpers/redis.ts';
 import { signHmac } from '../helpers/tokens.ts';
 
@@ -47,10 +47,7 @@ test('two gateways share one per-subject cap through Redis; a closed connection 
   const redis = await startRedis(t);
   const backend = await startEchoBackend(t);
   const limits = { perSubject: { maxConnections: 2 } };
-  const [a, b] = [
-    await fleetGateway(t, backend.url, { url: redis.url }, limits),
-    await fleetGateway(t, backend.url, { url: redis.url }, limits),
-  ];
+  const [a, b] = await fleetOfTwo(t, backend.url, { url: redis.url }, limits);
   const alice = { headers: { Authorization: `Bearer ${await signHmac(FLEET_SECRET, { sub: 'alice' })}` } };
   const first = await openClient(a.wsUrl('/tokens'), undefined, alice);
   const second = await openClient(b.wsUrl('/tokens'), undefined, alice);
@@ -80,10 +77,7 @@ test('two gateways share one per-client cap and one handshake rate', { skip }, a
   const redis = await startRedis(t);
   const backend = await startEchoBackend(t);
   const limits = { perClient: { maxConnections: 2, handshakeRate: { perSecond: 0.2, burst: 4 } } };
-  const [a, b] = [
-    await fleetGateway(t, backend.url, { url: redis.url }, limits),
-    await fleetGateway(t, backend.url, { url: redis.url }, limits),
-  ];
+  const [a, b] = await fleetOfTwo(t, backend.url, { url: redis.url }, limits);
   const held = [await upgradeStatus(a.port(), '198.51.100.1'), await upgradeStatus(b.port(), '198.51.100.1')];
   assert.deepEqual(
     held.map((r) => r.status),
@@ -267,10 +261,7 @@ test('TLS to Redis with a password from a file', { skip }, async (t) => {
     tls: { ca: join(TLS_DIR, 'ca.pem') },
   };
   const limits = { perClient: { maxConnections: 1 } };
-  const [a, b] = [
-    await fleetGateway(t, backend.url, settings, limits),
-    await fleetGateway(t, backend.url, settings, limits),
-  ];
+  const [a, b] = await fleetOfTwo(t, backend.url, settings, limits);
   const held = await upgradeStatus(a.port(), '192.0.2.44');
   assert.equal(held.status, 101);
   const refused = await upgradeStatus(b.port(), '192.0.2.44');

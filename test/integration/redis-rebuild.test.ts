@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { startEchoBackend } from '../helpers/backends.ts';
 import { handshakeHeaders, rawRequest } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { fleetGateway, leases } from '../helpers/fleet.ts';
+import { fleetGateway, fleetOfTwo, leases } from '../helpers/fleet.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { redisMissing, startRedis } from '../helpers/redis.ts';
 
@@ -33,10 +33,7 @@ test('regression: a Redis that lost its leases admitted over the cap before the 
   const backend = await startEchoBackend(t);
   const settings = { url: redis.url, whenUnreachable: 'closed', leaseTtl: '3s' };
   const limits = { perClient: { maxConnections: 2 } };
-  const [a, b] = [
-    await fleetGateway(t, backend.url, settings, limits),
-    await fleetGateway(t, backend.url, settings, limits),
-  ];
+  const [a, b] = await fleetOfTwo(t, backend.url, settings, limits);
   const held = [await upgrade(a, '192.0.2.50'), await upgrade(b, '192.0.2.50')];
   t.after(() => {
     for (const { close } of held) close();

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { startEchoBackend } from '../helpers/backends.ts';
 import { handshakeHeaders, rawRequest } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { fleetGateway, leases } from '../helpers/fleet.ts';
+import { fleetGateway, fleetOfTwo, leases } from '../helpers/fleet.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 import { redisMissing, startRedis } from '../helpers/redis.ts';
 
@@ -97,10 +97,7 @@ test('regression: a token spent on an upgrade the fleet refused is given back', 
   const redis = await startRedis(t);
   const backend = await startEchoBackend(t);
   const limits = { perClient: { maxConnections: 1, handshakeRate: { perSecond: 0.01, burst: 3 } } };
-  const [a, b] = [
-    await fleetGateway(t, backend.url, { url: redis.url }, limits),
-    await fleetGateway(t, backend.url, { url: redis.url }, limits),
-  ];
+  const [a, b] = await fleetOfTwo(t, backend.url, { url: redis.url }, limits);
   const held = await upgrade(a, '198.51.100.9');
   assert.equal(held.status, 101);
   // Three retries at b: b's own count (nothing open there) lets them through to Redis, which
