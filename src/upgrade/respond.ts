@@ -4,10 +4,12 @@
  * details go to the log. A backend's own 4xx answer is relayed with its headers and body (capped
  * in size and in time).
  */
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { headersForStatus } from '../errors/codes.ts';
 import { connectionTokens, isHopByHop } from '../protocol/header-rules.ts';
+import { BodyDecoder } from '../upstream/body-decoder.ts';
+import type { ResponseHead } from '../upstream/response-head.ts';
 
 /** Largest backend rejection body relayed to the client; the rest is dropped. */
 const MAX_RELAYED_BODY = 64 * 1024;
@@ -36,43 +38,76 @@ export function writeResponse(
   socket.end(`${head}\r\n${body}`, () => socket.destroy());
 }
 
+/** A backend's answer that was not a 101: its head, its socket and the body bytes read with the head. */
+export interface BackendAnswer {
+  readonly response: ResponseHead;
+  readonly socket: Socket;
+  readonly body: Buffer;
+}
+
 /**
- * Relays a backend's non-101 answer: status, end-to-end headers and up to 64 KiB of body, framed
- * by closing the connection. Resolves when the client socket is done with. A backend whose body
- * stalls cannot pin the handshake: at `deadlineMs` both sides are destroyed.
+ * Relays a backend's non-101 answer: status, end-to-end headers and up to 64 KiB of its body
+ * (decoded from its framing), framed by closing the connection. Resolves when the client socket
+ * is done with. A backend whose body stalls cannot pin the handshake: at `deadlineMs` both sides
+ * are destroyed.
  */
-export function relayResponse(socket: Socket, response: IncomingMessage, deadlineMs: number): Promise<void> {
+export function relayResponse(client: Socket, answer: BackendAnswer, deadlineMs: number): Promise<void> {
+  const { response, socket: backend } = answer;
   return new Promise((resolve) => {
     let deadline: NodeJS.Timeout | undefined;
+    let finished = false;
+    let ending = false;
     const done = (): void => {
+      if (finished) return;
+      finished = true;
       clearTimeout(deadline);
-      response.destroy();
-      socket.destroy();
+      backend.off('data', onData);
+      backend.destroy();
+      client.destroy();
       resolve();
     };
-    if (socket.destroyed || !socket.writable) {
+    const finish = (): void => {
+      if (finished || ending) return;
+      ending = true; // the backend's close from here on is expected
+      backend.destroy();
+      client.end(done);
+    };
+    const decoder = new BodyDecoder(response.framing);
+    let relayed = 0;
+    const onData = (chunk: Buffer): void => {
+      let parts: Buffer[];
+      try {
+        parts = decoder.push(chunk);
+      } catch {
+        done(); // a malformed body: the client sees the connection cut
+        return;
+      }
+      for (const part of parts) {
+        const room = MAX_RELAYED_BODY - relayed;
+        if (room > 0) client.write(part.subarray(0, room));
+        relayed += part.length;
+      }
+      if (decoder.done || relayed >= MAX_RELAYED_BODY) finish();
+    };
+    if (client.destroyed || !client.writable) {
       done();
       return;
     }
     deadline = setTimeout(done, deadlineMs);
     const listed = connectionTokens(response.rawHeaders);
-    let head = statusLine(response.statusCode ?? 502);
+    let head = statusLine(response.status);
     for (let i = 0; i < response.rawHeaders.length; i += 2) {
       const name = response.rawHeaders[i] ?? '';
-      if (isHopByHop(name, listed) || name.toLowerCase() === 'content-length') continue;
+      const lower = name.toLowerCase();
+      if (isHopByHop(lower, listed) || lower === 'content-length') continue;
       head += `${name}: ${response.rawHeaders[i + 1] ?? ''}\r\n`;
     }
-    socket.write(`${head}Connection: close\r\n\r\n`, 'latin1'); // the backend's header bytes, as read
-    let relayed = 0;
-    response.on('data', (chunk: Buffer) => {
-      const room = MAX_RELAYED_BODY - relayed;
-      if (room > 0) socket.write(chunk.subarray(0, room));
-      relayed += chunk.length;
-      if (relayed >= MAX_RELAYED_BODY) socket.end(done);
-    });
-    response.once('end', () => socket.end(done));
-    response.once('error', done);
-    response.once('aborted', done);
-    socket.once('close', done);
+    client.write(`${head}Connection: close\r\n\r\n`, 'latin1'); // the backend's header bytes, as read
+    client.once('close', done);
+    backend.on('data', onData);
+    backend.once('end', () => (decoder.end() ? finish() : done()));
+    backend.once('close', () => ending || done());
+    onData(answer.body);
+    if (!finished) backend.resume();
   });
 }

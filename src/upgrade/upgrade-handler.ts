@@ -26,9 +26,10 @@ import {
   type TunnelSettings,
   type TunnelSummary,
 } from '../tunnel/tunnel.ts';
-import { connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
+import { type ClientPresence, connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
+import { headerValue } from '../upstream/response-head.ts';
 import type { Rejection, UpgradeContext, UpgradeSnapshot } from './context.ts';
 import { relayResponse, writeResponse } from './respond.ts';
 
@@ -192,8 +193,7 @@ export class UpgradeHandler {
     const outcome = await this.#connect(ctx, pool, candidates, early);
     const gone = clientGone(ctx.socket);
     if (gone || this.#options.isDraining()) {
-      if (outcome.kind === 'upgraded') outcome.socket.destroy();
-      if (outcome.kind === 'answered') outcome.response.destroy();
+      if (outcome.kind !== 'failed') outcome.socket.destroy();
       this.#reject(ctx, { code: gone ? 'CLIENT_GONE' : 'GATEWAY_DRAINING' });
       return;
     }
@@ -203,15 +203,15 @@ export class UpgradeHandler {
         this.#open(ctx, pool, policy, outcome, Buffer.concat([ctx.head, ...early]));
         return;
       case 'answered': {
-        const status = outcome.response.statusCode ?? 0;
+        const status = outcome.response.status;
         // A refusal (4xx) is an answer; a 5xx to an upgrade counts against the backend.
         if (status >= 500) pool.failed(outcome.backend);
         else pool.succeeded(outcome.backend);
         if (status >= 400 && status < 500) {
           this.#account(ctx, 'UPSTREAM_REJECTED', { status, backend: outcome.backend.id });
-          await relayResponse(ctx.socket, outcome.response, pool.config.handshakeTimeout);
+          await relayResponse(ctx.socket, outcome, pool.config.handshakeTimeout);
         } else {
-          outcome.response.destroy();
+          outcome.socket.destroy();
           this.#reject(ctx, { code: 'UPSTREAM_BAD_RESPONSE', detail: `backend answered ${status}` });
         }
         return;
@@ -234,8 +234,11 @@ export class UpgradeHandler {
     early: Buffer[],
   ): Promise<UpstreamOutcome> {
     const { metrics } = this.#options;
-    const abort = new AbortController();
-    const onClose = (): void => abort.abort();
+    const client: ClientPresence = { gone: false, onGone: undefined };
+    const onClose = (): void => {
+      client.gone = true;
+      client.onGone?.();
+    };
     const onData = (chunk: Buffer): void => {
       early.push(chunk);
       ctx.socket.pause();
@@ -258,11 +261,11 @@ export class UpgradeHandler {
         }),
         connectTimeoutMs: pool.config.connectTimeout,
         handshakeTimeoutMs: pool.config.handshakeTimeout,
-        signal: abort.signal,
+        client,
         onConnected: (seconds) => metrics.upstreamConnectDuration.observe({ pool: pool.name }, seconds),
       }),
       (failure) => {
-        if (abort.signal.aborted) return; // the client left: not the backend's failure
+        if (client.gone) return; // the client left: not the backend's failure
         pool.failed(failure.backend);
         metrics.upstreamConnectFailures.inc({
           pool: pool.name,
@@ -305,9 +308,10 @@ export class UpgradeHandler {
     ctx.socket.write(`${head}\r\n`, 'latin1');
     const handshakeSeconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.handshakeDuration.observe({ route: routeName }, handshakeSeconds);
+    const extensions = headerValue(response, 'sec-websocket-extensions');
     const negotiated = {
-      subprotocol: loggedHeader(response.headers['sec-websocket-protocol']),
-      extensions: loggedHeader(response.headers['sec-websocket-extensions']),
+      subprotocol: loggedHeader(headerValue(response, 'sec-websocket-protocol')),
+      extensions: loggedHeader(extensions),
     };
     // Visible when it opens, not only when it ends hours later.
     this.#account(ctx, 'UPGRADED', { pool: pool.name, backend: backend.id, ...negotiated });
@@ -336,8 +340,8 @@ export class UpgradeHandler {
       backend: outcome.socket,
       clientHead,
       backendHead: outcome.head,
-      allowedRsv: allowedRsvBits(response.headers['sec-websocket-extensions']),
-      deflate: deflateParameters(response.headers['sec-websocket-extensions']),
+      allowedRsv: allowedRsvBits(extensions),
+      deflate: deflateParameters(extensions),
       ...this.#options.tunnels,
       policy: policy.tunnel,
       counters,

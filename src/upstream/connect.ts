@@ -1,25 +1,37 @@
 /**
- * Opens the backend side of a WebSocket: connect (TCP, then TLS for https://), send the upgrade
- * request, and wait for the backend's answer. Three outcomes: upgraded (socket and any bytes the
- * backend sent right after its 101), answered (a non-101 response to relay or map), or failed with
- * a code that says whether trying the next backend is safe (only when nothing was sent yet).
- * Built on `http.request` rather than undici's upgrade API so a backend's 4xx reaches the client.
+ * Opens the backend side of a WebSocket: connect (TCP, then TLS for https://), write the upgrade
+ * request, and read the backend's answer with the strict parser of response-head.ts. Three
+ * outcomes: upgraded (socket and any bytes the backend sent right after its 101), answered (a
+ * non-101 head with its socket, to relay or map), or failed with a code that says whether trying
+ * the next backend is safe (only when nothing was sent yet). Written on the socket itself, not
+ * `http.request`: a handshake is one write and one parse, and a backend's 4xx still reaches the client.
  */
-import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
 import type { Backend, BackendTls } from './pool.ts';
+import { headerValue, listsToken, parseResponseHead, type ResponseHead } from './response-head.ts';
+
+/** Largest response head read from a backend (Node's default header limit). */
+export const MAX_RESPONSE_HEAD = 16 * 1024;
 
 export type UpstreamOutcome =
   | {
       readonly kind: 'upgraded';
       readonly backend: Backend;
-      readonly response: IncomingMessage;
+      readonly response: ResponseHead;
       readonly socket: Socket;
+      /** Bytes the backend sent after its 101. */
       readonly head: Buffer;
     }
-  | { readonly kind: 'answered'; readonly backend: Backend; readonly response: IncomingMessage }
+  | {
+      readonly kind: 'answered';
+      readonly backend: Backend;
+      readonly response: ResponseHead;
+      readonly socket: Socket;
+      /** Bytes of the body read with the head. */
+      readonly body: Buffer;
+    }
   | {
       readonly kind: 'failed';
       readonly backend: Backend;
@@ -35,6 +47,14 @@ export type UpstreamOutcome =
       readonly error: Error;
     };
 
+type Failure = Extract<UpstreamOutcome, { kind: 'failed' }>;
+
+/** The client side of an attempt: whether it left, and who to tell when it does. */
+export interface ClientPresence {
+  gone: boolean;
+  onGone: (() => void) | undefined;
+}
+
 export interface UpgradeAttempt {
   readonly backend: Backend;
   readonly tls: BackendTls;
@@ -43,110 +63,153 @@ export interface UpgradeAttempt {
   readonly headers: readonly string[];
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
-  /** Aborts the attempt (the client went away). */
-  readonly signal: AbortSignal;
+  /** The attempt is abandoned when the client goes away. */
+  readonly client: ClientPresence;
   /** Called once the TCP (and TLS) connection is up, with the time it took. */
   readonly onConnected: (seconds: number) => void;
 }
 
-function startRequest(attempt: UpgradeAttempt): ClientRequest {
-  const { backend, tls } = attempt;
-  // The connection is opened here and handed over with `createConnection`: with `agent: false`
-  // Node would build a new Agent for every request, a cost paid on every upgrade.
-  const createConnection = backend.secure
-    ? () =>
-        tlsConnect({
-          // A TCP socket of our own under the TLS one, so that a tunnel can probe it while paused
-          // (tunnel.ts: an empty TLS write sends nothing).
-          socket: netConnect({ host: backend.host, port: backend.port }),
-          host: backend.host,
-          port: backend.port,
-          // RFC 6066 §3: SNI carries host names only, never an IP literal (the certificate is
-          // then checked against the address itself).
-          servername: tls.servername ?? backend.serverName ?? '',
-          rejectUnauthorized: tls.rejectUnauthorized,
-          ...(tls.ca ? { ca: tls.ca } : {}),
-          minVersion: 'TLSv1.2',
-          ALPNProtocols: ['http/1.1'],
-        })
-    : () => netConnect({ host: backend.host, port: backend.port });
-  return httpRequest({
-    method: 'GET',
-    path: attempt.path,
-    headers: [...attempt.headers],
-    setHost: false,
-    createConnection,
+const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** The request head, checked the way `http.request` checks it: no CR, LF or NUL can slip in. */
+export function upgradeRequestHead(path: string, headers: readonly string[]): string {
+  if (!TARGET.test(path)) throw new TypeError('the upgrade request target has invalid characters');
+  let head = `GET ${path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] ?? '';
+    const value = headers[i + 1] ?? '';
+    if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
+    if (!FIELD_VALUE.test(value)) throw new TypeError(`invalid characters in header "${name}"`);
+    head += `${name}: ${value}\r\n`;
+  }
+  return `${head}\r\n`;
+}
+
+function openSocket(backend: Backend, tls: BackendTls): Socket {
+  if (!backend.secure) return netConnect({ host: backend.host, port: backend.port });
+  return tlsConnect({
+    // A TCP socket of our own under the TLS one, so that a tunnel can probe it while paused
+    // (tunnel.ts: an empty TLS write sends nothing).
+    socket: netConnect({ host: backend.host, port: backend.port }),
+    host: backend.host,
+    port: backend.port,
+    // RFC 6066 §3: SNI carries host names only, never an IP literal (the certificate is then
+    // checked against the address itself).
+    servername: tls.servername ?? backend.serverName ?? '',
+    rejectUnauthorized: tls.rejectUnauthorized,
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    minVersion: 'TLSv1.2',
+    ALPNProtocols: ['http/1.1'],
   });
+}
+
+function ignoreError(): void {}
+
+/** Why a parsed head cannot open a WebSocket, or undefined when it can. */
+function notAnUpgrade(head: ResponseHead): string | undefined {
+  if (head.minorVersion !== 1) return 'a 101 over HTTP/1.0';
+  const upgrade = headerValue(head, 'upgrade');
+  if ((upgrade ?? '').toLowerCase() !== 'websocket') return `backend upgraded to "${upgrade ?? ''}"`;
+  if (!listsToken(headerValue(head, 'connection'), 'upgrade')) return 'a 101 without Connection: upgrade';
+  return undefined;
 }
 
 /** Makes one upgrade attempt against one backend. Never rejects. */
 export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome> {
-  const { backend } = attempt;
+  const { backend, client } = attempt;
+  const request = upgradeRequestHead(attempt.path, attempt.headers);
   return new Promise((resolve) => {
     const startedAt = performance.now();
     let connected = false;
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    const req = startRequest(attempt);
+    let received: Buffer | undefined;
+    let interim = 0; // bytes of 1xx answers skipped so far
+    const socket = openSocket(backend, attempt.tls);
 
     const settle = (outcome: UpstreamOutcome): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      attempt.signal.removeEventListener('abort', onAbort);
+      client.onGone = undefined;
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      socket.off(backend.secure ? 'secureConnect' : 'connect', onReady);
+      // An error between here and the tunnel's own listeners must not be unhandled.
+      socket.on('error', ignoreError);
+      if (outcome.kind === 'failed') socket.destroy();
+      else socket.pause();
       resolve(outcome);
     };
-    const fail = (code: Extract<UpstreamOutcome, { kind: 'failed' }>['code'], error: Error): void => {
+    const fail = (code: Failure['code'], error: Error): void =>
       settle({ kind: 'failed', backend, code, retryable: !connected, error });
-      req.destroy();
+    const onReady = (): void => {
+      connected = true;
+      attempt.onConnected((performance.now() - startedAt) / 1000);
+      clearTimeout(timer);
+      timer = setTimeout(
+        () =>
+          fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${attempt.handshakeTimeoutMs} ms`)),
+        attempt.handshakeTimeoutMs,
+      );
     };
-    const onAbort = (): void => fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
+    const onData = (chunk: Buffer): void => {
+      received = received === undefined ? chunk : Buffer.concat([received, chunk]);
+      for (;;) {
+        const parsed = parseResponseHead(received, MAX_RESPONSE_HEAD);
+        if (parsed.kind === 'partial') return;
+        if (parsed.kind === 'invalid') {
+          fail('UPSTREAM_BAD_RESPONSE', new Error(parsed.reason));
+          return;
+        }
+        const { head } = parsed;
+        const rest = received.subarray(head.length);
+        // Interim answers (100 Continue, 103 Early Hints) come before the real one.
+        if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+          interim += head.length;
+          if (interim > MAX_RESPONSE_HEAD) {
+            fail('UPSTREAM_BAD_RESPONSE', new Error(`interim answers over ${MAX_RESPONSE_HEAD} bytes`));
+            return;
+          }
+          received = rest;
+          if (rest.length === 0) return;
+          continue;
+        }
+        if (head.status !== 101) {
+          settle({ kind: 'answered', backend, response: head, socket, body: rest });
+          return;
+        }
+        const why = notAnUpgrade(head);
+        if (why !== undefined) fail('UPSTREAM_BAD_RESPONSE', new Error(why));
+        else settle({ kind: 'upgraded', backend, response: head, socket, head: rest });
+        return;
+      }
+    };
+    const onError = (error: Error): void =>
+      fail(connected ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_CONNECT_FAILED', error);
+    const onClose = (): void =>
+      fail(
+        connected ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_CONNECT_FAILED',
+        new Error(connected ? 'the backend closed the connection before answering' : 'connection closed'),
+      );
 
-    timer = setTimeout(
+    let timer: NodeJS.Timeout | undefined = setTimeout(
       () =>
         fail('UPSTREAM_CONNECT_TIMEOUT', new Error(`connect timeout after ${attempt.connectTimeoutMs} ms`)),
       attempt.connectTimeoutMs,
     );
-    attempt.signal.addEventListener('abort', onAbort, { once: true });
-
-    req.once('socket', (socket: Socket) => {
-      const onReady = (): void => {
-        connected = true;
-        attempt.onConnected((performance.now() - startedAt) / 1000);
-        clearTimeout(timer);
-        timer = setTimeout(
-          () =>
-            fail(
-              'UPSTREAM_HANDSHAKE_TIMEOUT',
-              new Error(`no answer within ${attempt.handshakeTimeoutMs} ms`),
-            ),
-          attempt.handshakeTimeoutMs,
-        );
-      };
-      socket.once(backend.secure ? 'secureConnect' : 'connect', onReady);
-    });
-    req.on('error', (error) => fail(connected ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_CONNECT_FAILED', error));
-    req.once('upgrade', (response: IncomingMessage, socket: Socket, head: Buffer) => {
-      if (settled) {
-        socket.destroy();
-        return;
-      }
-      if ((response.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-        socket.destroy();
-        fail('UPSTREAM_BAD_RESPONSE', new Error(`backend upgraded to "${response.headers.upgrade ?? ''}"`));
-        return;
-      }
-      settle({ kind: 'upgraded', backend, response, socket, head });
-    });
-    req.once('response', (response: IncomingMessage) => {
-      if (settled) {
-        response.destroy();
-        return;
-      }
-      settle({ kind: 'answered', backend, response });
-    });
-    if (attempt.signal.aborted) onAbort();
-    else req.end();
+    socket.once(backend.secure ? 'secureConnect' : 'connect', onReady);
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    if (client.gone) {
+      fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
+      return;
+    }
+    client.onGone = () => fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
+    socket.write(request, 'latin1');
   });
 }
 
@@ -157,7 +220,7 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
 export async function connectUpstream(
   candidates: readonly Backend[],
   makeAttempt: (backend: Backend) => UpgradeAttempt,
-  onFailure: (outcome: Extract<UpstreamOutcome, { kind: 'failed' }>) => void,
+  onFailure: (outcome: Failure) => void,
 ): Promise<UpstreamOutcome> {
   let last: UpstreamOutcome | undefined;
   for (const backend of candidates) {
@@ -165,7 +228,7 @@ export async function connectUpstream(
     last = await attemptUpgrade(attempt);
     if (last.kind !== 'failed') return last;
     onFailure(last);
-    if (!last.retryable || attempt.signal.aborted) return last;
+    if (!last.retryable || attempt.client.gone) return last;
   }
   if (!last) throw new RangeError('connectUpstream needs at least one candidate');
   return last;

@@ -1,0 +1,132 @@
+/**
+ * A strict parser for the head of a backend's HTTP/1.1 response to an upgrade request: status
+ * line, header lines, blank line, nothing lenient. Bare LF or CR, obs-fold continuation lines,
+ * control characters, a header name that is not a token, a head larger than the cap, and
+ * conflicting body framing (two different Content-Lengths, Content-Length with Transfer-Encoding)
+ * are all invalid: the gateway answers 502 rather than guess at what a backend meant.
+ */
+
+/** How the body after a non-101 head ends (RFC 9112 §6.3). */
+export type BodyFraming =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'length'; readonly bytes: number }
+  | { readonly kind: 'chunked' }
+  | { readonly kind: 'close' };
+
+export interface ResponseHead {
+  readonly status: number;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  readonly minorVersion: 0 | 1;
+  /** Names and values in order (name, value, name, value, …), as latin1, like Node's rawHeaders. */
+  readonly rawHeaders: readonly string[];
+  readonly framing: BodyFraming;
+  /** Bytes of the head, blank line included. */
+  readonly length: number;
+}
+
+export type HeadParse =
+  | { readonly kind: 'partial' }
+  | { readonly kind: 'invalid'; readonly reason: string }
+  | { readonly kind: 'head'; readonly head: ResponseHead };
+
+const PARTIAL: HeadParse = { kind: 'partial' };
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+const VERSION_PREFIX = 'HTTP/1.';
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
+const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*$/;
+const DIGITS = /^[0-9]{1,15}$/;
+
+function invalid(reason: string): HeadParse {
+  return { kind: 'invalid', reason };
+}
+
+/** False as soon as the bytes so far cannot begin a status line (a non-HTTP backend fails fast). */
+function startsLikeHttp(data: Buffer): boolean {
+  const n = Math.min(data.length, VERSION_PREFIX.length);
+  return data.toString('latin1', 0, n) === VERSION_PREFIX.slice(0, n);
+}
+
+/** Whether the first `end` bytes hold a line feed without its carriage return. */
+function hasBareLineFeed(data: Buffer, end: number): boolean {
+  for (let at = data.indexOf(0x0a); at !== -1 && at < end; at = data.indexOf(0x0a, at + 1)) {
+    if (at === 0 || data[at - 1] !== 0x0d) return true;
+  }
+  return false;
+}
+
+/**
+ * Parses the head at the start of `data`. `partial` until the blank line arrives (more than
+ * `maxBytes` without one is invalid).
+ */
+export function parseResponseHead(data: Buffer, maxBytes: number): HeadParse {
+  if (!startsLikeHttp(data)) return invalid('the answer is not HTTP/1.x');
+  const end = data.indexOf(HEAD_END);
+  if (hasBareLineFeed(data, end === -1 ? data.length : end)) return invalid('a line ended by a bare LF');
+  if (end === -1) return data.length > maxBytes ? invalid(`head larger than ${maxBytes} bytes`) : PARTIAL;
+  const length = end + HEAD_END.length;
+  if (length > maxBytes) return invalid(`head larger than ${maxBytes} bytes`);
+  const lines = data.toString('latin1', 0, end).split('\r\n');
+  const status = STATUS_LINE.exec(lines[0] ?? '');
+  if (!status) return invalid('malformed status line');
+  const rawHeaders: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    if (line.startsWith(' ') || line.startsWith('\t')) return invalid('obs-fold header line');
+    const header = HEADER_LINE.exec(line);
+    if (!header) return invalid(`malformed header line ${i}`);
+    rawHeaders.push(header[1] ?? '', header[2] ?? '');
+  }
+  const code = Number(status[2]);
+  const framing = bodyFraming(code, rawHeaders);
+  if (typeof framing === 'string') return invalid(framing);
+  const minorVersion = status[1] === '1' ? 1 : 0;
+  return { kind: 'head', head: { status: code, minorVersion, rawHeaders, framing, length } };
+}
+
+/** The framing of the body, or why it is ambiguous. */
+function bodyFraming(status: number, rawHeaders: readonly string[]): BodyFraming | string {
+  let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = (rawHeaders[i] ?? '').toLowerCase();
+    const value = rawHeaders[i + 1] ?? '';
+    if (name === 'content-length') {
+      for (const part of value.split(',')) {
+        const trimmed = part.trim();
+        if (!DIGITS.test(trimmed)) return 'malformed Content-Length';
+        if (contentLength !== undefined && contentLength !== trimmed) return 'conflicting Content-Length';
+        contentLength = trimmed;
+      }
+    } else if (name === 'transfer-encoding') {
+      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+    }
+  }
+  if (transferEncoding !== undefined && contentLength !== undefined) {
+    return 'both Transfer-Encoding and Content-Length';
+  }
+  if (status < 200 || status === 204 || status === 304) return { kind: 'none' };
+  if (transferEncoding !== undefined) {
+    const codings = transferEncoding.split(',').map((coding) => coding.trim().toLowerCase());
+    return codings.at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
+  }
+  if (contentLength !== undefined) return { kind: 'length', bytes: Number(contentLength) };
+  return { kind: 'close' };
+}
+
+/** The value of header `name` (lower case), or undefined; several are joined with ", ". */
+export function headerValue(head: ResponseHead, name: string): string | undefined {
+  let value: string | undefined;
+  const raw = head.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] ?? '').toLowerCase() !== name) continue;
+    const next = raw[i + 1] ?? '';
+    value = value === undefined ? next : `${value}, ${next}`;
+  }
+  return value;
+}
+
+/** Whether a comma-separated header value lists `token` (case-insensitive). */
+export function listsToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  return value.split(',').some((part) => part.trim().toLowerCase() === token);
+}
