@@ -102,8 +102,10 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     for (const side of SIDES) {
       const socket = this.#sockets[side];
       socket.setNoDelay(true);
-      // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by TCP keepalive.
-      socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+      // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by the gateway's
+      // pings where it sends them, else by TCP keepalive (four system calls a side to set up).
+      if (this.#options.policy.pingIntervalMs[side] === undefined)
+        socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
       linkSocket(socket, this, side);
       if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
     }

@@ -21,6 +21,8 @@ import type { Route } from '../routing/router.ts';
 import type { Pool } from '../upstream/pool.ts';
 
 export interface UpgradeContext {
+  /** Which pass the route's request stages see this as (an upgrade is a FrontContext as it is). */
+  readonly pass: 'upgrade';
   readonly id: string;
   /** Ties the gateway's log lines to the backend's (sent as X-Request-Id). */
   readonly requestId: string;

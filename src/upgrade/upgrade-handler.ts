@@ -134,6 +134,7 @@ export class UpgradeHandler {
     );
     const requestId = requestIdFor(req.headers, forwarded.fromTrustedProxy);
     const ctx: UpgradeContext = {
+      pass: 'upgrade',
       id,
       requestId,
       req,
@@ -162,7 +163,9 @@ export class UpgradeHandler {
       return;
     }
     for (const stage of ctx.snapshot.stages) {
-      const rejection = await stage.run(ctx);
+      const result = stage.run(ctx);
+      // A synchronous stage costs no turn of the microtask queue.
+      const rejection = result instanceof Promise ? await result : result;
       if (clientGone(ctx.socket)) {
         this.#reject(ctx, { code: 'CLIENT_GONE', detail: `during ${stage.name}` });
         return;
@@ -175,7 +178,8 @@ export class UpgradeHandler {
     const { route, pool, policy } = ctx;
     if (!route || !pool || !policy) throw new Error('the pipeline ended without a route');
     // The route's own checks, those that apply to upgrades.
-    const refused = await runStages(ctx.stages ?? [], { ...ctx, pass: 'upgrade' });
+    const checked = runStages(ctx.stages ?? [], ctx);
+    const refused = checked instanceof Promise ? await checked : checked;
     if (clientGone(ctx.socket)) {
       this.#reject(ctx, { code: 'CLIENT_GONE', detail: 'during the route stages' });
       return;
@@ -184,7 +188,7 @@ export class UpgradeHandler {
       this.#reject(ctx, refused);
       return;
     }
-    const candidates = pool.candidates(stickyKey(pool, { ...ctx, pass: 'upgrade' }));
+    const candidates = pool.candidates(stickyKey(pool, ctx));
     if (candidates.length === 0) {
       this.#reject(ctx, { code: 'NO_BACKEND', detail: `pool ${pool.name} has no backend yet` });
       return;
@@ -402,7 +406,9 @@ export class UpgradeHandler {
     // A close handshake between the peers is an outcome too: who started it.
     const code: ErrorCode =
       summary.errorCode ?? (summary.initiator === 'backend' ? 'BACKEND_CLOSED' : 'CLIENT_CLOSED');
-    log[moreSevere('info', CODES[code].level)](
+    const level = moreSevere('info', CODES[code].level);
+    if (!log.isLevelEnabled(level)) return;
+    log[level](
       {
         ...fields,
         route,
@@ -446,6 +452,7 @@ export class UpgradeHandler {
     this.#options.metrics.upgrades.inc({ listener: ctx.listener.name, route: ctx.route?.name ?? '', code });
     // The open line is for following long connections; a rejection is an access line.
     const level = code === 'UPGRADED' ? 'debug' : moreSevere('info', CODES[code].level);
+    if (!ctx.log.isLevelEnabled(level)) return;
     ctx.log[level](
       {
         ...this.#handshakeFields(ctx),

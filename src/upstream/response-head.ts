@@ -118,7 +118,9 @@ export function headerValue(head: ResponseHead, name: string): string | undefine
   let value: string | undefined;
   const raw = head.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] ?? '').toLowerCase() !== name) continue;
+    const candidate = raw[i] ?? '';
+    // The length first: most names differ in it, and lower-casing allocates.
+    if (candidate.length !== name.length || candidate.toLowerCase() !== name) continue;
     const next = raw[i + 1] ?? '';
     value = value === undefined ? next : `${value}, ${next}`;
   }

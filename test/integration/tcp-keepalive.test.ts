@@ -1,0 +1,64 @@
+/**
+ * TCP keepalive on a tunnel's sockets, read from the kernel with `ss`: a side the gateway pings
+ * (the client, by default) is watched by those pings and gets no TCP keepalive; a side it does not
+ * ping (the backend, by default; the client with `keepalive.client: off`) gets TCP keepalive, so a
+ * peer that vanished without FIN or RST is still found.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { type TestContext, test } from 'node:test';
+import { startEchoBackend } from '../helpers/backends.ts';
+import { openClient } from '../helpers/clients.ts';
+import { startGateway } from '../helpers/gateway.ts';
+
+function hasSs(): boolean {
+  try {
+    execFileSync('ss', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const skip = hasSs() ? false : 'needs `ss` (iproute2) to read socket timers';
+
+/** Whether the one established socket whose local or peer port is given has a keepalive timer. */
+function keepaliveOn(port: { local: number } | { peer: number }): boolean {
+  const lines = execFileSync('ss', ['-tnoH', 'state', 'established'], { encoding: 'utf8' }).split('\n');
+  const matching = lines.filter((entry) => {
+    const [, , localAddress, peerAddress] = entry.trim().split(/\s+/);
+    return 'local' in port
+      ? localAddress?.endsWith(`:${port.local}`)
+      : peerAddress?.endsWith(`:${port.peer}`);
+  });
+  assert.equal(matching.length, 1, `one established socket with ${JSON.stringify(port)}`);
+  return (matching[0] ?? '').includes('timer:(keepalive');
+}
+
+/** Which of the gateway's two sockets of a tunnel have TCP keepalive, under `keepalive`. */
+async function sidesWithKeepalive(
+  t: TestContext,
+  keepalive: Record<string, string>,
+): Promise<{ client: boolean; backend: boolean }> {
+  const backend = await startEchoBackend(t);
+  const gw = await startGateway(t, {
+    routes: { main: { pool: 'main' } },
+    pools: { main: { backends: [backend.url] } },
+    websocket: { keepalive },
+  });
+  const ws = await openClient(gw.wsUrl());
+  t.after(() => ws.terminate());
+  // The gateway's side of the client connection is local on its port; its backend connection
+  // is the one whose peer is the backend's port.
+  return { client: keepaliveOn({ local: gw.port() }), backend: keepaliveOn({ peer: backend.port }) };
+}
+
+test('by default the pinged client side has no TCP keepalive and the backend side has it', {
+  skip,
+}, async (t) => {
+  assert.deepEqual(await sidesWithKeepalive(t, {}), { client: false, backend: true });
+});
+
+test('with client pings off both sides get TCP keepalive; with both pinged, neither', { skip }, async (t) => {
+  assert.deepEqual(await sidesWithKeepalive(t, { client: 'off' }), { client: true, backend: true });
+  assert.deepEqual(await sidesWithKeepalive(t, { backend: '30s' }), { client: false, backend: false });
+});
