@@ -14,13 +14,13 @@
  * run.sh raises the open-file limit and installs nginx if needed; this file can also be run
  * directly with the project's Node 24 (node_modules/.bin/node bench/echo-bench.ts).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchMain, log, NPROC_AT_START } from './bench-main.ts';
 import { type Failures, failureTotal, openIdle, type RelayResult, relay } from './load-client.ts';
 import {
   type CpuSample,
@@ -39,7 +39,7 @@ import {
   type Managed,
   nginxTarget,
   type ProxyTarget,
-  Registry,
+  type Registry,
   type RunningProxy,
   startBackend,
   wsgateTarget,
@@ -53,8 +53,6 @@ const MAX_REPEATS_PER_RUN = 2;
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT_DIR = dirname(BENCH_DIR);
 const RESULTS_DIR = join(BENCH_DIR, 'results');
-/** CPUs available before this process pins itself to CPU 1. */
-const NPROC_AT_START = availableParallelism();
 
 interface Settings {
   readonly rounds: number;
@@ -208,15 +206,6 @@ function stat(values: readonly number[]): Stat | undefined {
     spreadPct: median === 0 ? 0 : ((max - min) / median) * 100,
     runs: sorted.length,
   };
-}
-
-function log(message: string): void {
-  process.stderr.write(`${message}\n`);
-}
-
-function commandExists(command: string, args: readonly string[]): boolean {
-  const result = spawnSync(command, args, { stdio: 'ignore', timeout: 5000 });
-  return result.error === undefined && result.status === 0;
 }
 
 function cpuModel(): string {
@@ -691,39 +680,5 @@ class Bench {
   }
 }
 
-async function main(): Promise<void> {
-  const settings = parseSettings();
-  let pinning = false;
-  if (settings.pin && NPROC_AT_START >= 2 && commandExists('taskset', ['-V'])) {
-    // the load client is this process: all of its threads go to CPU 1
-    pinning = commandExists('taskset', ['-a', '-p', '-c', '1', String(process.pid)]);
-  }
-  // run.sh creates the scratch directory (so it can remove it even after a crash)
-  const workDir = process.env.WSGATE_BENCH_WORKDIR || mkdtempSync(join(tmpdir(), 'wsgate-bench-'));
-  mkdirSync(workDir, { recursive: true });
-  const registry = new Registry(pinning, process.env.WSGATE_BENCH_PIDFILE);
-  let finishing = false;
-  const cleanUp = async (code: number): Promise<never> => {
-    finishing = true;
-    await registry.stopAll();
-    rmSync(workDir, { recursive: true, force: true });
-    process.exit(code);
-  };
-  process.on('exit', () => registry.killAllNow());
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(signal, () => {
-      if (finishing) return;
-      log(`\n${signal}: stopping everything started`);
-      void cleanUp(130);
-    });
-  }
-  let code = 2;
-  try {
-    code = await new Bench(settings, registry, workDir).run();
-  } catch (error) {
-    log(`benchmark failed: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (!finishing) await cleanUp(code);
-}
-
-void main();
+const settings = parseSettings();
+void benchMain(settings.pin, (registry, workDir) => new Bench(settings, registry, workDir).run());

@@ -25,7 +25,7 @@ export function failureTotal(failures: Failures): number {
   return total;
 }
 
-class HandshakeError extends Error {
+export class HandshakeError extends Error {
   readonly kind: string;
   constructor(kind: string, message: string) {
     super(message);
@@ -347,6 +347,8 @@ export interface RelayOptions<S> {
   readonly maxWindowMessages: number;
   /** Taken at the exact start and end of the measured window (e.g. proxy CPU time). */
   readonly sample: () => S;
+  /** Handshakes in flight while the connections open (all of them at once by default). */
+  readonly openConcurrency?: number;
 }
 
 export interface RelayResult<S> {
@@ -385,7 +387,7 @@ export async function relay<S>(options: RelayOptions<S>): Promise<RelayResult<S>
     options.host,
     options.port,
     options.connections,
-    options.connections,
+    options.openConcurrency ?? options.connections,
     openDeadline,
     failures,
     (s, r) => {

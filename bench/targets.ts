@@ -303,9 +303,13 @@ function gitRevision(rootDir: string): string | undefined {
   return result.status === 0 ? result.stdout.trim() : undefined;
 }
 
-/** wsgate with every limit off (`wsgate`) or on (`wsgate-limits`). */
-export function wsgateTarget(rootDir: string, nodeBinary: string, limits: 'on' | 'off' = 'off'): ProxyTarget {
-  const name = limits === 'on' ? 'wsgate-limits' : 'wsgate';
+/** wsgate with every limit off (`wsgate`), on (`wsgate-limits`), or as shipped (`wsgate-defaults`). */
+export function wsgateTarget(
+  rootDir: string,
+  nodeBinary: string,
+  limits: 'on' | 'off' | 'defaults' = 'off',
+): ProxyTarget {
+  const name = limits === 'on' ? 'wsgate-limits' : limits === 'off' ? 'wsgate' : 'wsgate-defaults';
   const cli = join(rootDir, 'src', 'cli.ts');
   let version = '?';
   try {
@@ -325,7 +329,7 @@ export function wsgateTarget(rootDir: string, nodeBinary: string, limits: 'on' |
     async start(registry, workDir, backendPort) {
       const port = await freePort();
       const config = join(workDir, `wsgate-${Date.now()}.yaml`);
-      writeFileSync(config, wsgateConfig(port, backendPort, limits));
+      writeFileSync(config, wsgateConfig(port, backendPort, limits === 'defaults' ? '' : limits));
       const managed = registry.start(
         'wsgate',
         nodeBinary,

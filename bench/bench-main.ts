@@ -1,0 +1,60 @@
+/**
+ * What every benchmark program shares around its run: this process (the load client) pinned to
+ * CPU 1 when it can be, a scratch directory (created by run.sh so that it can remove it even after
+ * a crash), a Registry of started processes stopped on exit and on SIGINT/SIGTERM/SIGHUP, and
+ * the exit code of the run.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from './targets.ts';
+
+/** CPUs available before this process pins itself to CPU 1. */
+export const NPROC_AT_START = availableParallelism();
+
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export function commandExists(command: string, args: readonly string[]): boolean {
+  const result = spawnSync(command, args, { stdio: 'ignore', timeout: 5000 });
+  return result.error === undefined && result.status === 0;
+}
+
+/** Runs `run` with a registry and a scratch directory, then stops everything and exits with its code. */
+export async function benchMain(
+  pin: boolean,
+  run: (registry: Registry, workDir: string) => Promise<number>,
+): Promise<void> {
+  let pinning = false;
+  if (pin && NPROC_AT_START >= 2 && commandExists('taskset', ['-V'])) {
+    // the load client is this process: all of its threads go to CPU 1
+    pinning = commandExists('taskset', ['-a', '-p', '-c', '1', String(process.pid)]);
+  }
+  const workDir = process.env.WSGATE_BENCH_WORKDIR || mkdtempSync(join(tmpdir(), 'wsgate-bench-'));
+  mkdirSync(workDir, { recursive: true });
+  const registry = new Registry(pinning, process.env.WSGATE_BENCH_PIDFILE);
+  let finishing = false;
+  const cleanUp = async (code: number): Promise<never> => {
+    finishing = true;
+    await registry.stopAll();
+    rmSync(workDir, { recursive: true, force: true });
+    process.exit(code);
+  };
+  process.on('exit', () => registry.killAllNow());
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      if (finishing) return;
+      log(`\n${signal}: stopping everything started`);
+      void cleanUp(130);
+    });
+  }
+  let code = 2;
+  try {
+    code = await run(registry, workDir);
+  } catch (error) {
+    log(`benchmark failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (!finishing) await cleanUp(code);
+}
