@@ -12,7 +12,7 @@ import type { VerifiedToken } from '../auth/verify-token.ts';
 import type { Rejection } from '../errors/rejection.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { EventLog } from '../observability/connection-log.ts';
 import type { DownstreamEdits, UpstreamEdits } from '../upstream/edits.ts';
 
 export {
@@ -48,7 +48,7 @@ export interface FrontContext {
   readonly listener: ListenerInfo;
   readonly forwarded: ForwardedFor;
   readonly requestId: string;
-  readonly log: Logger;
+  readonly log: EventLog;
   readonly upstream: UpstreamEdits;
   /** What the client's answer gets on top of the backend's. */
   readonly downstream: DownstreamEdits;

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import type { CloseFrame, ErrorCode } from '../errors/codes.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { EventLog } from '../observability/connection-log.ts';
 import type { Direction, Initiator, TrafficCell } from '../observability/metrics.ts';
 import type { LimitAction, TunnelPolicy } from '../policy/route-policy.ts';
 import type { LimitName } from './limits.ts';
@@ -59,7 +59,7 @@ export interface TunnelOptions extends TunnelSettings {
   readonly deflate: DeflateParameters | undefined;
   readonly counters: TunnelCounters;
   readonly observer: TunnelObserver;
-  readonly log: Logger;
+  readonly log: EventLog;
   readonly onEnd: (summary: TunnelSummary) => void;
   /** The token the connection is bound to: when it expires, and the close frame the client gets. */
   readonly session?: TunnelSession | undefined;

@@ -14,8 +14,8 @@ import type {
 } from '../front/request-stage.ts';
 import type { ForwardedFor, TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
+import type { EventLog } from '../observability/connection-log.ts';
 import type { QueryLogging } from '../observability/log-fields.ts';
-import type { Logger } from '../observability/logger.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { Route } from '../routing/router.ts';
 import type { Pool } from '../upstream/pool.ts';
@@ -33,7 +33,7 @@ export interface UpgradeContext {
   /** performance.now() when the upgrade request arrived. */
   readonly startedAt: number;
   readonly forwarded: ForwardedFor;
-  readonly log: Logger;
+  readonly log: EventLog;
   /** The configuration this upgrade runs under, taken once when it arrived: a reload never changes it mid-way. */
   readonly snapshot: UpgradeSnapshot;
   /** What the route's stages change in the request the backend receives. */

@@ -14,6 +14,7 @@ import { forwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
 import { requestIdFor } from '../listener/request-id.ts';
+import { ConnectionLog, type EventLog } from '../observability/connection-log.ts';
 import { capped, loggedHeader, loggedPath } from '../observability/log-fields.ts';
 import { type Logger, moreSevere } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
@@ -79,6 +80,37 @@ export function deflateParameters(extensions: string | undefined): DeflateParame
  */
 function ignoreError(): void {}
 
+/**
+ * Reads the client socket while the backend is being connected: its leaving is told to the
+ * attempt, an early chunk is kept and reading stops. The listeners reach only the socket, `early`
+ * and the presence (not the handshake's context): a dead listener list in the old generation
+ * would otherwise keep the whole handshake alive until the next full collection.
+ */
+function watchClient(socket: Socket, early: Buffer[]): { client: ClientPresence; stop(): void } {
+  const client: ClientPresence = { gone: false, onGone: undefined };
+  const onClose = (): void => {
+    client.gone = true;
+    client.onGone?.();
+  };
+  const onData = (chunk: Buffer): void => {
+    early.push(chunk);
+    socket.pause();
+  };
+  socket.once('close', onClose);
+  socket.once('end', onClose);
+  socket.on('data', onData);
+  socket.resume();
+  return {
+    client,
+    stop: () => {
+      socket.off('close', onClose);
+      socket.off('end', onClose);
+      socket.off('data', onData);
+      socket.pause();
+    },
+  };
+}
+
 /** The client closed, reset or half-closed its connection (a FIN ends a handshake too). */
 function clientGone(socket: Socket): boolean {
   return socket.destroyed || socket.readableEnded;
@@ -100,7 +132,7 @@ interface HandshakeFields {
 
 /** The fixed fields of a tunnel's access-log line. */
 interface AccessFields extends HandshakeFields {
-  readonly log: Logger;
+  readonly log: EventLog;
   readonly route: string;
   readonly pool: string;
   readonly backend: string;
@@ -143,7 +175,7 @@ export class UpgradeHandler {
       listener,
       startedAt: performance.now(),
       forwarded,
-      log: this.#options.log.child({ conn: id, requestId }),
+      log: new ConnectionLog(this.#options.log, { conn: id, requestId }),
       snapshot,
       upstream: noEdits(),
       downstream: noDownstreamEdits(),
@@ -238,19 +270,8 @@ export class UpgradeHandler {
     early: Buffer[],
   ): Promise<UpstreamOutcome> {
     const { metrics } = this.#options;
-    const client: ClientPresence = { gone: false, onGone: undefined };
-    const onClose = (): void => {
-      client.gone = true;
-      client.onGone?.();
-    };
-    const onData = (chunk: Buffer): void => {
-      early.push(chunk);
-      ctx.socket.pause();
-    };
-    ctx.socket.once('close', onClose);
-    ctx.socket.once('end', onClose);
-    ctx.socket.on('data', onData);
-    ctx.socket.resume();
+    const watch = watchClient(ctx.socket, early);
+    const { client } = watch;
     return connectUpstream(
       candidates,
       (backend: Backend) => ({
@@ -286,12 +307,7 @@ export class UpgradeHandler {
           'backend attempt failed',
         );
       },
-    ).finally(() => {
-      ctx.socket.off('close', onClose);
-      ctx.socket.off('end', onClose);
-      ctx.socket.off('data', onData);
-      ctx.socket.pause();
-    });
+    ).finally(() => watch.stop());
   }
 
   #open(

@@ -118,15 +118,21 @@ function notAnUpgrade(head: ResponseHead): string | undefined {
 
 /** Makes one upgrade attempt against one backend. Never rejects. */
 export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome> {
-  const { backend, client } = attempt;
+  // No closure below refers to `attempt`, and what they reach is let go of once settled: a dead
+  // listener list in the old generation may still point at them until the next full collection,
+  // and through `attempt.onConnected` or the promise's resolver they would keep the whole
+  // handshake (request, pipeline context) alive and promoted.
+  const { backend, client, connectTimeoutMs, handshakeTimeoutMs, tls } = attempt;
   const request = upgradeRequestHead(attempt.path, attempt.headers);
-  return new Promise((resolve) => {
+  let onConnected: ((seconds: number) => void) | undefined = attempt.onConnected;
+  return new Promise((resolveOutcome) => {
+    let resolve: ((outcome: UpstreamOutcome) => void) | undefined = resolveOutcome;
     const startedAt = performance.now();
     let connected = false;
     let settled = false;
     let received: Buffer | undefined;
     let interim = 0; // bytes of 1xx answers skipped so far
-    const socket = openSocket(backend, attempt.tls);
+    const socket = openSocket(backend, tls);
 
     const settle = (outcome: UpstreamOutcome): void => {
       if (settled) return;
@@ -141,18 +147,21 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       socket.on('error', ignoreError);
       if (outcome.kind === 'failed') socket.destroy();
       else socket.pause();
-      resolve(outcome);
+      received = undefined;
+      onConnected = undefined;
+      const done = resolve;
+      resolve = undefined;
+      done?.(outcome);
     };
     const fail = (code: Failure['code'], error: Error): void =>
       settle({ kind: 'failed', backend, code, retryable: !connected, error });
     const onReady = (): void => {
       connected = true;
-      attempt.onConnected((performance.now() - startedAt) / 1000);
+      onConnected?.((performance.now() - startedAt) / 1000);
       clearTimeout(timer);
       timer = setTimeout(
-        () =>
-          fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${attempt.handshakeTimeoutMs} ms`)),
-        attempt.handshakeTimeoutMs,
+        () => fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${handshakeTimeoutMs} ms`)),
+        handshakeTimeoutMs,
       );
     };
     const onData = (chunk: Buffer): void => {
@@ -196,9 +205,8 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       );
 
     let timer: NodeJS.Timeout | undefined = setTimeout(
-      () =>
-        fail('UPSTREAM_CONNECT_TIMEOUT', new Error(`connect timeout after ${attempt.connectTimeoutMs} ms`)),
-      attempt.connectTimeoutMs,
+      () => fail('UPSTREAM_CONNECT_TIMEOUT', new Error(`connect timeout after ${connectTimeoutMs} ms`)),
+      connectTimeoutMs,
     );
     socket.once(backend.secure ? 'secureConnect' : 'connect', onReady);
     socket.on('data', onData);

@@ -2,10 +2,12 @@
  * What an open tunnel keeps alive: the upgrade request (its headers, the pipeline's context, the
  * snapshot it was decided under) is dropped once the 101 is sent, so an idle connection costs
  * its sockets and its tunnel, not its handshake. Checked with the garbage collector on a real
- * tunnel that is still open.
+ * tunnel that is still open, also while every listener the handshake added to a socket is held
+ * (as a listener list that died in the old generation holds them until a full collection).
  */
 import assert from 'node:assert/strict';
 import { type IncomingMessage, Server } from 'node:http';
+import { Socket } from 'node:net';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -25,18 +27,38 @@ async function collected(ref: WeakRef<object>): Promise<boolean> {
   return ref.deref() === undefined;
 }
 
-test('regression: an open tunnel kept its upgrade request alive through the error listener', async (t) => {
-  const backend = await startEchoBackend(t);
+/** Records every upgrade request a server in this process receives (the gateway's among them). */
+function recordUpgrades(): { requests: WeakRef<IncomingMessage>[]; stop: () => void } {
   const requests: WeakRef<IncomingMessage>[] = [];
-  // Every 'upgrade' a server emits in this process: the gateway's listener among them.
   const emit = Server.prototype.emit;
   Server.prototype.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'upgrade') requests.push(new WeakRef(args[0] as IncomingMessage));
     return Reflect.apply(emit, this, [event, ...args]) as boolean;
   };
-  t.after(() => {
-    Server.prototype.emit = emit;
-  });
+  return {
+    requests,
+    stop: () => {
+      Server.prototype.emit = emit;
+    },
+  };
+}
+
+/** The gateway's upgrade request for `url` (not the backend's: that one carries X-Forwarded-For). */
+function gatewayRequest(
+  requests: readonly WeakRef<IncomingMessage>[],
+  url: string,
+): WeakRef<IncomingMessage> {
+  const atGateway = requests.filter(
+    (ref) => ref.deref()?.url === url && ref.deref()?.headers['x-forwarded-for'] === undefined,
+  );
+  assert.equal(atGateway.length, 1, 'the gateway received one upgrade');
+  return atGateway[0] as WeakRef<IncomingMessage>;
+}
+
+test('regression: an open tunnel kept its upgrade request alive through the error listener', async (t) => {
+  const backend = await startEchoBackend(t);
+  const upgrades = recordUpgrades();
+  t.after(upgrades.stop);
   const gw = await startGateway(t, {
     routes: { echo: { pool: 'echo' } },
     pools: { echo: { backends: [backend.url] } },
@@ -48,16 +70,53 @@ test('regression: an open tunnel kept its upgrade request alive through the erro
   const reply = nextMessage(ws);
   ws.send('hello');
   assert.equal((await reply).data.toString(), 'hello');
-  Server.prototype.emit = emit;
-  // The gateway's upgrade, not the backend's (the echo backend's server emits one too).
-  const atGateway = requests.filter(
-    (ref) => ref.deref()?.url === '/chat?room=1' && ref.deref()?.headers['x-forwarded-for'] === undefined,
-  );
-  assert.equal(atGateway.length, 1, 'the gateway received one upgrade');
+  upgrades.stop();
+  const request = gatewayRequest(upgrades.requests, '/chat?room=1');
   assert.equal(gw.gateway.registry.tunnelCount, 1, 'the tunnel is open');
-  assert.ok(await collected(atGateway[0] as WeakRef<IncomingMessage>), 'the upgrade request was collected');
+  assert.ok(await collected(request), 'the upgrade request was collected');
   assert.equal(gw.gateway.registry.tunnelCount, 1, 'the tunnel is still open');
   const again = nextMessage(ws);
   ws.send('still there');
   assert.equal((await again).data.toString(), 'still there');
+});
+
+test('regression: the listeners of a settled upgrade kept the whole handshake reachable', async (t) => {
+  const backend = await startEchoBackend(t);
+  const upgrades = recordUpgrades();
+  // Every listener the gateway adds to a socket during the handshake, held on to as a listener
+  // list that died in the old generation is until a full collection: what they reach must not
+  // include the handshake once it is settled.
+  const held: unknown[] = [];
+  const on = Socket.prototype.on;
+  Socket.prototype.on = function (
+    this: Socket,
+    event: string | symbol,
+    listener: (...args: never[]) => void,
+  ) {
+    // The gateway's own handshake listeners (the upgrade handler's and the backend attempt's).
+    const stack = new Error().stack ?? '';
+    if (stack.includes('/src/upgrade/') || stack.includes('/src/upstream/')) held.push(listener);
+    return Reflect.apply(on, this, [event, listener]) as Socket;
+  };
+  const restore = (): void => {
+    upgrades.stop();
+    Socket.prototype.on = on;
+  };
+  t.after(restore);
+  const gw = await startGateway(t, {
+    routes: { echo: { pool: 'echo' } },
+    pools: { echo: { backends: [backend.url] } },
+  });
+  const ws = await openClient(gw.wsUrl('/held?room=2'));
+  t.after(() => ws.terminate());
+  const reply = nextMessage(ws);
+  ws.send('hello');
+  assert.equal((await reply).data.toString(), 'hello');
+  restore();
+  const request = gatewayRequest(upgrades.requests, '/held?room=2');
+  assert.ok(held.length > 0, 'listeners were recorded');
+  assert.ok(
+    await collected(request),
+    'the upgrade request was collected while every listener of the handshake is still held',
+  );
 });
