@@ -102,10 +102,10 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     for (const side of SIDES) {
       const socket = this.#sockets[side];
       socket.setNoDelay(true);
-      // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by the gateway's
-      // pings where it sends them, else by TCP keepalive (four system calls a side to set up).
-      if (this.#options.policy.pingIntervalMs[side] === undefined)
-        socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+      // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by TCP keepalive
+      // on both sides, pinged or not: a gateway ping waits for a frame boundary toward its peer,
+      // so a side whose stream stops mid-frame would otherwise have no dead-peer check at all.
+      socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
       linkSocket(socket, this, side);
       if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
     }
