@@ -71,6 +71,12 @@ export function isUnderscoreAlias(lower: string): boolean {
   return lower.includes('_') && CONTROLLED.has(lower.replaceAll('_', '-'));
 }
 
+/** Whether a comma-separated header value lists `token` (lower case; compared case-insensitively). */
+export function listsToken(value: string | undefined, token: string): boolean {
+  if (!value) return false;
+  return value.split(',').some((part) => part.trim().toLowerCase() === token);
+}
+
 /** Every token of the Connection header(s), lower-cased. */
 function listedTokens(rawHeaders: readonly string[]): string[] {
   const tokens: string[] = [];

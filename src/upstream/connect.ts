@@ -9,8 +9,9 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
+import { listsToken } from '../protocol/header-rules.ts';
 import type { Backend, BackendTls } from './pool.ts';
-import { headerValue, listsToken, parseResponseHead, type ResponseHead } from './response-head.ts';
+import { headerValue, parseResponseHead, type ResponseHead } from './response-head.ts';
 
 /** Largest response head read from a backend (Node's default header limit). */
 export const MAX_RESPONSE_HEAD = 16 * 1024;

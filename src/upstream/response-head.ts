@@ -126,9 +126,3 @@ export function headerValue(head: ResponseHead, name: string): string | undefine
   }
   return value;
 }
-
-/** Whether a comma-separated header value lists `token` (case-insensitive). */
-export function listsToken(value: string | undefined, token: string): boolean {
-  if (value === undefined) return false;
-  return value.split(',').some((part) => part.trim().toLowerCase() === token);
-}

@@ -4,15 +4,11 @@
  * `Connection: Upgrade`, a Sec-WebSocket-Key of 16 base64-encoded bytes and version 13.
  */
 import type { IncomingMessage } from 'node:http';
+import { listsToken } from '../../protocol/header-rules.ts';
 import { unsupportedHttpVersion } from '../../routing/request-target.ts';
 import type { Rejection, UpgradeStage } from '../context.ts';
 
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
-
-function hasToken(value: string | undefined, token: string): boolean {
-  if (!value) return false;
-  return value.split(',').some((part) => part.trim().toLowerCase() === token);
-}
 
 /** The rejection for a request that is not a valid opening handshake, if it is not. */
 export function checkHandshake(req: IncomingMessage): Rejection | undefined {
@@ -31,10 +27,10 @@ export function checkHandshake(req: IncomingMessage): Rejection | undefined {
   }
   const headers = req.headers;
   if (!headers.host) return { code: 'HANDSHAKE_MALFORMED', detail: 'no Host header' };
-  if (!hasToken(headers.upgrade, 'websocket')) {
+  if (!listsToken(headers.upgrade, 'websocket')) {
     return { code: 'HANDSHAKE_MALFORMED', detail: `Upgrade: ${headers.upgrade ?? ''}` };
   }
-  if (!hasToken(headers.connection, 'upgrade')) {
+  if (!listsToken(headers.connection, 'upgrade')) {
     return { code: 'HANDSHAKE_MALFORMED', detail: 'Connection header lacks "upgrade"' };
   }
   const key = headers['sec-websocket-key'];

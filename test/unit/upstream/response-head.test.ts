@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { listsToken } from '../../../src/protocol/header-rules.ts';
 import {
   type HeadParse,
   headerValue,
-  listsToken,
   parseResponseHead,
   type ResponseHead,
 } from '../../../src/upstream/response-head.ts';
