@@ -6,6 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { headersForStatus } from '../errors/codes.ts';
 import { connectionTokens, isHopByHop } from '../protocol/header-rules.ts';
 import { BodyDecoder } from '../upstream/body-decoder.ts';
@@ -13,6 +14,8 @@ import type { ResponseHead } from '../upstream/response-head.ts';
 
 /** Largest backend rejection body relayed to the client; the rest is dropped. */
 const MAX_RELAYED_BODY = 64 * 1024;
+/** Most bytes read from the backend for one rejection: the body plus chunk lines and trailers. */
+const MAX_READ_FOR_RELAY = MAX_RELAYED_BODY + 16 * 1024;
 
 function statusLine(status: number): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
@@ -38,6 +41,16 @@ export function writeResponse(
   socket.end(`${head}\r\n${body}`, () => socket.destroy());
 }
 
+/**
+ * Ends a client connection whose relayed body was cut short. The relay frames the body by the
+ * close, so a clean close would present a partial body as whole: a TCP reset says it is not (on
+ * TLS, a close without close_notify does).
+ */
+function cutShort(socket: Socket): void {
+  if (socket instanceof TLSSocket || socket.destroyed) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 /** A backend's answer that was not a 101: its head, its socket and the body bytes read with the head. */
 export interface BackendAnswer {
   readonly response: ResponseHead;
@@ -57,29 +70,33 @@ export function relayResponse(client: Socket, answer: BackendAnswer, deadlineMs:
     let deadline: NodeJS.Timeout | undefined;
     let finished = false;
     let ending = false;
-    const done = (): void => {
+    /** Ends both sides; `complete` when the client got the whole (or the capped) body. */
+    const done = (complete: boolean): void => {
       if (finished) return;
       finished = true;
       clearTimeout(deadline);
       backend.off('data', onData);
       backend.destroy();
-      client.destroy();
+      if (complete) client.destroy();
+      else cutShort(client);
       resolve();
     };
     const finish = (): void => {
       if (finished || ending) return;
       ending = true; // the backend's close from here on is expected
       backend.destroy();
-      client.end(done);
+      client.end(() => done(true));
     };
     const decoder = new BodyDecoder(response.framing);
     let relayed = 0;
+    let read = 0;
     const onData = (chunk: Buffer): void => {
+      read += chunk.length;
       let parts: Buffer[];
       try {
         parts = decoder.push(chunk);
       } catch {
-        done(); // a malformed body: the client sees the connection cut
+        done(false); // a malformed body
         return;
       }
       for (const part of parts) {
@@ -88,12 +105,13 @@ export function relayResponse(client: Socket, answer: BackendAnswer, deadlineMs:
         relayed += part.length;
       }
       if (decoder.done || relayed >= MAX_RELAYED_BODY) finish();
+      else if (read > MAX_READ_FOR_RELAY) done(false); // chunk lines or trailers without end
     };
     if (client.destroyed || !client.writable) {
-      done();
+      done(true);
       return;
     }
-    deadline = setTimeout(done, deadlineMs);
+    deadline = setTimeout(() => done(false), deadlineMs);
     const listed = connectionTokens(response.rawHeaders);
     let head = statusLine(response.status);
     for (let i = 0; i < response.rawHeaders.length; i += 2) {
@@ -103,10 +121,10 @@ export function relayResponse(client: Socket, answer: BackendAnswer, deadlineMs:
       head += `${name}: ${response.rawHeaders[i + 1] ?? ''}\r\n`;
     }
     client.write(`${head}Connection: close\r\n\r\n`, 'latin1'); // the backend's header bytes, as read
-    client.once('close', done);
+    client.once('close', () => done(true));
     backend.on('data', onData);
-    backend.once('end', () => (decoder.end() ? finish() : done()));
-    backend.once('close', () => ending || done());
+    backend.once('end', () => (decoder.end() ? finish() : done(false)));
+    backend.once('close', () => ending || done(decoder.end()));
     onData(answer.body);
     if (!finished) backend.resume();
   });

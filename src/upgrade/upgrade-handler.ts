@@ -236,7 +236,15 @@ export class UpgradeHandler {
     switch (outcome.kind) {
       case 'upgraded':
         pool.succeeded(outcome.backend);
-        this.#open(ctx, pool, policy, outcome, Buffer.concat([ctx.head, ...early]));
+        try {
+          this.#open(ctx, pool, policy, outcome, Buffer.concat([ctx.head, ...early]));
+        } catch (error) {
+          // No tunnel owns the paused backend socket yet: it would stay open, unread, forever. A
+          // client that already has its 101 cannot be given a status any more.
+          outcome.socket.destroy();
+          if (ctx.socket.bytesWritten > 0) ctx.socket.destroy();
+          throw error;
+        }
         return;
       case 'answered': {
         const status = outcome.response.status;

@@ -117,6 +117,45 @@ function notAnUpgrade(head: ResponseHead): string | undefined {
   return undefined;
 }
 
+/**
+ * The bytes of a backend's answer read so far, in a buffer that doubles as it fills (a head
+ * arriving in many small reads is copied a few times, not once per read), and how much of it
+ * the parser has already searched.
+ */
+class Received {
+  #buffer: Buffer;
+  #filled: number;
+  #owned = false;
+  scanned = 0;
+
+  constructor(first: Buffer) {
+    this.#buffer = first;
+    this.#filled = first.length;
+  }
+
+  add(chunk: Buffer): void {
+    const needed = this.#filled + chunk.length;
+    if (!this.#owned || needed > this.#buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, 2 * this.#filled, 1024));
+      this.#buffer.copy(grown, 0, 0, this.#filled);
+      this.#buffer = grown;
+      this.#owned = true;
+    }
+    chunk.copy(this.#buffer, this.#filled);
+    this.#filled = needed;
+  }
+
+  bytes(): Buffer {
+    return this.#buffer.subarray(0, this.#filled);
+  }
+}
+
+function append(received: Received | undefined, chunk: Buffer): Received {
+  if (received === undefined) return new Received(chunk);
+  received.add(chunk);
+  return received;
+}
+
 /** Makes one upgrade attempt against one backend. Never rejects. */
 export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome> {
   // No closure below refers to `attempt`, and what they reach is let go of once settled: a dead
@@ -131,7 +170,7 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
     const startedAt = performance.now();
     let connected = false;
     let settled = false;
-    let received: Buffer | undefined;
+    let received: Received | undefined;
     let interim = 0; // bytes of 1xx answers skipped so far
     const socket = openSocket(backend, tls);
 
@@ -166,16 +205,20 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       );
     };
     const onData = (chunk: Buffer): void => {
-      received = received === undefined ? chunk : Buffer.concat([received, chunk]);
+      received = append(received, chunk);
       for (;;) {
-        const parsed = parseResponseHead(received, MAX_RESPONSE_HEAD);
-        if (parsed.kind === 'partial') return;
+        const bytes = received.bytes();
+        const parsed = parseResponseHead(bytes, MAX_RESPONSE_HEAD, received.scanned);
+        if (parsed.kind === 'partial') {
+          received.scanned = bytes.length;
+          return;
+        }
         if (parsed.kind === 'invalid') {
           fail('UPSTREAM_BAD_RESPONSE', new Error(parsed.reason));
           return;
         }
         const { head } = parsed;
-        const rest = received.subarray(head.length);
+        const rest = bytes.subarray(head.length);
         // Interim answers (100 Continue, 103 Early Hints) come before the real one.
         if (head.status >= 100 && head.status < 200 && head.status !== 101) {
           interim += head.length;
@@ -183,8 +226,11 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
             fail('UPSTREAM_BAD_RESPONSE', new Error(`interim answers over ${MAX_RESPONSE_HEAD} bytes`));
             return;
           }
-          received = rest;
-          if (rest.length === 0) return;
+          if (rest.length === 0) {
+            received = undefined;
+            return;
+          }
+          received = new Received(rest);
           continue;
         }
         if (head.status !== 101) {

@@ -46,9 +46,9 @@ function startsLikeHttp(data: Buffer): boolean {
   return data.toString('latin1', 0, n) === VERSION_PREFIX.slice(0, n);
 }
 
-/** Whether the first `end` bytes hold a line feed without its carriage return. */
-function hasBareLineFeed(data: Buffer, end: number): boolean {
-  for (let at = data.indexOf(0x0a); at !== -1 && at < end; at = data.indexOf(0x0a, at + 1)) {
+/** Whether bytes `from` to `end` hold a line feed without its carriage return. */
+function hasBareLineFeed(data: Buffer, from: number, end: number): boolean {
+  for (let at = data.indexOf(0x0a, from); at !== -1 && at < end; at = data.indexOf(0x0a, at + 1)) {
     if (at === 0 || data[at - 1] !== 0x0d) return true;
   }
   return false;
@@ -56,12 +56,14 @@ function hasBareLineFeed(data: Buffer, end: number): boolean {
 
 /**
  * Parses the head at the start of `data`. `partial` until the blank line arrives (more than
- * `maxBytes` without one is invalid).
+ * `maxBytes` without one is invalid). `scanned` is how many bytes an earlier call saw as
+ * `partial`: they are not searched again, so a head arriving byte by byte costs linear time.
  */
-export function parseResponseHead(data: Buffer, maxBytes: number): HeadParse {
-  if (!startsLikeHttp(data)) return invalid('the answer is not HTTP/1.x');
-  const end = data.indexOf(HEAD_END);
-  if (hasBareLineFeed(data, end === -1 ? data.length : end)) return invalid('a line ended by a bare LF');
+export function parseResponseHead(data: Buffer, maxBytes: number, scanned = 0): HeadParse {
+  if (scanned < VERSION_PREFIX.length && !startsLikeHttp(data)) return invalid('the answer is not HTTP/1.x');
+  const end = data.indexOf(HEAD_END, Math.max(0, scanned - (HEAD_END.length - 1)));
+  if (hasBareLineFeed(data, scanned, end === -1 ? data.length : end))
+    return invalid('a line ended by a bare LF');
   if (end === -1) return data.length > maxBytes ? invalid(`head larger than ${maxBytes} bytes`) : PARTIAL;
   const length = end + HEAD_END.length;
   if (length > maxBytes) return invalid(`head larger than ${maxBytes} bytes`);
@@ -77,14 +79,18 @@ export function parseResponseHead(data: Buffer, maxBytes: number): HeadParse {
     rawHeaders.push(header[1] ?? '', header[2] ?? '');
   }
   const code = Number(status[2]);
-  const framing = bodyFraming(code, rawHeaders);
-  if (typeof framing === 'string') return invalid(framing);
   const minorVersion = status[1] === '1' ? 1 : 0;
+  const framing = bodyFraming(code, minorVersion, rawHeaders);
+  if (typeof framing === 'string') return invalid(framing);
   return { kind: 'head', head: { status: code, minorVersion, rawHeaders, framing, length } };
 }
 
 /** The framing of the body, or why it is ambiguous. */
-function bodyFraming(status: number, rawHeaders: readonly string[]): BodyFraming | string {
+function bodyFraming(
+  status: number,
+  minorVersion: 0 | 1,
+  rawHeaders: readonly string[],
+): BodyFraming | string {
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -104,6 +110,8 @@ function bodyFraming(status: number, rawHeaders: readonly string[]): BodyFraming
   if (transferEncoding !== undefined && contentLength !== undefined) {
     return 'both Transfer-Encoding and Content-Length';
   }
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+  if (transferEncoding !== undefined && minorVersion === 0) return 'Transfer-Encoding in an HTTP/1.0 answer';
   if (status < 200 || status === 204 || status === 304) return { kind: 'none' };
   if (transferEncoding !== undefined) {
     const codings = transferEncoding.split(',').map((coding) => coding.trim().toLowerCase());

@@ -3,13 +3,17 @@
  * 1xx answers opens the tunnel, a frame in the same packet as the 101 reaches the client, and
  * every malformed or lenient answer (bare LF, obs-fold, an oversized head, garbage, a 101 that is
  * not a WebSocket one, ambiguous framing) is 502 UPSTREAM_BAD_RESPONSE without waiting for the
- * handshake timeout. A 4xx body is relayed by its framing (length, chunked, close), capped at 64 KiB.
+ * handshake timeout. A 101 that arrives a byte at a time still opens the tunnel. A 4xx body is
+ * relayed by its framing (length, chunked, close), capped at 64 KiB; one the backend cuts short,
+ * sends malformed or pads with endless trailers ends the client's connection with a reset. A fault
+ * between the 101 and the tunnel closes the backend connection instead of leaving it paused.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
+import { Histogram } from 'prom-client';
 import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -118,6 +122,8 @@ test('malformed or lenient answers are 502 UPSTREAM_BAD_RESPONSE at once, not a 
       'HTTP/1.1 403 Forbidden\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
     'a 403 with Content-Length and chunked': () =>
       'HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    'a chunked 403 over HTTP/1.0': () =>
+      'HTTP/1.0 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
   };
   for (const [what, answer] of Object.entries(answers)) {
     const gw = await gatewayFor(t, await startScriptedBackend(t, answer));
@@ -163,4 +169,122 @@ test('a 4xx body larger than 64 KiB is cut at 64 KiB', async (t) => {
   const response = await answerOf(await gatewayFor(t, url));
   assert.equal(response.status, 403);
   assert.equal(response.body.length, 64 * 1024);
+});
+
+test('a 101 that arrives a byte at a time opens the tunnel', async (t) => {
+  const bytewise = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.setNoDelay(true);
+    socket.once('data', (request: Buffer) => {
+      const key = /sec-websocket-key: *(\S+)/i.exec(request.toString('latin1'))?.[1] ?? '';
+      const answer = Buffer.from(switching(key), 'latin1');
+      let at = 0;
+      const next = (): void => {
+        if (socket.destroyed) return;
+        if (at === answer.length) {
+          socket.on('data', () => socket.write(Buffer.from([0x81, 0x02, 0x6f, 0x6b])));
+          return;
+        }
+        socket.write(answer.subarray(at, ++at));
+        setTimeout(next, 1);
+      };
+      next();
+    });
+  });
+  bytewise.listen(0, '127.0.0.1');
+  await within(once(bytewise, 'listening'), 'byte-by-byte backend listening');
+  t.after(() => bytewise.close());
+  const gw = await gatewayFor(t, `http://127.0.0.1:${(bytewise.address() as AddressInfo).port}`);
+  const ws = await openClient(gw.wsUrl());
+  ws.send('hi');
+  assert.equal((await nextMessage(ws)).data.toString(), 'ok');
+  ws.terminate();
+});
+
+/** How the gateway ended the client's connection after relaying a rejection: reset or clean close. */
+async function endingOf(gw: TestGateway): Promise<{ status: number; reset: boolean; body: string }> {
+  const response = await rawRequest(gw.port(), { headers: handshakeHeaders() });
+  const chunks = [response.rest];
+  let reset = false;
+  response.socket.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ECONNRESET') reset = true;
+  });
+  response.socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  response.socket.resume();
+  // Not `once(socket, 'close')`: it rejects on the reset's 'error'.
+  const closed = new Promise((resolve) => response.socket.once('close', resolve));
+  await within(closed, 'the gateway to close the connection');
+  return { status: response.status, reset, body: Buffer.concat(chunks).toString('latin1') };
+}
+
+test('regression: a relayed 4xx body cut short, malformed or with endless trailers ends with a reset', async (t) => {
+  const answers: Record<string, { answer: string; after: (socket: Socket) => void }> = {
+    'a Content-Length body the backend closes early': {
+      answer: 'HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nnot all',
+      after: (socket) => socket.end(),
+    },
+    'a chunked body the backend closes early': {
+      answer: 'HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nnot all\r\n',
+      after: (socket) => socket.end(),
+    },
+    'a malformed chunk size': {
+      answer: 'HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nnot all\r\nzz\r\n',
+      after: () => {},
+    },
+    'endless trailers': {
+      answer: 'HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n7\r\nnot all\r\n0\r\n',
+      after: (socket) => {
+        const line = `X-Trailer: ${'t'.repeat(1000)}\r\n`;
+        for (let i = 0; i < 200 && !socket.destroyed; i++) socket.write(line);
+      },
+    },
+  };
+  for (const [what, { answer, after }] of Object.entries(answers)) {
+    const gw = await gatewayFor(t, await startScriptedBackend(t, () => answer, after));
+    const startedAt = performance.now();
+    const ending = await endingOf(gw);
+    assert.equal(ending.status, 403, what);
+    // A malformed read is dropped whole; otherwise the body so far was relayed.
+    if (what !== 'a malformed chunk size') assert.ok(ending.body.startsWith('not all'), what);
+    assert.equal(ending.reset, true, `${what}: the client is told the body is incomplete`);
+    assert.ok(performance.now() - startedAt < 5_000, `${what}: ended before the 10 s handshake timeout`);
+  }
+  const whole = await gatewayFor(
+    t,
+    await startScriptedBackend(t, () => 'HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\n\r\nnot all'),
+  );
+  const ending = await endingOf(whole);
+  assert.equal(ending.body, 'not all');
+  assert.equal(ending.reset, false, 'a complete body ends with a clean close');
+});
+
+test('regression: a fault while opening the tunnel closes the paused backend socket', async (t) => {
+  let backendClosed: () => void = () => {};
+  const closed = new Promise<void>((resolve) => {
+    backendClosed = resolve;
+  });
+  const url = await startScriptedBackend(t, switching, (socket) =>
+    socket.once('close', () => backendClosed()),
+  );
+  // The handshake histogram is observed between the 101 and the tunnel: make it throw once
+  // (prom-client binds `observe` to this method in each histogram's constructor).
+  const histogram = Histogram.prototype as unknown as {
+    observeWithoutExemplar(labels: unknown, value?: number): void;
+  };
+  const observe = histogram.observeWithoutExemplar;
+  let thrown = false;
+  t.mock.method(histogram, 'observeWithoutExemplar', function (this: unknown, ...args: [unknown, number?]) {
+    const [labels] = args;
+    if (!thrown && typeof labels === 'object' && labels !== null && 'route' in labels) {
+      thrown = true;
+      throw new Error('injected fault while opening the tunnel');
+    }
+    Reflect.apply(observe, this, args);
+  });
+  const gw = await gatewayFor(t, url);
+  const response = await rawRequest(gw.port(), { headers: handshakeHeaders() });
+  response.socket.resume();
+  await within(closed, 'the backend connection to be closed, not left paused');
+  assert.equal(thrown, true, 'the fault was injected');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'INTERNAL_ERROR' }), 1);
 });

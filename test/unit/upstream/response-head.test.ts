@@ -127,6 +127,38 @@ test('body framing: length, chunked, close-delimited, none for 1xx/204/304; ambi
     reasonOf('HTTP/1.1 403 x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n'),
     /both Transfer-Encoding and Content-Length/,
   );
+  assert.match(
+    reasonOf('HTTP/1.0 403 x\r\nTransfer-Encoding: chunked\r\n\r\n'),
+    /Transfer-Encoding in an HTTP\/1.0 answer/,
+  );
+});
+
+/** Parses `text` fed `step` bytes at a time, as connect.ts does: each call skips what was searched. */
+function parseInSteps(text: string, step: number): HeadParse {
+  const data = Buffer.from(text, 'latin1');
+  let scanned = 0;
+  for (let end = Math.min(step, data.length); ; end = Math.min(end + step, data.length)) {
+    const parsed = parseResponseHead(data.subarray(0, end), CAP, scanned);
+    if (parsed.kind !== 'partial' || end === data.length) return parsed;
+    scanned = end;
+  }
+}
+
+test('a head fed in pieces parses as it does whole, at every piece size', () => {
+  const heads = [
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x00',
+    'HTTP/1.1 403 x\r\nContent-Length: 2\r\n\r\nno',
+    'HTTP/1.1 101 x\r\nUpgrade: websocket\nConnection: Upgrade\r\n\r\n', // bare LF
+    'HTTP/1.1 101 x\r\nX-A: a\r\n\nb\r\n\r\n', // bare LF right after a CRLF
+    'SSH-2.0-OpenSSH_9.2\r\n',
+    'HTTP/1.1 101 x\r\nX-A: a\r\n  b\r\n\r\n', // obs-fold
+  ];
+  for (const text of heads) {
+    const whole = parse(text);
+    for (let step = 1; step <= 8; step++) {
+      assert.deepEqual(parseInSteps(text, step), whole, `${JSON.stringify(text)} in pieces of ${step}`);
+    }
+  }
 });
 
 test('repeated headers are joined for reading and kept apart in the raw list', () => {
