@@ -17,6 +17,18 @@ export function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
+/** A comma-separated list of integers in 1..max from option `--name`; exits with a usage error otherwise. */
+export function integerList(text: string, name: string, max: number): number[] {
+  return text.split(',').map((part) => {
+    const value = Number(part.trim());
+    if (!Number.isInteger(value) || value < 1 || value > max) {
+      process.stderr.write(`--${name}: every value must be an integer in 1..${max}\n`);
+      process.exit(2);
+    }
+    return value;
+  });
+}
+
 export function commandExists(command: string, args: readonly string[]): boolean {
   const result = spawnSync(command, args, { stdio: 'ignore', timeout: 5000 });
   return result.error === undefined && result.status === 0;

@@ -95,6 +95,18 @@ export function cpuSample(pids: readonly number[]): CpuSample {
   return { ticks, schedNs };
 }
 
+/** Read and write system calls made so far by a set of processes (/proc/PID/io: syscr, syscw). */
+export function syscallCounts(pids: readonly number[]): { reads: number; writes: number } {
+  let reads = 0;
+  let writes = 0;
+  for (const pid of pids) {
+    const text = readText(`/proc/${pid}/io`) ?? '';
+    reads += Number(/^syscr: (\d+)$/m.exec(text)?.[1] ?? 0);
+    writes += Number(/^syscw: (\d+)$/m.exec(text)?.[1] ?? 0);
+  }
+  return { reads, writes };
+}
+
 /** VmRSS in KiB summed over a set of processes (a process that has gone counts 0). */
 export function rssKiB(pids: readonly number[]): number {
   let total = 0;

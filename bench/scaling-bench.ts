@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchMain, log } from './bench-main.ts';
+import { benchMain, integerList as list, log } from './bench-main.ts';
 import { handshakeLoad } from './handshake-load.ts';
 import { type Failures, failureTotal, openIdle, relay } from './load-client.ts';
 import {
@@ -49,17 +49,6 @@ interface Settings {
   readonly targets: readonly string[];
   readonly windowMs: number;
   readonly pin: boolean;
-}
-
-function list(text: string, name: string, max: number): number[] {
-  return text.split(',').map((part) => {
-    const value = Number(part.trim());
-    if (!Number.isInteger(value) || value < 1 || value > max) {
-      process.stderr.write(`--${name}: every value must be an integer in 1..${max}\n`);
-      process.exit(2);
-    }
-    return value;
-  });
 }
 
 function settingsFrom(args: string[]): Settings {

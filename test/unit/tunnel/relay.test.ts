@@ -1,7 +1,8 @@
 /**
  * A relay's source is read again only when no reason to pause it is left: the destination's
  * 'drain' lifts backpressure but not a pause something else holds; bytes are counted as relayed,
- * messages only until the gateway's close frame; the close frame is masked toward a backend.
+ * messages only until the gateway's close frame; the close frame is masked toward a backend;
+ * held header bytes leave with the next read in one writev.
  */
 import assert from 'node:assert/strict';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
@@ -99,4 +100,47 @@ test("regression: the gateway's pong after a frame split across reads is cut out
   });
   assert.equal(received.toString('hex'), expected.toString('hex'));
   assert.equal(relay.awaitingPong, false);
+});
+
+test('held header bytes and the next read leave in one write, not one per piece', async (t) => {
+  const { relay, farDestination } = await relayUnderTest(t);
+  const destination = (relay as unknown as { destination: Socket }).destination;
+  const writes: number[] = []; // buffers per call into the socket's write path
+  const { _write: single, _writev: vectored } = destination as unknown as {
+    _write: (...args: unknown[]) => void;
+    _writev: (chunks: unknown[], ...rest: unknown[]) => void;
+  };
+  Object.assign(destination, {
+    _write(...args: unknown[]) {
+      writes.push(1);
+      Reflect.apply(single, destination, args);
+    },
+    _writev(chunks: unknown[], ...rest: unknown[]) {
+      writes.push(chunks.length);
+      Reflect.apply(vectored, destination, [chunks, ...rest]);
+    },
+  });
+  const frames = Buffer.concat([
+    encodeFrame({ opcode: 2, payload: Buffer.alloc(10, 1), masked: true }),
+    encodeFrame({ opcode: 2, payload: Buffer.alloc(10, 2), masked: true }),
+  ]);
+  const split = 16 + 3; // the first frame and 3 bytes of the second one's header
+  let data = Buffer.alloc(0);
+  const receivedUpTo = (length: number): Promise<void> =>
+    new Promise((resolve) => {
+      const onData = (chunk: Buffer): void => {
+        data = Buffer.concat([data, chunk]);
+        if (data.length < length) return;
+        farDestination.off('data', onData);
+        resolve();
+      };
+      farDestination.on('data', onData);
+    });
+  assert.deepEqual(relay.read(frames.subarray(0, split)), { ok: true });
+  await receivedUpTo(16); // the socket has nothing queued: a write now goes straight out
+  assert.deepEqual(writes, [1], 'the first frame; the partial header is held');
+  assert.deepEqual(relay.read(frames.subarray(split)), { ok: true });
+  await receivedUpTo(frames.length);
+  assert.deepEqual(data, frames);
+  assert.deepEqual(writes, [1, 2], 'the held bytes and the rest of the frame in one writev');
 });
