@@ -45,3 +45,23 @@ export function isMessage<T extends { kind: string }>(value: unknown): value is 
     typeof value === 'object' && value !== null && typeof (value as { kind?: unknown }).kind === 'string'
   );
 }
+
+/** The side of a worker a message is sent to (a cluster `Worker`, or the `ChildProcess` under it). */
+export interface MessageTarget {
+  send(message: unknown, callback: (error: Error | null) => void): boolean;
+}
+
+/**
+ * Sends `message`; a send that fails (a worker that has just exited can still look connected, and
+ * its pipe answers EPIPE) goes to `undelivered` instead of becoming an error event that nobody
+ * handles, which would end the supervisor. The worker's exit is handled where it is watched.
+ */
+export function sendMessage(
+  target: MessageTarget,
+  message: unknown,
+  undelivered: (error: Error) => void,
+): void {
+  target.send(message, (error) => {
+    if (error) undelivered(error);
+  });
+}

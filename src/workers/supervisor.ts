@@ -29,7 +29,14 @@ import { configHash } from '../snapshot.ts';
 import { RestartBackoff } from './backoff.ts';
 import { FleetMetrics } from './fleet-metrics.ts';
 import { fleetVerdict } from './fleet-reload.ts';
-import { type ConfigText, type FromWorker, isMessage, type ToWorker, type WorkerReport } from './messages.ts';
+import {
+  type ConfigText,
+  type FromWorker,
+  isMessage,
+  sendMessage,
+  type ToWorker,
+  type WorkerReport,
+} from './messages.ts';
 
 /** Longest wait for a worker's answer to a report request (`/metrics`, `/status`). */
 const REPORT_TIMEOUT_MS = 2_000;
@@ -102,7 +109,9 @@ export function supervisor(configFile: string, text: string, config: Config, log
   const send = (slot: Slot, message: ToWorker): boolean => {
     const worker = slot.worker;
     if (worker === undefined || !worker.isConnected()) return false;
-    worker.send(message);
+    sendMessage(worker, message, (error) =>
+      log.debug({ worker: slot.index, err: error }, 'message to a worker not delivered'),
+    );
     return true;
   };
 
@@ -135,6 +144,10 @@ export function supervisor(configFile: string, text: string, config: Config, log
     slot.state = 'starting';
     slot.startedAt = performance.now();
     countWorkers();
+    // A failed send or kill is an error event on the worker: logged, never the supervisor's end.
+    worker.on('error', (error: Error) =>
+      log.warn({ worker: slot.index, err: error }, 'worker process error'),
+    );
     const started = new Promise<void>((resolve, reject) => {
       worker.on('message', (message: unknown) => {
         if (!isMessage<FromWorker>(message)) return;

@@ -58,6 +58,8 @@ function inflatingRelay(options: {
     source: (options.source ?? { pause() {}, resume() {}, unshift() {} }) as unknown as Socket,
     destination: {
       writable: true,
+      cork() {},
+      uncork() {},
       write(chunk: Buffer) {
         options.written.push(Buffer.from(chunk));
         return true;

@@ -43,6 +43,13 @@ class FakeSource {
 class FakeDestination {
   readonly writable = true;
   readonly written: Buffer[] = [];
+  corked = 0;
+  cork(): void {
+    this.corked++;
+  }
+  uncork(): void {
+    this.corked--;
+  }
   write(chunk: Buffer): boolean {
     this.written.push(Buffer.from(chunk));
     return true;
