@@ -94,9 +94,18 @@ function listedTokens(rawHeaders: readonly string[]): string[] {
  * Header names the Connection header(s) make hop-by-hop, lower-cased; a header that frames or
  * routes the message is never among them, whatever is listed.
  */
-export function connectionTokens(rawHeaders: readonly string[]): Set<string> {
-  return new Set(listedTokens(rawHeaders).filter((name) => !FRAMING_AND_ROUTING.has(name)));
+export function connectionTokens(rawHeaders: readonly string[]): ReadonlySet<string> {
+  let listed: Set<string> | undefined;
+  for (const name of listedTokens(rawHeaders)) {
+    // Hop-by-hop headers go whether listed or not: `Connection: Upgrade` leaves nothing to add.
+    if (HOP_BY_HOP.has(name) || FRAMING_AND_ROUTING.has(name)) continue;
+    listed ??= new Set();
+    listed.add(name);
+  }
+  return listed ?? NONE_LISTED;
 }
+
+const NONE_LISTED: ReadonlySet<string> = new Set();
 
 /**
  * The first header a Connection header names that frames or routes the message (Content-Length,

@@ -43,6 +43,13 @@ const LENGTH_16 = 126;
 const MAX_SAFE_HIGH_WORD = 0x1fffff;
 const TWO_POW_32 = 0x1_0000_0000;
 
+/** The unsigned big-endian integer in `count` (at most 4) bytes of `bytes` from `at`. */
+function bigEndian(bytes: readonly number[], at: number, count: number): number {
+  let value = 0;
+  for (let k = 0; k < count; k++) value = value * 256 + (bytes[at + k] ?? 0);
+  return value;
+}
+
 /**
  * Watches one direction of a WebSocket stream, frame header by frame header. Feed it every chunk,
  * in order, with {@link push}; act on the returned verdict.
@@ -52,8 +59,12 @@ export class FrameScanner {
   readonly #masked: boolean;
   readonly #allowedRsv: number;
 
-  /** The header of the frame being received; at most 2 + 8 (length) + 4 (mask key) bytes. */
-  readonly #header = Buffer.alloc(14);
+  /**
+   * The header of the frame being received; at most 2 + 8 (length) + 4 (mask key) bytes. A plain
+   * array of small integers: a 14-byte Buffer costs two heap objects and a native backing store
+   * per scanner, two scanners per open connection.
+   */
+  readonly #header: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   #headerLength = 0;
   /** Bytes the current header needs; known once its first 2 bytes are in. */
   #headerNeed = 2;
@@ -301,15 +312,15 @@ export class FrameScanner {
     const length7 = (header[1] ?? 0) & LENGTH_BITS;
     let length = length7;
     if (length7 === LENGTH_16) {
-      length = header.readUInt16BE(2);
+      length = bigEndian(header, 2, 2);
     } else if (length7 > LENGTH_16) {
-      const high = header.readUInt32BE(2);
+      const high = bigEndian(header, 2, 4);
       // RFC 6455 §5.2: the most significant bit must be 0; above 2^53-1 lengths lose precision.
       if (high > MAX_SAFE_HIGH_WORD) {
         const why = high >= 0x8000_0000 ? 'most significant bit set' : 'above 2^53-1';
         return this.#fail('BAD_LENGTH', `64-bit payload length ${why}`, this.#frameStart);
       }
-      length = high * TWO_POW_32 + header.readUInt32BE(6);
+      length = high * TWO_POW_32 + bigEndian(header, 6, 4);
     }
 
     const headerBytes = this.#headerNeed;

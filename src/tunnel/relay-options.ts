@@ -14,6 +14,15 @@ import type { Clock } from './sweeper.ts';
 /** Why a relay's source is not being read. */
 export type PauseReason = 'handshake' | 'backpressure' | 'throttle' | 'inflate' | 'closing';
 
+/** Each reason's bit in a relay's set of reasons (a number, not a Set: one per direction of every tunnel). */
+export const PAUSE_BIT: Readonly<Record<PauseReason, number>> = {
+  handshake: 1,
+  backpressure: 2,
+  throttle: 4,
+  inflate: 8,
+  closing: 16,
+};
+
 /** A read whose verdict waits for the inflater: its result comes through `onSettled`. */
 export const PENDING = 'pending';
 export type Pending = typeof PENDING;

@@ -24,7 +24,7 @@ import { FrameScanner, type ScanResult } from './frame-scanner.ts';
 import { InflateCounter, type InflateVerdict } from './inflate-counter.ts';
 import { InflateWatch } from './inflate-watch.ts';
 import { LimitGuard, type LimitSink } from './limits.ts';
-import { type PauseReason, PENDING, type Pending, type RelayOptions } from './relay-options.ts';
+import { PAUSE_BIT, type PauseReason, PENDING, type Pending, type RelayOptions } from './relay-options.ts';
 import type { ScannerEvents } from './scan-types.ts';
 import { type LimitName, type Veto, WAIT, type Wait } from './verdict.ts';
 
@@ -60,7 +60,7 @@ export class Relay implements ScannerEvents, LimitSink {
   readonly #options: RelayOptions;
   readonly #scanner: FrameScanner;
   readonly #guard: LimitGuard | undefined;
-  readonly #pauses = new Set<PauseReason>(['handshake']);
+  #pauses = PAUSE_BIT.handshake;
   messages = 0;
   /** The peers' pings and pongs read from the source (not the answers to the gateway's pings). */
   controls = 0;
@@ -186,7 +186,7 @@ export class Relay implements ScannerEvents, LimitSink {
 
   /** Whether something (backpressure, a throttle, the handshake) keeps the source from being read. */
   get paused(): boolean {
-    return this.#pauses.size > 0;
+    return this.#pauses !== 0;
   }
 
   /** Whether the source owes an answer to a gateway ping. */
@@ -377,20 +377,20 @@ export class Relay implements ScannerEvents, LimitSink {
   }
 
   pause(reason: PauseReason): void {
-    this.#pauses.add(reason);
+    this.#pauses |= PAUSE_BIT[reason];
     this.source.pause();
   }
 
   /** Lifts one reason; the source is read again once no reason is left. */
   resume(reason: PauseReason): void {
-    this.#pauses.delete(reason);
-    if (this.#pauses.size === 0) this.source.resume();
+    this.#pauses &= ~PAUSE_BIT[reason];
+    if (this.#pauses === 0) this.source.resume();
   }
 
   /** Reads the source whatever held it: what it sends now is dropped, or is its close or FIN. */
   flowFreely(): void {
     this.#endThrottle();
-    this.#pauses.clear();
+    this.#pauses = 0;
     this.source.resume();
   }
 

@@ -8,6 +8,9 @@ import type { LimitCodes } from './limits.ts';
 export type Side = 'client' | 'backend';
 export const SIDES = ['client', 'backend'] as const;
 
+/** Each side's bit, where a tunnel keeps a flag per side in one number. */
+export const SIDE_BIT: Readonly<Record<Side, number>> = { client: 1, backend: 2 };
+
 export const other = (side: Side): Side => (side === 'client' ? 'backend' : 'client');
 
 /** The direction of the stream that comes from `side`. */

@@ -32,7 +32,7 @@ import { Liveness } from './liveness.ts';
 import { probeForReset } from './probe.ts';
 import { PENDING, Relay, type RelayOwner } from './relay.ts';
 import { RelayWatch } from './relay-watch.ts';
-import { directionFrom, other, SIDES, type Side } from './sides.ts';
+import { directionFrom, other, SIDE_BIT, SIDES, type Side } from './sides.ts';
 import { linkSocket, type SocketEvent, type SocketEvents } from './socket-link.ts';
 import type { Sweepable } from './sweeper.ts';
 import { relayOptions, type TunnelOptions } from './tunnel-options.ts';
@@ -60,9 +60,8 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   /** The relay of the stream coming FROM each side. */
   readonly #relays: Record<Side, Relay>;
   readonly #startedAt = performance.now();
-  readonly #socketClosed: Record<Side, boolean> = { client: false, backend: false };
-  /** End this side's socket as soon as its pending close frame is written. */
-  readonly #endAfterClose: Record<Side, boolean> = { client: false, backend: false };
+  /** The sides whose socket closed (SIDE_BIT), and those to end once their close frame is written (<< 2). */
+  #sideFlags = 0;
   /** Set after an unexpected exception: scanner state is no longer trusted, data is dropped. */
   #broken = false;
   #closeCode: number | undefined;
@@ -369,7 +368,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     // A limit waits for the sender's closing handshake; a violation fails the connection (RFC 6455
     // §7.1.7): the violator's socket ends right after its close frame.
     if (veto) return;
-    if (this.#toward(from).pendingClose) this.#endAfterClose[from] = true;
+    if (this.#toward(from).pendingClose) this.#sideFlags |= SIDE_BIT[from] << 2;
     else this.#endSide(from);
   }
 
@@ -413,7 +412,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     const target = this.#sockets[to];
     if (!target.writable) return;
     if (relay.boundaryOut) this.#writeClose(to, frame);
-    else if (this.#socketClosed[from])
+    else if (this.#closed(from))
       target.destroy(); // mid-frame with no way to finish the frame
     else relay.queueClose(frame); // the frame must finish first: no throttle may hold it back
   }
@@ -424,7 +423,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     relay.closed = true;
     if (!this.#sockets[to].writable) return;
     relay.writeClose(frame, to === 'backend');
-    if (this.#endAfterClose[to]) this.#endSide(to);
+    if ((this.#sideFlags & (SIDE_BIT[to] << 2)) !== 0) this.#endSide(to);
     // Whatever the other side still sends is dropped, so it may as well flow freely.
     relay.flowFreely();
   }
@@ -437,9 +436,9 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   }
 
   #onClose(from: Side): void {
-    if (this.#socketClosed[from]) return;
-    this.#socketClosed[from] = true;
-    if (this.#socketClosed.client && this.#socketClosed.backend) {
+    if (this.#closed(from)) return;
+    this.#sideFlags |= SIDE_BIT[from];
+    if (this.#closed('client') && this.#closed('backend')) {
       this.#finish();
       return;
     }
@@ -454,6 +453,11 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     this.#gatewayClose(side === 'client' ? 'CLIENT_LOST' : 'BACKEND_LOST');
   }
 
+  /** Whether `side`'s socket has closed. */
+  #closed(side: Side): boolean {
+    return (this.#sideFlags & SIDE_BIT[side]) !== 0;
+  }
+
   #endSide(side: Side): void {
     const socket = this.#sockets[side];
     if (!socket.destroyed && socket.writable && !socket.writableEnded) socket.end();
@@ -462,7 +466,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   #armCloseTimer(): void {
     if (this.#closeTimer || this.#finished) return;
     this.#closeTimer = setTimeout(() => {
-      if (!this.#socketClosed.client || !this.#socketClosed.backend) this.#errorCode ??= 'CLOSE_TIMEOUT';
+      if (!this.#closed('client') || !this.#closed('backend')) this.#errorCode ??= 'CLOSE_TIMEOUT';
       this.destroy();
     }, this.#options.policy.closeTimeoutMs);
     this.#closeTimer.unref();

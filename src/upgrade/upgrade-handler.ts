@@ -344,10 +344,9 @@ export class UpgradeHandler {
     // Visible when it opens, not only when it ends hours later.
     this.#account(ctx, 'UPGRADED', { pool: pool.name, backend: backend.id, ...negotiated });
 
-    const labels = { route: routeName, pool: pool.name };
-    const backendLabels = { pool: pool.name, backend: backend.label };
-    metrics.connectionsActive.inc(labels);
-    metrics.backendConnectionsActive.inc(backendLabels);
+    // Label objects are made again at the end rather than kept: an open tunnel holds neither.
+    metrics.connectionsActive.inc({ route: routeName, pool: pool.name });
+    metrics.backendConnectionsActive.inc({ pool: pool.name, backend: backend.label });
     backend.activeTunnels++;
     const counters = {
       client_to_backend: metrics.trafficCell(routeName, 'client_to_backend'),
@@ -378,8 +377,8 @@ export class UpgradeHandler {
       session: this.#session(ctx, policy),
       onEnd: (summary) => {
         registry.removeTunnel(summary.id);
-        metrics.connectionsActive.dec(labels);
-        metrics.backendConnectionsActive.dec(backendLabels);
+        metrics.connectionsActive.dec({ route: routeName, pool: pool.name });
+        metrics.backendConnectionsActive.dec({ pool: pool.name, backend: backend.label });
         backend.activeTunnels--;
         this.#logEnd(access, summary);
       },

@@ -10,6 +10,7 @@ import { noEdits } from '../../../src/front/request-stage.ts';
 import {
   connectionNamesFraming,
   connectionTokens,
+  isHopByHop,
   isUnderscoreAlias,
 } from '../../../src/protocol/header-rules.ts';
 import { unsupportedHttpVersion } from '../../../src/routing/request-target.ts';
@@ -25,7 +26,16 @@ const FORWARDED = {
 
 test('connectionTokens never lists a header that frames or routes the message', () => {
   const raw = ['Connection', 'close, Content-Length, HOST, x-custom', 'Connection', 'Sec-WebSocket-Key,te'];
-  assert.deepEqual([...connectionTokens(raw)].sort(), ['close', 'te', 'x-custom']);
+  assert.deepEqual([...connectionTokens(raw)].sort(), ['close', 'x-custom']);
+});
+
+test('connectionTokens leaves out what is hop-by-hop anyway, and a plain `Connection: Upgrade` lists nothing', () => {
+  assert.deepEqual([...connectionTokens(['Connection', 'Upgrade'])], []);
+  assert.deepEqual([...connectionTokens(['Connection', 'keep-alive, Upgrade, X-Trace'])], ['x-trace']);
+  // Hop-by-hop either way: what the list leaves out is still dropped.
+  assert.equal(isHopByHop('TE', connectionTokens(['Connection', 'te'])), true);
+  assert.equal(isHopByHop('X-Trace', connectionTokens(['Connection', 'x-trace'])), true);
+  assert.equal(isHopByHop('X-Trace', connectionTokens(['Connection', 'Upgrade'])), false);
 });
 
 test('connectionNamesFraming reports the first framing or routing header named, in any case', () => {
