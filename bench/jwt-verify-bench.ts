@@ -8,7 +8,7 @@
  *
  * Prints a Markdown table and writes bench/results/jwt-verify-latest.md.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createSecretKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ const RULES: TokenRules = {
   requiredClaims: [['scope', ['chat:write']]],
 };
 
-function keySet(kind: KeySet['kind'], key: KeyObject | Uint8Array): KeySet {
+function keySet(kind: KeySet['kind'], key: KeyObject): KeySet {
   const lookup: KeyLookup = { keys: [key] };
   return { kind, lookup: () => lookup, start: () => {}, stop: () => {} };
 }
@@ -51,10 +51,11 @@ async function cases(): Promise<Case[]> {
     scope: 'chat:read chat:write',
     exp: Math.floor(Date.now() / 1000) + 3600,
   };
-  const secret = new Uint8Array(Buffer.from('a-benchmark-secret-of-32-bytes!!'));
+  // A secret key set holds its secret as a key object (src/auth/key-set.ts).
+  const secret = createSecretKey(Buffer.from('a-benchmark-secret-of-32-bytes!!'));
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const sign = (alg: string, key: KeyObject | Uint8Array) =>
+  const sign = (alg: string, key: KeyObject) =>
     new SignJWT(claims).setProtectedHeader({ alg, kid: 'k1' }).sign(key);
   return [
     { name: 'HS256', token: await sign('HS256', secret), keys: keySet('secret', secret) },

@@ -6,6 +6,7 @@
  * its secret (algorithm confusion).
  */
 
+import { createSecretKey } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { KeySetConfig } from '../config/auth-schema.ts';
 import { candidatesFor, type VerifyKey } from '../keys/key-material.ts';
@@ -36,7 +37,8 @@ class SecretKey implements KeySet {
   readonly #lookup: KeyLookup;
 
   constructor(secret: Buffer) {
-    this.#lookup = { keys: [new Uint8Array(secret)] };
+    // Made a key object once (a copy of the secret), not imported again for each token.
+    this.#lookup = { keys: [createSecretKey(secret)] };
   }
 
   lookup(): KeyLookup {
