@@ -4,8 +4,9 @@
  * masked binary frames (two variants per connection, each with its own random mask and payload,
  * alternating so a stale or misrouted echo is caught) and checks every echo byte for byte with a
  * minimal streaming frame parser. Two workloads: `relay` (N connections ping-ponging one message
- * each, a warm-up then a measured window, both bounded in time and count) and `openIdle` (N
- * connections, one echo each, then left open). Failures are counted by kind, never thrown.
+ * each, or paced at a fixed total rate; a warm-up then a measured window, both bounded in time and
+ * count) and `openIdle` (N connections, one echo each, then left open). Failures are counted by
+ * kind, never thrown.
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -20,9 +21,7 @@ function countFailure(failures: Failures, kind: string, by = 1): void {
 }
 
 export function failureTotal(failures: Failures): number {
-  let total = 0;
-  for (const count of Object.values(failures)) total += count;
-  return total;
+  return Object.values(failures).reduce((total, count) => total + count, 0);
 }
 
 export class HandshakeError extends Error {
@@ -56,16 +55,11 @@ export function handshake(
       socket.destroy();
       reject(new HandshakeError(kind, message));
     };
-    const timer = setTimeout(
-      () => fail('handshake-timeout', `no handshake within ${timeoutMs} ms`),
-      timeoutMs,
-    );
-    socket.on('connect', () => {
-      socket.write(
-        `GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
+    const timer = setTimeout(fail, timeoutMs, 'handshake-timeout', `no handshake within ${timeoutMs} ms`);
+    const request =
+      `GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    socket.on('connect', () => socket.write(request));
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const end = head.indexOf('\r\n\r\n');
@@ -139,23 +133,16 @@ class EchoClient {
     this.socket = socket;
     this.shared = shared;
     this.repeat = repeat;
-    const p0 = randomBytes(payloadBytes);
-    const p1 = randomBytes(payloadBytes);
+    const [p0, p1] = [randomBytes(payloadBytes), randomBytes(payloadBytes)];
     this.payloads = [p0, p1];
-    this.frames = [
-      clientFrame(OPCODE_BINARY, p0, randomBytes(4)),
-      clientFrame(OPCODE_BINARY, p1, randomBytes(4)),
-    ];
+    const frame = (payload: Buffer): Buffer => clientFrame(OPCODE_BINARY, payload, randomBytes(4));
+    this.frames = [frame(p0), frame(p1)];
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => undefined);
     socket.on('close', () => {
       if (!this.closed) {
         this.closed = true;
-        countFailure(shared.failures, 'closed-by-peer');
-        if (this.inFlight) {
-          this.inFlight = false;
-          countFailure(shared.failures, 'lost-echo');
-        }
+        this.lose('closed-by-peer');
         this.onIdleEcho?.();
       }
     });
@@ -185,16 +172,18 @@ class EchoClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const payload = Buffer.from([0x03, 0xe8]);
-    this.socket.end(clientFrame(OPCODE_CLOSE, payload, randomBytes(4)));
+    this.socket.end(clientFrame(OPCODE_CLOSE, Buffer.from([0x03, 0xe8]), randomBytes(4)));
+  }
+
+  /** Counts a failure of `kind`, and the echo in flight (if any) as lost. */
+  private lose(kind: string): void {
+    countFailure(this.shared.failures, kind);
+    if (this.inFlight) countFailure(this.shared.failures, 'lost-echo');
+    this.inFlight = false;
   }
 
   private protocolError(kind: string): void {
-    countFailure(this.shared.failures, kind);
-    if (this.inFlight) {
-      this.inFlight = false;
-      countFailure(this.shared.failures, 'lost-echo');
-    }
+    this.lose(kind);
     this.closed = true;
     this.socket.destroy();
     this.onIdleEcho?.();
@@ -294,23 +283,20 @@ class EchoClient {
     this.variant ^= 1;
     this.shared.completed++;
     this.shared.onEcho();
-    if (this.onIdleEcho !== null) {
-      this.onIdleEcho();
-      return;
-    }
-    if (this.repeat && this.shared.running && this.shared.sent < this.shared.maxSent) this.send();
+    if (this.onIdleEcho !== null) this.onIdleEcho();
+    else if (this.repeat && this.shared.running && this.shared.sent < this.shared.maxSent) this.send();
   }
 }
 
+/** Opens `target.connections` connections, `concurrency` handshakes at a time, until `deadline`. */
 async function openMany(
-  host: string,
-  port: number,
-  count: number,
+  target: Pick<RelayOptions<unknown>, 'host' | 'port' | 'connections'>,
   concurrency: number,
   deadline: number,
   failures: Failures,
   create: (socket: Socket, rest: Buffer) => Promise<void> | void,
 ): Promise<void> {
+  const { host, port, connections: count } = target;
   let started = 0;
   const worker = async (): Promise<void> => {
     while (started < count && Date.now() < deadline) {
@@ -349,6 +335,8 @@ export interface RelayOptions<S> {
   readonly sample: () => S;
   /** Handshakes in flight while the connections open (all of them at once by default). */
   readonly openConcurrency?: number;
+  /** Paced instead of closed-loop: messages per second across all connections (see `pace`). */
+  readonly ratePerSecond?: number | undefined;
 }
 
 export interface RelayResult<S> {
@@ -360,11 +348,36 @@ export interface RelayResult<S> {
   readonly end: S | undefined;
   /** Whether the window ended on its message-count bound rather than its time bound. */
   readonly countBound: boolean;
+  /** Paced: sends due in the window, and those skipped as late (0 for the closed loop). */
+  readonly dueSends: number;
+  readonly lateSends: number;
 }
 
 /**
- * N connections ping-pong one message each as fast as echoes return: a warm-up, then a measured
- * window that ends after `windowMs` or `maxWindowMessages` echoes, whichever comes first.
+ * A paced load while `shared.running`: send k is due k / rate s after the start, on connection
+ * k mod N (each connection every N / rate s, the sends spread evenly, checked every millisecond);
+ * one due while that connection's echo is still out is skipped and counted late: nothing queues.
+ */
+function pace(clients: readonly EchoClient[], rate: number, shared: Shared): { due: number; late: number } {
+  const counts = { due: 0, late: 0 };
+  const t0 = performance.now();
+  const tick = (): void => {
+    const dueNow = Math.floor(((performance.now() - t0) * rate) / 1000) + 1;
+    while (counts.due < dueNow && shared.running && shared.sent < shared.maxSent) {
+      const client = clients[counts.due++ % clients.length] as EchoClient;
+      if (client.inFlight) counts.late++;
+      else client.send();
+    }
+    if (shared.running) setTimeout(tick, 1);
+  };
+  tick();
+  return counts;
+}
+
+/**
+ * N connections ping-pong one message each as fast as echoes return (or, with `ratePerSecond`,
+ * paced): a warm-up, then a measured window that ends after `windowMs` or `maxWindowMessages`
+ * echoes, whichever comes first.
  */
 export async function relay<S>(options: RelayOptions<S>): Promise<RelayResult<S>> {
   const failures: Failures = {};
@@ -382,45 +395,32 @@ export async function relay<S>(options: RelayOptions<S>): Promise<RelayResult<S>
     },
   };
   const clients: EchoClient[] = [];
-  const openDeadline = Date.now() + 15_000;
-  await openMany(
-    options.host,
-    options.port,
-    options.connections,
-    options.openConcurrency ?? options.connections,
-    openDeadline,
-    failures,
-    (s, r) => {
-      clients.push(new EchoClient(s, r, shared, options.payloadBytes, true));
-    },
-  );
-  if (clients.length === 0) {
-    return {
-      connections: 0,
-      messages: 0,
-      seconds: 0,
-      failures,
-      start: undefined,
-      end: undefined,
-      countBound: false,
-    };
-  }
+  const concurrency = options.openConcurrency ?? options.connections;
+  await openMany(options, concurrency, Date.now() + 15_000, failures, (s, r) => {
+    clients.push(new EchoClient(s, r, shared, options.payloadBytes, options.ratePerSecond === undefined));
+  });
+  const none = { messages: 0, seconds: 0, start: undefined, end: undefined, countBound: false };
+  if (clients.length === 0) return { ...none, connections: 0, failures, dueSends: 0, lateSends: 0 };
   shared.running = true;
-  for (const client of clients) client.send();
+  const rate = options.ratePerSecond;
+  const pacer = rate === undefined ? undefined : pace(clients, rate, shared);
+  if (pacer === undefined) for (const client of clients) client.send();
   await sleep(options.warmupMs);
 
   const t0 = process.hrtime.bigint();
   const start = options.sample();
   const completed0 = shared.completed;
+  const [due0, late0] = [pacer?.due ?? 0, pacer?.late ?? 0];
   stopAt = completed0 + options.maxWindowMessages;
   let countBound = false;
-  const measured = await new Promise<{ t1: bigint; end: S; completed1: number }>((resolve) => {
+  type Measured = { t1: bigint; end: S; completed1: number; due1: number; late1: number };
+  const measured = await new Promise<Measured>((resolve) => {
     const finish = (): void => {
       windowEnd = null;
       clearTimeout(timer);
       const t1 = process.hrtime.bigint();
       const end = options.sample();
-      resolve({ t1, end, completed1: shared.completed });
+      resolve({ t1, end, completed1: shared.completed, due1: pacer?.due ?? 0, late1: pacer?.late ?? 0 });
     };
     const timer = setTimeout(finish, options.windowMs);
     windowEnd = () => {
@@ -445,6 +445,8 @@ export async function relay<S>(options: RelayOptions<S>): Promise<RelayResult<S>
     start,
     end: measured.end,
     countBound,
+    dueSends: measured.due1 - due0,
+    lateSends: measured.late1 - late0,
   };
 }
 
@@ -480,29 +482,16 @@ export async function openIdle(options: IdleOptions): Promise<IdleSet> {
   };
   const clients: EchoClient[] = [];
   const t0 = Date.now();
-  await openMany(
-    options.host,
-    options.port,
-    options.connections,
-    options.concurrency,
-    t0 + options.openTimeoutMs,
-    failures,
-    async (socket, rest) => {
-      const client = new EchoClient(socket, rest, shared, options.payloadBytes, false);
-      clients.push(client);
-      const abort = new AbortController();
-      const timeout = sleep(10_000, 'timeout', { signal: abort.signal }).catch(() => 'cancelled');
-      const result = await Promise.race([client.sendOnce().then(() => 'done'), timeout]);
-      abort.abort();
-      if (result === 'timeout') countFailure(failures, 'idle-echo-timeout');
-    },
-  );
+  await openMany(options, options.concurrency, t0 + options.openTimeoutMs, failures, async (socket, rest) => {
+    const client = new EchoClient(socket, rest, shared, options.payloadBytes, false);
+    clients.push(client);
+    const abort = new AbortController();
+    const timeout = sleep(10_000, 'timeout', { signal: abort.signal }).catch(() => 'cancelled');
+    const result = await Promise.race([client.sendOnce().then(() => 'done'), timeout]);
+    abort.abort();
+    if (result === 'timeout') countFailure(failures, 'idle-echo-timeout');
+  });
   const seconds = (Date.now() - t0) / 1000;
   const live = clients.filter((client) => !client.closed && client.echoes === 1);
-  return {
-    opened: live.length,
-    failures,
-    seconds,
-    close: () => closeAll(clients, 2000),
-  };
+  return { opened: live.length, failures, seconds, close: () => closeAll(clients, 2000) };
 }

@@ -172,3 +172,29 @@ export function openFileLimit(): number {
   if (match === null) return 1024;
   return match[1] === 'unlimited' ? 1_000_000 : Number(match[1]);
 }
+
+/** Machine-wide TCP counters: every socket on the machine, not only the benchmark's. */
+export interface TcpSample {
+  /** Segments sent (`Tcp: OutSegs` in /proc/net/snmp), retransmissions excluded. */
+  readonly outSegs: number;
+  /** Delayed ACKs sent (`TcpExt: DelayedACKs` in /proc/net/netstat). */
+  readonly delayedAcks: number;
+}
+
+/** One field of a /proc/net/snmp-style file: a header line and a value line per prefix. */
+function netCounter(path: string, prefix: string, field: string): number {
+  const lines = (readText(path) ?? '').split('\n').filter((line) => line.startsWith(`${prefix}:`));
+  const names = (lines[0] ?? '').split(/\s+/);
+  const values = (lines[1] ?? '').split(/\s+/);
+  const index = names.indexOf(field);
+  const value = index > 0 ? Number(values[index]) : Number.NaN;
+  return Number.isFinite(value) ? value : Number.NaN;
+}
+
+/** The machine-wide TCP counters now (NaN where a counter cannot be read). */
+export function tcpSample(): TcpSample {
+  return {
+    outSegs: netCounter('/proc/net/snmp', 'Tcp', 'OutSegs'),
+    delayedAcks: netCounter('/proc/net/netstat', 'TcpExt', 'DelayedACKs'),
+  };
+}

@@ -1,6 +1,8 @@
 /**
  * How cost grows with load, wsgate (as shipped: keepalive pings, the 16 MiB message limit) beside
- * nginx in one run: proxy CPU per 64 B message at several numbers of active connections, RSS per
+ * nginx in one run: proxy CPU per 64 B message at several numbers of active connections (each
+ * ping-ponging one message in a closed loop, or with --paced all of them sending at one fixed
+ * total rate; with TCP segments and delayed ACKs per message, machine-wide), RSS per
  * idle connection at several counts, and handshakes per second (with proxy CPU per handshake and
  * the share of a core used) as handshakes in flight grow until the proxy's core saturates. Every
  * measurement starts a fresh proxy. Counts that do not fit this process's open-file limit are
@@ -9,6 +11,7 @@
  *
  *   bash bench/run.sh --scaling [--quick] [--rounds 3] [--active 100,1000,9000] [--idle 1000,5000,9000]
  *                               [--in-flight 1,10,50,200] [--targets wsgate,nginx]
+ *                               [--paced RATE [--closed-loop]] [--only active,idle,handshakes]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -25,6 +28,8 @@ import {
   openFileLimit,
   processTree,
   rssKiB,
+  type TcpSample,
+  tcpSample,
 } from './proc.ts';
 import {
   HOST,
@@ -49,7 +54,17 @@ interface Settings {
   readonly targets: readonly string[];
   readonly windowMs: number;
   readonly pin: boolean;
+  /** How the active connections send: closed loop, paced at `pacedRate`, or both per round. */
+  readonly modes: readonly Mode[];
+  /** Paced: messages per second across all connections. */
+  readonly pacedRate: number | undefined;
+  /** The measurements to run. */
+  readonly parts: readonly Part[];
 }
+
+type Mode = 'closed' | 'paced';
+const PARTS = ['active', 'idle', 'handshakes'] as const;
+type Part = (typeof PARTS)[number];
 
 function settingsFrom(args: string[]): Settings {
   const { values } = parseArgs({
@@ -63,13 +78,19 @@ function settingsFrom(args: string[]): Settings {
       'in-flight': { type: 'string' },
       targets: { type: 'string', default: 'wsgate,nginx' },
       'no-pin': { type: 'boolean', default: false },
+      paced: { type: 'string' },
+      'closed-loop': { type: 'boolean', default: false },
+      only: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stderr.write(
       'usage: bash bench/run.sh --scaling [--quick] [--rounds N] [--active 100,1000,9000] [--idle 1000,5000,9000]\n' +
-        '         [--in-flight 1,10,50,200] [--targets wsgate,nginx] [--no-pin]\n',
+        '         [--in-flight 1,10,50,200] [--targets wsgate,nginx] [--no-pin]\n' +
+        '         [--paced RATE [--closed-loop]] [--only active,idle,handshakes]\n' +
+        '  --paced RATE: active connections send RATE messages/s in all, spread evenly (instead of\n' +
+        '                each ping-ponging in a closed loop); --closed-loop runs the closed loop too\n',
     );
     process.exit(0);
   }
@@ -80,6 +101,16 @@ function settingsFrom(args: string[]): Settings {
       process.exit(2);
     }
   }
+  const parts = (values.only ?? PARTS.join(',')).split(',').map((part) => part.trim());
+  for (const part of parts) {
+    if (!(PARTS as readonly string[]).includes(part)) {
+      process.stderr.write(`--only: unknown part "${part}" (${PARTS.join(', ')})\n`);
+      process.exit(2);
+    }
+  }
+  const pacedRate = values.paced === undefined ? undefined : list(values.paced, 'paced', 10_000_000)[0];
+  const modes: Mode[] =
+    pacedRate === undefined ? ['closed'] : values['closed-loop'] ? ['closed', 'paced'] : ['paced'];
   return {
     rounds: list(values.rounds ?? (values.quick ? '1' : '3'), 'rounds', 20)[0] ?? 1,
     active: list(values.active ?? (values.quick ? '100,1000' : '100,1000,9000'), 'active', 100_000),
@@ -88,6 +119,9 @@ function settingsFrom(args: string[]): Settings {
     targets,
     windowMs: values.quick ? 1500 : 3000,
     pin: !values['no-pin'],
+    modes,
+    pacedRate,
+    parts: parts as Part[],
   };
 }
 
@@ -103,6 +137,17 @@ interface Row {
   /** Share of one core the proxy used over the window. */
   readonly proxyCores: number | undefined;
   readonly failures: Failures;
+  /** Active: closed loop or paced, and the paced target rate (messages/s, all connections). */
+  readonly mode?: Mode;
+  readonly targetRate?: number | undefined;
+  /** Active: TCP segments sent machine-wide (/proc/net/snmp OutSegs) per relayed message. */
+  readonly segmentsPerMessage?: number | undefined;
+  /** Active: segments/s sent machine-wide in half a second before the connections opened. */
+  readonly backgroundSegmentsPerSecond?: number | undefined;
+  /** Active: delayed ACKs machine-wide (/proc/net/netstat TcpExt DelayedACKs) per 1,000 messages. */
+  readonly delayedAcksPer1k?: number | undefined;
+  /** Active, paced: share of the sends due in the window skipped because the echo was still out. */
+  readonly lateShare?: number | undefined;
 }
 
 class ScalingBench {
@@ -150,9 +195,14 @@ class ScalingBench {
     }
   }
 
-  async #active(target: ProxyTarget, connections: number): Promise<void> {
+  async #active(target: ProxyTarget, connections: number, mode: Mode): Promise<void> {
+    const rate = mode === 'paced' ? this.#settings.pacedRate : undefined;
     await this.#withProxy(target, async (proxy, pids) => {
-      const result = await relay({
+      // other TCP traffic on the machine, in half a second before the connections open
+      const quiet = tcpSample();
+      await sleep(500);
+      const background = (tcpSample().outSegs - quiet.outSegs) / 0.5;
+      const result = await relay<{ cpu: CpuSample; tcp: TcpSample }>({
         host: HOST,
         port: proxy.port,
         connections,
@@ -161,9 +211,15 @@ class ScalingBench {
         warmupMs: 1000,
         windowMs: this.#settings.windowMs,
         maxWindowMessages: 3_000_000,
-        sample: () => cpuSample(pids),
+        sample: () => ({ cpu: cpuSample(pids), tcp: tcpSample() }),
+        ratePerSecond: rate,
       });
-      const cpuMs = result.start && result.end ? this.#cpuMs(result.start, result.end) : undefined;
+      const { start, end, messages } = result;
+      const cpuMs = start && end ? this.#cpuMs(start.cpu, end.cpu) : undefined;
+      const segments = start && end ? end.tcp.outSegs - start.tcp.outSegs : undefined;
+      const delayedAcks = start && end ? end.tcp.delayedAcks - start.tcp.delayedAcks : undefined;
+      const perMessage = (delta: number | undefined, by: number): number | undefined =>
+        delta !== undefined && Number.isFinite(delta) && messages > 0 ? (delta * by) / messages : undefined;
       const failures = { ...result.failures };
       if (result.connections < connections)
         failures['missing-connections'] = connections - result.connections;
@@ -175,6 +231,13 @@ class ScalingBench {
         rate: result.seconds > 0 ? result.messages / result.seconds : undefined,
         proxyCores: cpuMs !== undefined && result.seconds > 0 ? cpuMs / 1000 / result.seconds : undefined,
         failures,
+        mode,
+        targetRate: rate,
+        segmentsPerMessage: perMessage(segments, 1),
+        backgroundSegmentsPerSecond: Number.isFinite(background) ? background : undefined,
+        delayedAcksPer1k: perMessage(delayedAcks, 1000),
+        lateShare:
+          rate === undefined || result.dueSends === 0 ? undefined : result.lateSends / result.dueSends,
       });
     });
   }
@@ -240,8 +303,15 @@ class ScalingBench {
     const rate = row.rate === undefined ? '' : `, ${Math.round(row.rate)}/s`;
     const cores = row.proxyCores === undefined ? '' : `, proxy ${row.proxyCores.toFixed(2)} cores`;
     const bad = failureTotal(row.failures) > 0 ? ` INVALID ${JSON.stringify(row.failures)}` : '';
+    const mode = row.mode === undefined ? '' : ` ${row.mode}${row.targetRate ? ` ${row.targetRate}/s` : ''}`;
+    const tcp =
+      row.segmentsPerMessage === undefined
+        ? ''
+        : `, ${row.segmentsPerMessage.toFixed(2)} seg/msg (background ${background(row)?.toFixed(2) ?? '-'}), ` +
+          `${row.delayedAcksPer1k?.toFixed(1) ?? '-'} delayed ACKs/1k`;
+    const late = row.lateShare === undefined ? '' : `, ${(row.lateShare * 100).toFixed(1)} % late`;
     log(
-      `${row.target} ${row.measure} ${row.count}: ${row.perUnit?.toFixed(2) ?? '-'} ${unit}${rate}${cores}${bad}`,
+      `${row.target} ${row.measure}${mode} ${row.count}: ${row.perUnit?.toFixed(2) ?? '-'} ${unit}${rate}${cores}${tcp}${late}${bad}`,
     );
   }
 
@@ -261,9 +331,12 @@ class ScalingBench {
       // The order of the targets rotates per round, so a noisy spell hits several of them.
       const order = runnable.map((_, i) => runnable[(i + round) % runnable.length] as ProxyTarget);
       log(`round ${round + 1}/${s.rounds}`);
-      for (const count of active) for (const target of order) await this.#active(target, count);
-      for (const count of idle) for (const target of order) await this.#idle(target, count);
-      for (const target of order) await this.#handshakes(target);
+      if (s.parts.includes('active'))
+        for (const mode of s.modes)
+          for (const count of active) for (const target of order) await this.#active(target, count, mode);
+      if (s.parts.includes('idle'))
+        for (const count of idle) for (const target of order) await this.#idle(target, count);
+      if (s.parts.includes('handshakes')) for (const target of order) await this.#handshakes(target);
     }
     const markdown = scalingReport(this.#rows, runnable, this.#notes);
     process.stdout.write(`${markdown}\n`);
@@ -305,7 +378,78 @@ function cell(rows: readonly Row[], digits: number, withRate: boolean): string {
   return `${perUnit.toFixed(digits)}${spread}${extra}${bad}`;
 }
 
-/** One table per measure: a row per count, a column per target. */
+/** Segments/s of other traffic before the window, per message of the window's rate. */
+function background(row: Row): number | undefined {
+  const perSecond = row.backgroundSegmentsPerSecond;
+  return perSecond !== undefined && row.rate ? perSecond / row.rate : undefined;
+}
+
+function fixed(value: number | undefined, digits: number): string {
+  return value === undefined ? '—' : value.toFixed(digits);
+}
+
+/** The active measurements: a row per load, count and target, a column per figure. */
+function activeTable(rows: readonly Row[], names: readonly string[]): string[] {
+  const active = rows.filter((row) => row.measure === 'active');
+  if (active.length === 0) return [];
+  const lines = [
+    '## Proxy CPU per 64 B message, by active connections',
+    '',
+    'Closed loop: every connection ping-pongs one message. Paced: messages/s in all (the target in the',
+    'first column), each connection sending one message every connections / rate seconds, the',
+    'connections staggered so the sends are spread evenly; a send that falls due while the',
+    "connection's echo is still out is skipped and counted late. Segments per message: TCP segments",
+    'sent machine-wide over the window (`Tcp: OutSegs`, /proc/net/snmp; data segments of all four',
+    'legs, pure ACKs, and any other TCP traffic on the machine) per relayed message. Delayed ACKs:',
+    'machine-wide too (`TcpExt: DelayedACKs`, /proc/net/netstat), per 1,000 messages. Background:',
+    'the segments/s sent machine-wide in half a second before the connections opened, divided by',
+    'the messages/s, an estimate of how much of the segments per message is other traffic.',
+    '',
+    '| load | connections | proxy | CPU µs/msg | messages/s | proxy cores | segments/msg | background seg/msg | delayed ACKs/1k msgs | late sends |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  let behind = false;
+  const loads = [...new Set(active.map((row) => `${row.mode ?? 'closed'}:${row.targetRate ?? 0}`))];
+  for (const load of loads) {
+    const ofLoad = active.filter((row) => `${row.mode ?? 'closed'}:${row.targetRate ?? 0}` === load);
+    const rate = ofLoad[0]?.targetRate;
+    const label = rate === undefined ? 'closed loop' : `paced ${rate.toLocaleString('en-US')}/s`;
+    for (const count of [...new Set(ofLoad.map((row) => row.count))]) {
+      for (const name of names) {
+        const cellRows = ofLoad.filter((row) => row.count === count && row.target === name);
+        if (cellRows.length === 0) continue;
+        const of = (pick: (row: Row) => number | undefined): number | undefined =>
+          median(defined(cellRows.map(pick)));
+        const figure = (pick: (row: Row) => number | undefined, digits: number): string =>
+          fixed(of(pick), digits);
+        const messagesPerSecond = of((row) => row.rate);
+        const late = of((row) => row.lateShare);
+        const figures = [
+          cell(cellRows, 2, false),
+          messagesPerSecond === undefined ? '—' : Math.round(messagesPerSecond).toLocaleString('en-US'),
+          figure((row) => row.proxyCores, 2),
+          figure((row) => row.segmentsPerMessage, 2),
+          figure(background, 2),
+          figure((row) => row.delayedAcksPer1k, 1),
+          late === undefined ? '—' : `${(late * 100).toFixed(1)} %`,
+        ];
+        lines.push(`| ${label} | ${count.toLocaleString('en-US')} | ${name} | ${figures.join(' | ')} |`);
+        if (late !== undefined && late > 0.01) behind = true;
+      }
+    }
+  }
+  lines.push('');
+  if (behind)
+    lines.push(
+      'More than 1 % of the paced sends were late somewhere: the echoes took longer than the interval',
+      'between sends (the proxy, the load client or the machine could not keep the rate), so those',
+      'rows are not at the target rate; a lower `--paced` rate compares like with like.',
+      '',
+    );
+  return lines;
+}
+
+/** One table per measure: a row per count, a column per target (active: see `activeTable`). */
 export function scalingReport(
   rows: readonly Row[],
   targets: readonly ProxyTarget[],
@@ -313,8 +457,8 @@ export function scalingReport(
 ): string {
   const names = targets.map((target) => target.name);
   const lines = ['# wsgate scaling', '', 'Medians over rounds; ±x% is (max − min) / median.', ''];
+  lines.push(...activeTable(rows, names));
   const sections = [
-    ['active', 'Proxy CPU µs per 64 B message (messages/s, proxy cores used), by active connections', 2],
     ['idle', 'RSS KiB per idle connection, by idle connections', 2],
     [
       'handshakes',
