@@ -19,28 +19,14 @@ import { SignJWT } from 'jose';
 import { jwsAlgorithm } from '../../../src/auth/jws-signature.ts';
 import type { KeySet } from '../../../src/auth/key-lookup.ts';
 import { type TokenRules, type TokenVerdict, verifyToken } from '../../../src/auth/verify-token.ts';
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../../src/config/auth-schema.ts';
 
 const NOW_MS = 1_700_000_000_000;
 const NOW = NOW_MS / 1000;
 const CLAIMS = { sub: 'user-1', iat: NOW, exp: NOW + 600 };
 
 const RULES: TokenRules = {
-  algorithms: [
-    'HS256',
-    'HS384',
-    'HS512',
-    'RS256',
-    'RS384',
-    'RS512',
-    'PS256',
-    'PS384',
-    'PS512',
-    'ES256',
-    'ES384',
-    'ES512',
-    'EdDSA',
-    'Ed25519',
-  ],
+  algorithms: [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS],
   issuer: undefined,
   audience: undefined,
   clockToleranceMs: 30_000,
