@@ -7,6 +7,9 @@
  * `docs/metrics.md` lists them; a test keeps the two in sync.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type CountCell, CountCells } from './count-cells.ts';
+
+export type { CountCell } from './count-cells.ts';
 
 /** Relay direction, as used in labels and logs. */
 export type Direction = 'client_to_backend' | 'backend_to_client';
@@ -43,12 +46,18 @@ const CONNECTION_BUCKETS = [1, 5, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 432
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly #traffic = new Map<string, TrafficEntry>();
+  /** Hot-path counts, read at collection: upgrades that succeeded, picks, open tunnels. */
+  readonly #upgraded = new CountCells();
+  readonly #picked = new CountCells();
+  readonly #openByRoute = new CountCells();
+  readonly #openByBackend = new CountCells();
 
-  readonly upgrades = new Counter({
+  readonly upgrades: Counter<'listener' | 'route' | 'code'> = new Counter({
     name: 'wsgate_upgrades_total',
     help: 'WebSocket upgrade requests by outcome code (UPGRADED on success).',
     labelNames: ['listener', 'route', 'code'] as const,
     registers: [this.registry],
+    collect: () => this.#upgraded.addTo(this.upgrades),
   });
 
   readonly handshakeDuration = new Histogram({
@@ -59,11 +68,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  readonly connectionsActive = new Gauge({
+  readonly connectionsActive: Gauge<'route' | 'pool'> = new Gauge({
     name: 'wsgate_connections_active',
     help: 'WebSocket tunnels currently open.',
     labelNames: ['route', 'pool'] as const,
     registers: [this.registry],
+    collect: () => this.#openByRoute.setOn(this.connectionsActive),
   });
 
   readonly connectionDuration = new Histogram({
@@ -119,11 +129,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  readonly backendConnectionsActive = new Gauge({
+  readonly backendConnectionsActive: Gauge<'pool' | 'backend'> = new Gauge({
     name: 'wsgate_backend_connections_active',
     help: 'WebSocket tunnels currently open per backend.',
     labelNames: ['pool', 'backend'] as const,
     registers: [this.registry],
+    collect: () => this.#openByBackend.setOn(this.backendConnectionsActive),
   });
 
   readonly httpRequests = new Counter({
@@ -265,11 +276,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  readonly picks = new Counter({
+  readonly picks: Counter<'pool' | 'algorithm'> = new Counter({
     name: 'wsgate_balancer_picks_total',
     help: 'Backend choices for new connections and requests, by pool and what made them: sticky (consistent hashing on a sticky key), round_robin or least_connections.',
     labelNames: ['pool', 'algorithm'] as const,
     registers: [this.registry],
+    collect: () => this.#picked.addTo(this.picks),
   });
 
   readonly authRefusals = new Counter({
@@ -360,6 +372,26 @@ export class GatewayMetrics {
     for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
     this.buildInfo.set({ version, nodejs: process.version }, 1);
     this.draining.set(0);
+  }
+
+  /** The count of successful upgrades (code UPGRADED) through `listener` to `route`. */
+  upgradedCell(listener: string, route: string): CountCell {
+    return this.#upgraded.cell(`${listener}\u0000${route}`, () => ({ listener, route, code: 'UPGRADED' }));
+  }
+
+  /** The count of backend choices in `pool` made by `algorithm`. */
+  pickCell(pool: string, algorithm: string): CountCell {
+    return this.#picked.cell(`${pool}\u0000${algorithm}`, () => ({ pool, algorithm }));
+  }
+
+  /** The open tunnels of `route` through `pool` (wsgate_connections_active). */
+  openTunnelsCell(route: string, pool: string): CountCell {
+    return this.#openByRoute.cell(`${route}\u0000${pool}`, () => ({ route, pool }));
+  }
+
+  /** The open tunnels to `backend` of `pool` (wsgate_backend_connections_active). */
+  backendTunnelsCell(pool: string, backend: string): CountCell {
+    return this.#openByBackend.cell(`${pool}\u0000${backend}`, () => ({ pool, backend }));
   }
 
   /** The running totals for a route and direction, shared by every tunnel on that route. */

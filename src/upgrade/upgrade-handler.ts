@@ -344,9 +344,10 @@ export class UpgradeHandler {
     // Visible when it opens, not only when it ends hours later.
     this.#account(ctx, 'UPGRADED', { pool: pool.name, backend: backend.id, ...negotiated });
 
-    // Label objects are made again at the end rather than kept: an open tunnel holds neither.
-    metrics.connectionsActive.inc({ route: routeName, pool: pool.name });
-    metrics.backendConnectionsActive.inc({ pool: pool.name, backend: backend.label });
+    const openOnRoute = metrics.openTunnelsCell(routeName, pool.name);
+    const openOnBackend = metrics.backendTunnelsCell(pool.name, backend.label);
+    openOnRoute.value++;
+    openOnBackend.value++;
     backend.activeTunnels++;
     const counters = {
       client_to_backend: metrics.trafficCell(routeName, 'client_to_backend'),
@@ -377,8 +378,8 @@ export class UpgradeHandler {
       session: this.#session(ctx, policy),
       onEnd: (summary) => {
         registry.removeTunnel(summary.id);
-        metrics.connectionsActive.dec({ route: routeName, pool: pool.name });
-        metrics.backendConnectionsActive.dec({ pool: pool.name, backend: backend.label });
+        openOnRoute.value--;
+        openOnBackend.value--;
         backend.activeTunnels--;
         this.#logEnd(access, summary);
       },
@@ -472,7 +473,10 @@ export class UpgradeHandler {
 
   /** The upgrades metric and the handshake's log line. */
   #account(ctx: UpgradeContext, code: ErrorCode | 'UPGRADED', fields: Record<string, unknown>): void {
-    this.#options.metrics.upgrades.inc({ listener: ctx.listener.name, route: ctx.route?.name ?? '', code });
+    const { metrics } = this.#options;
+    const route = ctx.route?.name ?? '';
+    if (code === 'UPGRADED') metrics.upgradedCell(ctx.listener.name, route).value++;
+    else metrics.upgrades.inc({ listener: ctx.listener.name, route, code });
     // The open line is for following long connections; a rejection is an access line.
     const level = code === 'UPGRADED' ? 'debug' : moreSevere('info', CODES[code].level);
     if (!ctx.log.isLevelEnabled(level)) return;

@@ -12,10 +12,10 @@
 import type { Clock } from '../clock.ts';
 import type { Config, PoolConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { GatewayMetrics } from '../observability/metrics.ts';
+import type { CountCell, GatewayMetrics } from '../observability/metrics.ts';
 import type { BackendDrain, BackendTunnels } from './backend-drain.ts';
 import { type Resolver, systemResolver } from './discovery.ts';
-import { Pool } from './pool.ts';
+import { type PickAlgorithm, Pool } from './pool.ts';
 
 export interface PoolsDeps {
   readonly metrics: GatewayMetrics;
@@ -114,10 +114,15 @@ export function buildPools(
       pools.set(name, before);
       continue;
     }
+    const picked: Partial<Record<PickAlgorithm, CountCell>> = {};
     const pool = new Pool(name, settings, {
       ...(before ? { previous: before } : {}),
       reclaim: (id) => deps.drain.find(name, id),
-      onPick: (algorithm) => metrics.picks.inc({ pool: name, algorithm }),
+      onPick: (algorithm) => {
+        const cell = picked[algorithm] ?? metrics.pickCell(name, algorithm);
+        picked[algorithm] = cell;
+        cell.value++;
+      },
       clock,
       health: {
         clock,
