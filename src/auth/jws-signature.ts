@@ -3,8 +3,10 @@
  * synchronously with node:crypto: HMAC compared in constant time, RSA PKCS#1 v1.5, RSA-PSS with a
  * salt as long as the hash, ECDSA with the raw `r || s` signature of its curve's exact size, EdDSA.
  * Each algorithm first says whether a key can verify it at all (`unfit`): the key's kind (a
- * secret for HS*, a public key otherwise), its type, its curve, and RSA moduli of 2048 bits or
- * more (RFC 7518 §3.3, as jose enforces). A key that cannot is no candidate for the token
+ * secret for HS*, a public key otherwise, never an empty secret), its type, its curve, RSA moduli
+ * of 2048 bits or more (RFC 7518 §3.3, as jose enforces), and for an `rsa-pss` key the hashes and
+ * salt it may be restricted to. An RSA signature must be exactly as long as the modulus, so that
+ * one token has one spelling. A key that cannot is no candidate for the token
  * (verify-token.ts refuses `unknown_key` when none fits), never a verification that throws.
  * `verify` never throws either: whatever node:crypto refuses (a signature of the wrong shape, a
  * PSS key restricted to another hash) is a signature that does not verify.
@@ -36,9 +38,34 @@ function shortRsa(key: KeyObject): string | undefined {
   return bits >= MIN_RSA_BITS ? undefined : `RSA key shorter than ${MIN_RSA_BITS} bits`;
 }
 
+/**
+ * Whether `signature` is as long as the key's modulus (RFC 8017 §8.1.2, §8.2.2): OpenSSL's PSS
+ * check also takes one a byte shorter (its leading zero left out), a second spelling of one token.
+ */
+function modulusSized(key: KeyObject, signature: Buffer): boolean {
+  return signature.length === Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
+}
+
+/**
+ * What an `rsa-pss` key's own parameters forbid (a key may fix its hash, its MGF1 hash and a
+ * smallest salt; node:crypto then uses those, whatever the algorithm asks): RFC 7518 §3.5 wants
+ * the algorithm's hash for both and a salt of its length.
+ */
+function pssRestricted(key: KeyObject, alg: string, hash: string, saltLength: number): string | undefined {
+  if (key.asymmetricKeyType !== 'rsa-pss') return undefined;
+  const details = key.asymmetricKeyDetails;
+  const fixed = [details?.hashAlgorithm, details?.mgf1HashAlgorithm].filter((name) => name !== undefined);
+  if (fixed.some((name) => name !== hash))
+    return `an RSA-PSS key restricted to ${fixed.join('/')} cannot verify ${alg}`;
+  if ((details?.saltLength ?? 0) > saltLength)
+    return `an RSA-PSS key asking for a longer salt cannot verify ${alg}`;
+  return undefined;
+}
+
 function hmac(alg: string, hash: string): JwsAlgorithm {
   return {
-    unfit: (key) => wrongKind(key, alg, 'secret'),
+    unfit: (key) =>
+      wrongKind(key, alg, 'secret') ?? ((key.symmetricKeySize ?? 0) > 0 ? undefined : 'an empty HMAC secret'),
     verify(key, input, signature) {
       try {
         const expected = createHmac(hash, key).update(input).digest();
@@ -57,6 +84,7 @@ function rsa(alg: string, hash: string): JwsAlgorithm {
   return {
     unfit: (key) => wrongKind(key, alg, 'public') ?? wrongType(key, alg, RSA_TYPES) ?? shortRsa(key),
     verify(key, input, signature) {
+      if (!modulusSized(key, signature)) return false;
       try {
         return verify(hash, input, key, signature);
       } catch {
@@ -71,8 +99,13 @@ const PSS_TYPES = ['rsa', 'rsa-pss'];
 /** RSASSA-PSS with MGF1 of the same hash and a salt of the hash's length (RFC 7518 §3.5). */
 function pss(alg: string, hash: string, saltLength: number): JwsAlgorithm {
   return {
-    unfit: (key) => wrongKind(key, alg, 'public') ?? wrongType(key, alg, PSS_TYPES) ?? shortRsa(key),
+    unfit: (key) =>
+      wrongKind(key, alg, 'public') ??
+      wrongType(key, alg, PSS_TYPES) ??
+      shortRsa(key) ??
+      pssRestricted(key, alg, hash, saltLength),
     verify(key, input, signature) {
+      if (!modulusSized(key, signature)) return false;
       try {
         return verify(hash, input, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, signature);
       } catch {

@@ -78,10 +78,11 @@ const refuse = (refusal: TokenRefusal, detail: string): TokenVerdict => ({ ok: f
 
 /** The 6-bit value of a base64url character (one the COMPACT_JWS pattern accepted). */
 function sextet(code: number): number {
+  if (code === 95) return 63; // '_'
   if (code >= 97) return code - 71; // a-z: 26..51
   if (code >= 65) return code - 65; // A-Z: 0..25
   if (code >= 48) return code - (48 - 52); // 0-9: 52..61
-  return code === 45 ? 62 : 63; // '-', '_'
+  return 62; // '-'
 }
 
 /**

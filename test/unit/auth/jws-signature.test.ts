@@ -169,6 +169,62 @@ test('PSS needs a salt as long as the hash', async () => {
   assert.equal(refusal(await check(salted(0), rsa.publicKey)), 'signature');
 });
 
+test('an RSA-PSS key restricted to other hashes or a longer salt is no key for the algorithm', async () => {
+  const mgf512 = generateKeyPairSync('rsa-pss', {
+    modulusLength: 2048,
+    hashAlgorithm: 'sha256',
+    mgf1HashAlgorithm: 'sha512',
+  });
+  // Signed as the key's parameters say: node:crypto would verify it with MGF1-SHA512.
+  const token = byHand('PS256', (input) =>
+    sign('sha256', input, {
+      key: mgf512.privateKey,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: 32,
+    }),
+  );
+  const verdict = await check(token, mgf512.publicKey);
+  assert.equal(refusal(verdict), 'unknown_key');
+  assert.match(verdict.ok ? '' : verdict.detail, /restricted to sha256\/sha512/);
+  const sha384 = generateKeyPairSync('rsa-pss', { modulusLength: 2048, hashAlgorithm: 'sha384' });
+  assert.match(jwsAlgorithm('PS256')?.unfit(sha384.publicKey) ?? '', /restricted to sha384/);
+  assert.equal(jwsAlgorithm('PS384')?.unfit(sha384.publicKey), undefined);
+  // @types/node types saltLength as a string; node:crypto takes the number of bytes.
+  const longSaltOptions = { modulusLength: 2048, hashAlgorithm: 'sha256', saltLength: 64 };
+  const longSalt = generateKeyPairSync('rsa-pss', longSaltOptions as unknown as { modulusLength: number });
+  assert.match(jwsAlgorithm('PS256')?.unfit(longSalt.publicKey) ?? '', /longer salt/);
+});
+
+test('an RSA signature without its leading zero byte is refused: one token, one spelling', async () => {
+  for (const [alg, options] of [
+    ['RS256', { key: rsa.privateKey }],
+    ['PS256', { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }],
+  ] as [string, SignKeyObjectInput][]) {
+    // A signature whose first byte is zero comes about once in 256 (PSS is randomized; PKCS#1
+    // v1.5 is not, so the claims change instead).
+    let token = '';
+    for (let attempt = 0; attempt < 20_000 && token === ''; attempt++) {
+      const candidate = byHand(alg, (input) => sign('sha256', input, options), { ...CLAIMS, n: attempt });
+      const signature = Buffer.from(candidate.slice(candidate.lastIndexOf('.') + 1), 'base64url');
+      if (signature[0] === 0) token = candidate;
+    }
+    assert.notEqual(token, '', `a ${alg} signature starting with 0x00`);
+    assert.equal(refusal(await check(token, rsa.publicKey)), 'ok', alg);
+    const cut = token.lastIndexOf('.') + 1;
+    const stripped = `${token.slice(0, cut)}${b64(Buffer.from(token.slice(cut), 'base64url').subarray(1))}`;
+    assert.equal(
+      refusal(await check(stripped, rsa.publicKey)),
+      'signature',
+      `${alg} without its leading zero`,
+    );
+  }
+});
+
+test('an empty HMAC secret is no key', () => {
+  assert.equal(jwsAlgorithm('HS256')?.unfit(createSecretKey(Buffer.alloc(0))), 'an empty HMAC secret');
+  assert.equal(jwsAlgorithm('HS256')?.unfit(secret), undefined);
+});
+
 test('a key of another kind or type never checks the token (algorithm confusion)', async () => {
   // HS256 keyed with the RSA public key's PEM, as a confused verifier would check it.
   const pem = rsa.publicKey.export({ format: 'pem', type: 'spki' });
@@ -211,7 +267,11 @@ test('each algorithm says why a key does not fit, and only for keys that do not'
   assert.equal(jwsAlgorithm('HS256')?.unfit(secret), undefined);
   assert.equal(jwsAlgorithm('HS256')?.unfit(rsa.publicKey), 'a public key cannot verify HS256');
   assert.equal(jwsAlgorithm('RS256')?.unfit(rsa.publicKey), undefined);
-  assert.equal(jwsAlgorithm('PS512')?.unfit(pssKey.publicKey), undefined);
+  assert.equal(jwsAlgorithm('PS256')?.unfit(pssKey.publicKey), undefined);
+  assert.equal(
+    jwsAlgorithm('PS512')?.unfit(pssKey.publicKey),
+    'an RSA-PSS key restricted to sha256/sha256 cannot verify PS512',
+  );
   assert.equal(jwsAlgorithm('ES512')?.unfit(p521.publicKey), undefined);
   assert.equal(jwsAlgorithm('EdDSA')?.unfit(p256.publicKey), 'a key of type ec cannot verify EdDSA');
   assert.equal(jwsAlgorithm('none'), undefined);
