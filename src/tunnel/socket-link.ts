@@ -1,7 +1,8 @@
 /**
  * The listeners of a tunnel's two sockets, shared by every tunnel: each socket carries a link to
  * its tunnel and side, so that an open tunnel holds no closure per socket event (idle memory is
- * JS objects, and five listeners on two sockets were ten closures per connection).
+ * JS objects, and five listeners on two sockets were ten closures per connection). Also the TCP
+ * keepalive a tunnel's sockets get.
  */
 import type { Socket } from 'node:net';
 import type { Side } from './sides.ts';
@@ -11,6 +12,14 @@ export type SocketEvent = 'error' | 'data' | 'drain' | 'end' | 'close';
 /** What takes the events of linked sockets (a tunnel). */
 export interface SocketEvents {
   socketEvent(side: Side, event: SocketEvent, value: Buffer | Error | undefined): void;
+}
+
+/** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
+const KEEPALIVE_DELAY_MS = 30_000;
+
+/** Turns TCP keepalive on (four system calls): a peer gone without FIN or RST is found. */
+export function keepAlive(socket: Socket): void {
+  socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
 }
 
 const LINK = Symbol('tunnel side');

@@ -33,7 +33,7 @@ import { probeForReset } from './probe.ts';
 import { PENDING, Relay, type RelayOwner } from './relay.ts';
 import { RelayWatch } from './relay-watch.ts';
 import { directionFrom, other, SIDE_BIT, SIDES, type Side } from './sides.ts';
-import { linkSocket, type SocketEvent, type SocketEvents } from './socket-link.ts';
+import { keepAlive, linkSocket, type SocketEvent, type SocketEvents } from './socket-link.ts';
 import type { Sweepable } from './sweeper.ts';
 import { relayOptions, type TunnelOptions } from './tunnel-options.ts';
 import type { LimitName } from './verdict.ts';
@@ -48,8 +48,7 @@ export type {
   TunnelSummary,
 } from './tunnel-options.ts';
 
-/** Idle time before the first TCP keepalive probe on either socket of a tunnel. */
-const KEEPALIVE_DELAY_MS = 30_000;
+const KEEPALIVE_PENDING = 16; // in #sideFlags: TCP keepalive is to be turned on at the first sweep
 
 export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   readonly id: string;
@@ -60,7 +59,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   /** The relay of the stream coming FROM each side. */
   readonly #relays: Record<Side, Relay>;
   readonly #startedAt = performance.now();
-  /** The sides whose socket closed (SIDE_BIT), and those to end once their close frame is written (<< 2). */
+  /** Sides whose socket closed (SIDE_BIT), to end once their close frame is written (<< 2); KEEPALIVE_PENDING. */
   #sideFlags = 0;
   /** Set after an unexpected exception: scanner state is no longer trusted, data is dropped. */
   #broken = false;
@@ -98,13 +97,14 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
 
   /** Wires both sockets and forwards the bytes that came with the handshakes. Call after the 101. */
   start(): void {
+    // TCP keepalive on both sides, pinged or not: a gateway ping waits for a frame boundary, so a
+    // side stopped mid-frame has no other dead-peer check. A swept tunnel turns it on at its first
+    // sweep (under a second): a shorter connection saves eight system calls, none is found later.
+    if (this.#liveness) this.#sideFlags |= KEEPALIVE_PENDING;
     for (const side of SIDES) {
       const socket = this.#sockets[side];
       socket.setNoDelay(true);
-      // A peer that vanishes without FIN or RST (NAT expiry, power loss) is found by TCP keepalive
-      // on both sides, pinged or not: a gateway ping waits for a frame boundary toward its peer,
-      // so a side whose stream stops mid-frame would otherwise have no dead-peer check at all.
-      socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+      if (!this.#liveness) keepAlive(socket);
       linkSocket(socket, this, side);
       if (socket.destroyed) queueMicrotask(() => this.#onClose(side));
     }
@@ -142,6 +142,9 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
    */
   sweep(now: number): void {
     try {
+      if ((this.#sideFlags & KEEPALIVE_PENDING) !== 0)
+        for (const side of SIDES) keepAlive(this.#sockets[side]);
+      this.#sideFlags &= ~KEEPALIVE_PENDING;
       for (const side of SIDES) {
         const since = this.#toward(side).backedUpSince;
         if (since !== undefined) {

@@ -6,8 +6,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { type TestContext, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startEchoBackend } from '../helpers/backends.ts';
 import { openClient } from '../helpers/clients.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 import { startGateway } from '../helpers/gateway.ts';
 
 function hasSs(): boolean {
@@ -47,9 +49,35 @@ async function sidesWithKeepalive(
   const ws = await openClient(gw.wsUrl());
   t.after(() => ws.terminate());
   // The gateway's side of the client connection is local on its port; its backend connection
-  // is the one whose peer is the backend's port.
-  return { client: keepaliveOn({ local: gw.port() }), backend: keepaliveOn({ peer: backend.port }) };
+  // is the one whose peer is the backend's port. A swept tunnel turns keepalive on at its first
+  // sweep, within a second of opening.
+  const sides = () => ({
+    client: keepaliveOn({ local: gw.port() }),
+    backend: keepaliveOn({ peer: backend.port }),
+  });
+  const deadline = Date.now() + 3_000;
+  while (Date.now() < deadline && !(sides().client && sides().backend)) await sleep(50);
+  return sides();
 }
+
+test('TCP keepalive waits for the first sweep: a tunnel that ends sooner makes none of its system calls', {
+  skip,
+}, async (t) => {
+  const clock = new FakeClock();
+  const backend = await startEchoBackend(t);
+  const gw = await startGateway(
+    t,
+    { routes: { main: { pool: 'main' } }, pools: { main: { backends: [backend.url] } } },
+    { clock },
+  );
+  const ws = await openClient(gw.wsUrl());
+  t.after(() => ws.terminate());
+  assert.equal(keepaliveOn({ peer: backend.port }), false, 'not before the sweeper ticks');
+  assert.equal(keepaliveOn({ local: gw.port() }), false);
+  clock.advance(1_000);
+  assert.equal(keepaliveOn({ peer: backend.port }), true, 'on at the first sweep');
+  assert.equal(keepaliveOn({ local: gw.port() }), true);
+});
 
 test('regression: a pinged side had no TCP keepalive, so a peer lost mid-frame was never found', {
   skip,
