@@ -106,12 +106,14 @@ export function supervisor(configFile: string, text: string, config: Config, log
     metrics.workers.set({ state: 'starting' }, slots.filter((slot) => slot.state === 'starting').length);
   };
 
-  const send = (slot: Slot, message: ToWorker): boolean => {
+  /** Sends `message` if `slot`'s worker is connected; `undelivered` runs if the send then fails. */
+  const send = (slot: Slot, message: ToWorker, undelivered?: () => void): boolean => {
     const worker = slot.worker;
     if (worker === undefined || !worker.isConnected()) return false;
-    sendMessage(worker, message, (error) =>
-      log.debug({ worker: slot.index, err: error }, 'message to a worker not delivered'),
-    );
+    sendMessage(worker, message, (error) => {
+      log.debug({ worker: slot.index, err: error }, 'message to a worker not delivered');
+      undelivered?.();
+    });
     return true;
   };
 
@@ -132,7 +134,9 @@ export function supervisor(configFile: string, text: string, config: Config, log
         slot.waiting.delete(id);
         resolve(message);
       });
-      if (!send(slot, make(id))) slot.waiting.get(id)?.({ kind: 'failed', error: 'not connected' });
+      // A request that cannot reach its worker is answered at once rather than at the timeout.
+      const unanswerable = (error: string) => (): void => slot.waiting.get(id)?.({ kind: 'failed', error });
+      if (!send(slot, make(id), unanswerable('not delivered'))) unanswerable('not connected')();
     });
   };
 
