@@ -49,10 +49,6 @@ export interface TunnelOptions extends TunnelSettings {
   readonly policy: TunnelPolicy;
   readonly client: Socket;
   readonly backend: Socket;
-  /** Bytes the client sent right after its handshake request. */
-  readonly clientHead: Buffer;
-  /** Bytes the backend sent right after its 101. */
-  readonly backendHead: Buffer;
   /** RSV bits the negotiated extensions allow (0x40 for permessage-deflate). */
   readonly allowedRsv: number;
   /** permessage-deflate as the backend accepted it, when it did. */
@@ -66,6 +62,12 @@ export interface TunnelOptions extends TunnelSettings {
 }
 
 /** A connection bound to its token (src/front/jwt-stage.ts): it ends when the token expires. */
+/** Bytes each side sent right after its handshake (the client's request, the backend's 101). */
+export interface TunnelHeads {
+  readonly client: Buffer;
+  readonly backend: Buffer;
+}
+
 export interface TunnelSession {
   /** When the token expires, grace included, on the sweeper's clock. */
   readonly endsAt: number;

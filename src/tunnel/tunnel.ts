@@ -35,12 +35,13 @@ import { RelayWatch } from './relay-watch.ts';
 import { directionFrom, other, SIDE_BIT, SIDES, type Side } from './sides.ts';
 import { keepAlive, linkSocket, type SocketEvent, type SocketEvents } from './socket-link.ts';
 import type { Sweepable } from './sweeper.ts';
-import { relayOptions, type TunnelOptions } from './tunnel-options.ts';
+import { relayOptions, type TunnelHeads, type TunnelOptions } from './tunnel-options.ts';
 import type { LimitName } from './verdict.ts';
 
 export type {
   DeflateParameters,
   TunnelCounters,
+  TunnelHeads,
   TunnelObserver,
   TunnelOptions,
   TunnelSession,
@@ -52,9 +53,9 @@ const KEEPALIVE_PENDING = 16; // in #sideFlags: TCP keepalive is to be turned on
 
 export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   readonly id: string;
-  readonly #options: Omit<TunnelOptions, 'clientHead' | 'backendHead'>;
-  /** Handshake leftovers, forwarded by start() and then let go. */
-  #heads: { client: Buffer; backend: Buffer } | undefined;
+  readonly #options: TunnelOptions;
+  /** Handshake leftovers, apart from the options (kept): forwarded by start(), then let go. */
+  #heads: TunnelHeads | undefined;
   readonly #sockets: Record<Side, Socket>;
   /** The relay of the stream coming FROM each side. */
   readonly #relays: Record<Side, Relay>;
@@ -74,11 +75,10 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   /** What the liveness checks see of the relays (with liveness only). */
   #watch: RelayWatch | undefined;
 
-  constructor(options: TunnelOptions) {
+  constructor(options: TunnelOptions, heads: TunnelHeads) {
     this.id = options.id;
-    const { clientHead, backendHead, ...rest } = options;
-    this.#options = rest;
-    this.#heads = { client: clientHead, backend: backendHead };
+    this.#options = options;
+    this.#heads = heads;
     this.#sockets = { client: options.client, backend: options.backend };
     this.#relays = {
       client: new Relay(relayOptions(options, 'client', this)),

@@ -362,28 +362,29 @@ export class UpgradeHandler {
       ...negotiated,
       handshakeMs: Math.round(handshakeSeconds * 1000),
     };
-    const tunnel = new Tunnel({
-      id: ctx.id,
-      client: ctx.socket,
-      backend: outcome.socket,
-      clientHead,
-      backendHead: outcome.head,
-      allowedRsv: allowedRsvBits(extensions),
-      deflate: deflateParameters(extensions),
-      ...this.#options.tunnels,
-      policy: policy.tunnel,
-      counters,
-      observer: this.#observerOf(ctx.route, routeName),
-      log: ctx.log,
-      session: this.#session(ctx, policy),
-      onEnd: (summary) => {
-        registry.removeTunnel(summary.id);
-        openOnRoute.value--;
-        openOnBackend.value--;
-        backend.activeTunnels--;
-        this.#logEnd(access, summary);
+    const tunnel = new Tunnel(
+      {
+        id: ctx.id,
+        client: ctx.socket,
+        backend: outcome.socket,
+        allowedRsv: allowedRsvBits(extensions),
+        deflate: deflateParameters(extensions),
+        ...this.#options.tunnels,
+        policy: policy.tunnel,
+        counters,
+        observer: this.#observerOf(ctx.route, routeName),
+        log: ctx.log,
+        session: this.#session(ctx, policy),
+        onEnd: (summary) => {
+          registry.removeTunnel(summary.id);
+          openOnRoute.value--;
+          openOnBackend.value--;
+          backend.activeTunnels--;
+          this.#logEnd(access, summary);
+        },
       },
-    });
+      { client: clientHead, backend: outcome.head },
+    );
     registry.addTunnel(tunnel, backend);
     tunnel.start();
   }

@@ -59,23 +59,24 @@ test('an exception inside the tunnel closes both sides with 1011 and tears down 
     },
   };
   const summaries: TunnelSummary[] = [];
-  const tunnel = new Tunnel({
-    id: 't1',
-    client: clientSide,
-    backend: backendSide,
-    clientHead: Buffer.alloc(0),
-    backendHead: Buffer.alloc(0),
-    allowedRsv: 0,
-    deflate: undefined,
-    policy: tunnelPolicy({ closeTimeoutMs: 2_000 }),
-    sweeper: new Sweeper(1_000),
-    clock: SYSTEM_CLOCK,
-    observer: IGNORE_OBSERVER,
-    backpressure: { client_to_backend: 0, backend_to_client: 0 },
-    counters: { client_to_backend: failing, backend_to_client: { messages: 0, bytes: 0 } },
-    log: pino({ level: 'silent' }),
-    onEnd: (summary) => summaries.push(summary),
-  });
+  const tunnel = new Tunnel(
+    {
+      id: 't1',
+      client: clientSide,
+      backend: backendSide,
+      allowedRsv: 0,
+      deflate: undefined,
+      policy: tunnelPolicy({ closeTimeoutMs: 2_000 }),
+      sweeper: new Sweeper(1_000),
+      clock: SYSTEM_CLOCK,
+      observer: IGNORE_OBSERVER,
+      backpressure: { client_to_backend: 0, backend_to_client: 0 },
+      counters: { client_to_backend: failing, backend_to_client: { messages: 0, bytes: 0 } },
+      log: pino({ level: 'silent' }),
+      onEnd: (summary) => summaries.push(summary),
+    },
+    { client: Buffer.alloc(0), backend: Buffer.alloc(0) },
+  );
   tunnel.start();
   const clientGot = closeCodeReadBy(client, 'backend_to_client');
   const backendGot = closeCodeReadBy(backend, 'client_to_backend');
