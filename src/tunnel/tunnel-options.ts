@@ -61,13 +61,13 @@ export interface TunnelOptions extends TunnelSettings {
   readonly session?: TunnelSession | undefined;
 }
 
-/** A connection bound to its token (src/front/jwt-stage.ts): it ends when the token expires. */
 /** Bytes each side sent right after its handshake (the client's request, the backend's 101). */
 export interface TunnelHeads {
   readonly client: Buffer;
   readonly backend: Buffer;
 }
 
+/** A connection bound to its token (src/front/jwt-stage.ts): it ends when the token expires. */
 export interface TunnelSession {
   /** When the token expires, grace included, on the sweeper's clock. */
   readonly endsAt: number;
