@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the wsgate echo benchmark (bench/echo-bench.ts; with --scaling, bench/scaling-bench.ts; with
-# --pipelined, bench/pipelined-bench.ts) with the project's Node 24:
+# --pipelined, bench/pipelined-bench.ts; with --handshake-ab, bench/handshake-ab.ts) with the project's Node 24:
 # raises the open-file limit for the idle-connection test, installs nginx-light
 # when nginx is missing and this runs as root with apt-get (otherwise nginx is
 # skipped with a note), and stops everything the benchmark started on exit,
@@ -61,11 +61,13 @@ trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM HUP
 
 # --scaling runs the scaling benchmark (scaling-bench.ts), --pipelined the pipelined-senders one
-# (pipelined-bench.ts), instead of the echo benchmark.
+# (pipelined-bench.ts), --handshake-ab the paired handshake A/B (handshake-ab.ts), instead of the
+# echo benchmark.
 program="$BENCH_DIR/echo-bench.ts"
 for arg in "$@"; do
   [ "$arg" = "--scaling" ] && program="$BENCH_DIR/scaling-bench.ts"
   [ "$arg" = "--pipelined" ] && program="$BENCH_DIR/pipelined-bench.ts"
+  [ "$arg" = "--handshake-ab" ] && program="$BENCH_DIR/handshake-ab.ts"
 done
 "$NODE" "$program" "$@" &
 bench_pid=$!
