@@ -1,14 +1,27 @@
 /**
  * What every benchmark program shares around its run: this process (the load client) pinned to
  * CPU 1 when it can be, a scratch directory (created by run.sh so that it can remove it even after
- * a crash), a Registry of started processes stopped on exit and on SIGINT/SIGTERM/SIGHUP, and
- * the exit code of the run.
+ * a crash), a Registry of started processes stopped on exit and on SIGINT/SIGTERM/SIGHUP, the
+ * exit code of the run, where bench/ and its checkout are, and the reports written to results/.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Registry } from './targets.ts';
+
+/** bench/, and the checkout it belongs to (the wsgate a benchmark runs). */
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const ROOT_DIR = dirname(BENCH_DIR);
+/** Where reports go (not tracked). */
+export const RESULTS_DIR = join(BENCH_DIR, 'results');
+
+/** Writes each report (file name -> text) into results/. */
+export function saveResults(files: Readonly<Record<string, string>>): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(RESULTS_DIR, name), text);
+}
 
 /** CPUs available before this process pins itself to CPU 1. */
 export const NPROC_AT_START = availableParallelism();

@@ -9,18 +9,16 @@
  *
  * Prints a Markdown report and writes bench/results/deflate-latest.md.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
+import { ROOT_DIR, saveResults } from './bench-main.ts';
 import { clockTicksPerSecond, cpuSample, processTree } from './proc.ts';
 import { freePort, HOST, Registry, waitReady, wsgateConfig } from './targets.ts';
 
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT_DIR = dirname(BENCH_DIR);
 /** A chat-like JSON message of about 2 KiB that compresses well, as real ones do. */
 const MESSAGE = JSON.stringify({
   type: 'chat.message',
@@ -167,8 +165,7 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   process.stdout.write(report);
-  mkdirSync(join(BENCH_DIR, 'results'), { recursive: true });
-  writeFileSync(join(BENCH_DIR, 'results', 'deflate-latest.md'), report);
+  saveResults({ 'deflate-latest.md': report });
 }
 
 await main();

@@ -14,13 +14,20 @@
  * run.sh raises the open-file limit and installs nginx if needed; this file can also be run
  * directly with the project's Node 24 (node_modules/.bin/node bench/echo-bench.ts).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchMain, log, NPROC_AT_START } from './bench-main.ts';
+import {
+  BENCH_DIR,
+  benchMain,
+  log,
+  NPROC_AT_START,
+  RESULTS_DIR,
+  ROOT_DIR,
+  saveResults,
+} from './bench-main.ts';
 import { type Failures, failureTotal, openIdle, type RelayResult, relay } from './load-client.ts';
 import {
   type CpuSample,
@@ -49,10 +56,6 @@ import {
 const DISTURBED_STEAL = 0.1;
 const DISTURBED_OTHER_CORES = 0.25;
 const MAX_REPEATS_PER_RUN = 2;
-
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT_DIR = dirname(BENCH_DIR);
-const RESULTS_DIR = join(BENCH_DIR, 'results');
 
 interface Settings {
   readonly rounds: number;
@@ -319,12 +322,10 @@ class Bench {
 
     const report = this.report(idleCount);
     process.stdout.write(report.markdown);
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    writeFileSync(join(RESULTS_DIR, 'latest.md'), report.markdown);
-    writeFileSync(
-      join(RESULTS_DIR, 'latest.json'),
-      `${JSON.stringify(report.json, (_key, value: unknown) => (value === undefined ? null : value), 2)}\n`,
-    );
+    saveResults({
+      'latest.md': report.markdown,
+      'latest.json': `${JSON.stringify(report.json, (_key, value: unknown) => (value === undefined ? null : value), 2)}\n`,
+    });
     log(`wrote ${join(RESULTS_DIR, 'latest.md')} and latest.json`);
     const invalid = [...this.relayRuns, ...this.idleRuns].some((run) => !run.valid);
     return invalid || this.errors.length > 0 ? 1 : 0;

@@ -11,19 +11,12 @@
  *
  * Markdown on stdout (progress on stderr) and bench/results/handshake-ab-latest.md.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchMain, integerList, log } from './bench-main.ts';
+import { BENCH_DIR, benchMain, integerList, log, ROOT_DIR, saveResults } from './bench-main.ts';
 import { handshakeLoad } from './handshake-load.ts';
 import { failureTotal } from './load-client.ts';
 import { cpuSample, processTree } from './proc.ts';
 import { HOST, nginxTarget, type ProxyTarget, type Registry, startBackend, wsgateTarget } from './targets.ts';
-
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT_DIR = dirname(BENCH_DIR);
-const RESULTS_DIR = join(BENCH_DIR, 'results');
 
 interface Settings {
   readonly rounds: number;
@@ -117,8 +110,7 @@ async function run(settings: Settings, registry: Registry, workDir: string): Pro
   if (failures > 0) lines.push('', `${failures} handshakes failed.`);
   const markdown = `${lines.join('\n')}\n`;
   process.stdout.write(markdown);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, 'handshake-ab-latest.md'), markdown);
+  saveResults({ 'handshake-ab-latest.md': markdown });
   return failures > 0 ? 1 : 0;
 }
 

@@ -12,13 +12,10 @@
  *                                 [--compare DIR]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchMain, integerList, log } from './bench-main.ts';
+import { BENCH_DIR, benchMain, integerList, log, ROOT_DIR, saveResults } from './bench-main.ts';
 import { handshake } from './load-client.ts';
 import { cpuSample, processTree, syscallCounts } from './proc.ts';
 import {
@@ -32,9 +29,6 @@ import {
 } from './targets.ts';
 import { clientFrame, OPCODE_BINARY } from './ws-protocol.ts';
 
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT_DIR = dirname(BENCH_DIR);
-const RESULTS_DIR = join(BENCH_DIR, 'results');
 const TARGETS = ['wsgate-defaults', 'wsgate', 'nginx', 'direct'] as const;
 
 interface Settings {
@@ -307,12 +301,10 @@ async function run(settings: Settings, registry: Registry, workDir: string): Pro
   }
   const markdown = report(settings, targets, rows);
   process.stdout.write(markdown);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, 'pipelined-latest.md'), markdown);
-  writeFileSync(
-    join(RESULTS_DIR, 'pipelined-latest.json'),
-    `${JSON.stringify({ settings, rows }, null, 2)}\n`,
-  );
+  saveResults({
+    'pipelined-latest.md': markdown,
+    'pipelined-latest.json': `${JSON.stringify({ settings, rows }, null, 2)}\n`,
+  });
   return rows.some((row) => row.failures > 0) ? 1 : 0;
 }
 

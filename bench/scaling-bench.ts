@@ -13,12 +13,9 @@
  *                               [--in-flight 1,10,50,200] [--targets wsgate,nginx]
  *                               [--paced RATE [--closed-loop]] [--only active,idle,handshakes]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchMain, integerList as list, log } from './bench-main.ts';
+import { BENCH_DIR, benchMain, integerList as list, log, ROOT_DIR, saveResults } from './bench-main.ts';
 import { handshakeLoad } from './handshake-load.ts';
 import { type Failures, failureTotal, openIdle, relay } from './load-client.ts';
 import {
@@ -41,8 +38,6 @@ import {
   wsgateTarget,
 } from './targets.ts';
 
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const RESULTS_DIR = join(BENCH_DIR, 'results');
 /** Descriptors kept aside for listeners, logs and the runtime. */
 const FD_RESERVE = 200;
 
@@ -320,7 +315,7 @@ class ScalingBench {
     const backend = await startBackend(this.#registry, BENCH_DIR, this.#workDir);
     this.#backendPort = backend.port;
     const targets = s.targets.map((name) =>
-      name === 'nginx' ? nginxTarget() : wsgateTarget(dirname(BENCH_DIR), process.execPath, 'defaults'),
+      name === 'nginx' ? nginxTarget() : wsgateTarget(ROOT_DIR, process.execPath, 'defaults'),
     );
     for (const target of targets)
       if (target.skip) this.#notes.push(`${target.name} skipped: ${target.skip}.`);
@@ -340,12 +335,10 @@ class ScalingBench {
     }
     const markdown = scalingReport(this.#rows, runnable, this.#notes);
     process.stdout.write(`${markdown}\n`);
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    writeFileSync(join(RESULTS_DIR, 'scaling-latest.md'), `${markdown}\n`);
-    writeFileSync(
-      join(RESULTS_DIR, 'scaling-latest.json'),
-      `${JSON.stringify({ settings: s, rows: this.#rows, notes: this.#notes }, null, 2)}\n`,
-    );
+    saveResults({
+      'scaling-latest.md': `${markdown}\n`,
+      'scaling-latest.json': `${JSON.stringify({ settings: s, rows: this.#rows, notes: this.#notes }, null, 2)}\n`,
+    });
     return this.#rows.some((row) => failureTotal(row.failures) > 0 || row.perUnit === undefined) ? 1 : 0;
   }
 }

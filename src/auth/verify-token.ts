@@ -3,11 +3,11 @@
  * signature itself is jws-signature.ts). The token must be a JWS in compact serialization: three
  * parts of strict base64url (no padding, canonical), at most MAX_TOKEN_LENGTH characters, a
  * header that is a JSON object. Its algorithm must be one the route allows (never `none`), before
- * any key is looked up; the keys come from the route's key set by `kid` and algorithm, a key that
+ * a key is looked up; the keys come from the route's key set by `kid` and algorithm, a key that
  * cannot verify the algorithm (another type, another curve, an RSA modulus under 2048 bits) is
  * passed over, and none fitting is `unknown_key`. Another key is tried only when a signature does
  * not verify. No extension is taken: a header with `crit` is `malformed`, before the signature
- * when jose refused it there (any extension but `b64`), else once it verified, as is one with
+ * when jose refused it there (every extension but `b64`), else once it verified, as is one with
  * `b64` (a forged one is a bad signature, as jose had it). Then the claims, in jose's order so
  * that refusals stay what they were: `iss`, `aud` and `exp` present when asked for, `iss` and
  * `aud` values, `iat`, `nbf` and `exp` numbers, `nbf` and `exp` against the clock with the
@@ -61,7 +61,7 @@ export type TokenVerdict =
   | { readonly ok: false; readonly refusal: TokenRefusal; readonly detail: string };
 
 /**
- * Longest token read, in characters: more than any identity provider issues, and the bound of the
+ * Longest token read, in characters: more than identity providers issue, and the bound of the
  * work a forged token can ask for (base64url, JSON, one hash per candidate key).
  */
 export const MAX_TOKEN_LENGTH = 64 * 1024;
@@ -114,7 +114,7 @@ function jsonObject(part: string): Record<string, unknown> | undefined {
 
 /**
  * Why a header's `crit` makes the JWS invalid before its signature is checked (RFC 7515
- * §4.1.11): any extension but `b64` (RFC 7797), the one jose knew, and that only with a boolean
+ * §4.1.11): every extension but `b64` (RFC 7797), the one jose knew, and that only with a boolean
  * `b64`. Such a header that passes here is refused once its signature verified: a JWT never
  * has an unencoded payload (RFC 7797 §7), and we take no extension.
  */

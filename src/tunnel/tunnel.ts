@@ -142,9 +142,10 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
    */
   sweep(now: number): void {
     try {
-      if ((this.#sideFlags & KEEPALIVE_PENDING) !== 0)
+      if ((this.#sideFlags & KEEPALIVE_PENDING) !== 0) {
+        this.#sideFlags &= ~KEEPALIVE_PENDING;
         for (const side of SIDES) keepAlive(this.#sockets[side]);
-      this.#sideFlags &= ~KEEPALIVE_PENDING;
+      }
       for (const side of SIDES) {
         const since = this.#toward(side).backedUpSince;
         if (since !== undefined) {
@@ -456,7 +457,6 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     this.#gatewayClose(side === 'client' ? 'CLIENT_LOST' : 'BACKEND_LOST');
   }
 
-  /** Whether `side`'s socket has closed. */
   #closed(side: Side): boolean {
     return (this.#sideFlags & SIDE_BIT[side]) !== 0;
   }
