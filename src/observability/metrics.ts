@@ -46,11 +46,12 @@ const CONNECTION_BUCKETS = [1, 5, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 432
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly #traffic = new Map<string, TrafficEntry>();
-  /** Hot-path counts, read at collection: upgrades that succeeded, picks, open tunnels. */
+  /** Hot-path counts, read at collection: upgrades that succeeded, picks, open and ended tunnels. */
   readonly #upgraded = new CountCells();
   readonly #picked = new CountCells();
   readonly #openByRoute = new CountCells();
   readonly #openByBackend = new CountCells();
+  readonly #closed = new CountCells();
 
   readonly upgrades: Counter<'listener' | 'route' | 'code'> = new Counter({
     name: 'wsgate_upgrades_total',
@@ -100,11 +101,12 @@ export class GatewayMetrics {
     collect: () => this.#flushTraffic(),
   });
 
-  readonly closes = new Counter({
+  readonly closes: Counter<'route' | 'initiator' | 'code'> = new Counter({
     name: 'wsgate_closes_total',
     help: 'Ended tunnels by who closed first and the close code (1006 when no close frame was seen).',
     labelNames: ['route', 'initiator', 'code'] as const,
     registers: [this.registry],
+    collect: () => this.#closed.addTo(this.closes),
   });
 
   readonly tunnelErrors = new Counter({
@@ -377,6 +379,11 @@ export class GatewayMetrics {
   /** The count of successful upgrades (code UPGRADED) through `listener` to `route`. */
   upgradedCell(listener: string, route: string): CountCell {
     return this.#upgraded.cell(`${listener}\u0000${route}`, () => ({ listener, route, code: 'UPGRADED' }));
+  }
+
+  /** The count of tunnels of `route` ended, by who closed first and the close code's label. */
+  closedCell(route: string, initiator: string, code: string): CountCell {
+    return this.#closed.cell(`${route}\u0000${initiator}\u0000${code}`, () => ({ route, initiator, code }));
   }
 
   /** The count of backend choices in `pool` made by `algorithm`. */

@@ -21,6 +21,10 @@ export interface Balancer<T extends Weighted> {
   candidates(key: string | undefined, usable?: (backend: T) => boolean): T[];
 }
 
+function everyBackend(): boolean {
+  return true;
+}
+
 /** Smooth weighted round-robin over a fixed set of backends. */
 export class RoundRobinBalancer<T extends Weighted> implements Balancer<T> {
   readonly #backends: readonly T[];
@@ -32,8 +36,13 @@ export class RoundRobinBalancer<T extends Weighted> implements Balancer<T> {
     this.#current = backends.map(() => 0);
   }
 
-  candidates(_key?: string, usable: (backend: T) => boolean = () => true): T[] {
+  candidates(_key?: string, usable: (backend: T) => boolean = everyBackend): T[] {
     const all = this.#backends;
+    if (all.length === 1) {
+      // One backend: its turn comes every time (the share arithmetic below would say the same).
+      const only = all[0] as T;
+      return [only];
+    }
     let eligible = all.map((backend) => usable(backend));
     if (!eligible.includes(true)) eligible = all.map(() => true);
     let total = 0;
@@ -54,6 +63,7 @@ export class RoundRobinBalancer<T extends Weighted> implements Balancer<T> {
       const backend = all[index];
       if (backend) (eligible[index] ? ordered : rest).push(backend);
     }
-    return [...ordered, ...rest];
+    for (const backend of rest) ordered.push(backend);
+    return ordered;
   }
 }

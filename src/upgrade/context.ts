@@ -42,12 +42,14 @@ export interface UpgradeContext {
   readonly downstream: DownstreamEdits;
   /** What the route's token check found (the token, a subprotocol marker). */
   readonly auth: AuthFindings;
-  route?: Route;
+  // The fields below are filled by the stages; they start undefined so that every context has
+  // one shape from its creation (no hidden-class transitions as stages fill them).
+  route: Route | undefined;
   /** The route's policy, taken with the route: the tunnel keeps this one for its whole life. */
-  policy?: RoutePolicy;
-  pool?: Pool;
+  policy: RoutePolicy | undefined;
+  pool: Pool | undefined;
   /** The route's request stages (those for upgrades run after the gateway's own). */
-  stages?: readonly RequestStage[];
+  stages: readonly RequestStage[] | undefined;
 }
 
 export type { Rejection } from '../front/request-stage.ts';

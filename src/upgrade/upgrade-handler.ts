@@ -130,8 +130,9 @@ interface HandshakeFields {
   readonly path: string;
 }
 
-/** The fixed fields of a tunnel's access-log line. */
-interface AccessFields extends HandshakeFields {
+/** The fixed fields of a tunnel's access-log line (flattened only when a line is written). */
+interface AccessFields {
+  readonly handshake: HandshakeFields;
   readonly log: EventLog;
   readonly route: string;
   readonly pool: string;
@@ -180,6 +181,10 @@ export class UpgradeHandler {
       upstream: noEdits(),
       downstream: noDownstreamEdits(),
       auth: noFindings(),
+      route: undefined,
+      policy: undefined,
+      pool: undefined,
+      stages: undefined,
     };
     this.#run(ctx)
       .catch((error: unknown) => {
@@ -237,7 +242,8 @@ export class UpgradeHandler {
       case 'upgraded':
         pool.succeeded(outcome.backend);
         try {
-          this.#open(ctx, pool, policy, outcome, Buffer.concat([ctx.head, ...early]));
+          const clientHead = early.length === 0 ? ctx.head : Buffer.concat([ctx.head, ...early]);
+          this.#open(ctx, pool, policy, outcome, clientHead);
         } catch (error) {
           // No tunnel owns the paused backend socket yet: it would stay open, unread, forever. A
           // client that already has its 101 cannot be given a status any more.
@@ -337,12 +343,15 @@ export class UpgradeHandler {
     const handshakeSeconds = (performance.now() - ctx.startedAt) / 1000;
     metrics.handshakeDuration.observe({ route: routeName }, handshakeSeconds);
     const extensions = headerValue(response, 'sec-websocket-extensions');
-    const negotiated = {
-      subprotocol: loggedHeader(headerValue(response, 'sec-websocket-protocol')),
-      extensions: loggedHeader(extensions),
-    };
+    const subprotocol = loggedHeader(headerValue(response, 'sec-websocket-protocol'));
+    const loggedExtensions = loggedHeader(extensions);
     // Visible when it opens, not only when it ends hours later.
-    this.#account(ctx, 'UPGRADED', { pool: pool.name, backend: backend.id, ...negotiated });
+    this.#account(ctx, 'UPGRADED', {
+      pool: pool.name,
+      backend: backend.id,
+      subprotocol,
+      extensions: loggedExtensions,
+    });
 
     const openOnRoute = metrics.openTunnelsCell(routeName, pool.name);
     const openOnBackend = metrics.backendTunnelsCell(pool.name, backend.label);
@@ -354,12 +363,13 @@ export class UpgradeHandler {
       backend_to_client: metrics.trafficCell(routeName, 'backend_to_client'),
     };
     const access: AccessFields = {
-      ...this.#handshakeFields(ctx),
+      handshake: this.#handshakeFields(ctx),
       log: ctx.log,
       route: routeName,
       pool: pool.name,
       backend: backend.id,
-      ...negotiated,
+      subprotocol,
+      extensions: loggedExtensions,
       handshakeMs: Math.round(handshakeSeconds * 1000),
     };
     const tunnel = new Tunnel(
@@ -424,9 +434,9 @@ export class UpgradeHandler {
 
   #logEnd(access: AccessFields, summary: TunnelSummary): void {
     const { metrics } = this.#options;
-    const { log, route, ...fields } = access;
+    const { log, route } = access;
     metrics.connectionDuration.observe({ route }, summary.durationSeconds);
-    metrics.closes.inc({ route, initiator: summary.initiator, code: closeCodeLabel(summary.closeCode) });
+    metrics.closedCell(route, summary.initiator, closeCodeLabel(summary.closeCode)).value++;
     if (summary.errorCode) metrics.tunnelErrors.inc({ route, code: summary.errorCode });
     // A close handshake between the peers is an outcome too: who started it.
     const code: ErrorCode =
@@ -435,8 +445,13 @@ export class UpgradeHandler {
     if (!log.isLevelEnabled(level)) return;
     log[level](
       {
-        ...fields,
+        ...access.handshake,
         route,
+        pool: access.pool,
+        backend: access.backend,
+        subprotocol: access.subprotocol,
+        extensions: access.extensions,
+        handshakeMs: access.handshakeMs,
         durationMs: Math.round(summary.durationSeconds * 1000),
         messages: summary.messages,
         bytes: summary.bytes,

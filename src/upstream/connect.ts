@@ -169,6 +169,7 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
     let resolve: ((outcome: UpstreamOutcome) => void) | undefined = resolveOutcome;
     const startedAt = performance.now();
     let connected = false;
+    let answerBy = Infinity; // when the backend's answer is due, once connected
     let settled = false;
     let received: Received | undefined;
     let interim = 0; // bytes of 1xx answers skipped so far
@@ -197,12 +198,15 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       settle({ kind: 'failed', backend, code, retryable: !connected, error });
     const onReady = (): void => {
       connected = true;
-      onConnected?.((performance.now() - startedAt) / 1000);
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${handshakeTimeoutMs} ms`)),
-        handshakeTimeoutMs,
-      );
+      const now = performance.now();
+      onConnected?.((now - startedAt) / 1000);
+      answerBy = now + handshakeTimeoutMs;
+      // The connect timer is kept when it fires before the answer is due: it then waits out the
+      // rest (one timer per attempt instead of two).
+      if (answerBy < startedAt + connectTimeoutMs) {
+        clearTimeout(timer);
+        timer = setTimeout(onTimer, handshakeTimeoutMs);
+      }
     };
     const onData = (chunk: Buffer): void => {
       received = append(received, chunk);
@@ -251,10 +255,16 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
         new Error(connected ? 'the backend closed the connection before answering' : 'connection closed'),
       );
 
-    let timer: NodeJS.Timeout | undefined = setTimeout(
-      () => fail('UPSTREAM_CONNECT_TIMEOUT', new Error(`connect timeout after ${connectTimeoutMs} ms`)),
-      connectTimeoutMs,
-    );
+    const onTimer = (): void => {
+      if (!connected) {
+        fail('UPSTREAM_CONNECT_TIMEOUT', new Error(`connect timeout after ${connectTimeoutMs} ms`));
+        return;
+      }
+      const left = answerBy - performance.now();
+      if (left > 1) timer = setTimeout(onTimer, left);
+      else fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${handshakeTimeoutMs} ms`));
+    };
+    let timer: NodeJS.Timeout | undefined = setTimeout(onTimer, connectTimeoutMs);
     socket.once(backend.secure ? 'secureConnect' : 'connect', onReady);
     socket.on('data', onData);
     socket.on('error', onError);

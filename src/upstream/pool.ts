@@ -49,6 +49,10 @@ export interface PoolDeps {
 /** No balancer: a pool whose backends are all still to be found. */
 const NONE: Balancer<Backend> = { candidates: () => [] };
 
+function isUp(backend: Backend): boolean {
+  return backend.state === 'up';
+}
+
 function affinityCookie(name: string, config: PoolConfig, sources: readonly StickySource[]) {
   const cookie = config.sticky?.cookie;
   if (cookie === undefined || !sources.includes('affinityCookie')) return undefined;
@@ -252,15 +256,19 @@ export class Pool {
   candidates(key: string | undefined): Backend[] {
     this.#slowStart?.update();
     const hashed = key !== undefined && this.#hashing !== undefined;
-    const isUp = (backend: Backend): boolean => backend.state === 'up';
     const ordered = hashed ? (this.#hashing?.candidates(key) ?? []) : this.#balancer.candidates(key, isUp);
     if (ordered.length === 0) return [];
     this.#onPick(hashed ? 'sticky' : this.config.balance);
-    const up = ordered.filter(isUp);
-    const chosen = up.length > 0 ? up : ordered;
+    const limit = 1 + this.config.retries;
+    let chosen: Backend[] = [];
+    for (const backend of ordered) {
+      if (chosen.length === limit) break;
+      if (isUp(backend)) chosen.push(backend);
+    }
+    if (chosen.length === 0) chosen = ordered.slice(0, limit);
     const first = chosen[0];
     if (first) first.stats.picks++;
-    return chosen.slice(0, 1 + this.config.retries);
+    return chosen;
   }
 
   /** Starts the health checks and the lookups; resolves once the first lookups have ended. */

@@ -143,6 +143,22 @@ test('a backend that never answers the upgrade is 504 and is not retried elsewhe
   }
 });
 
+test('a handshake timeout longer than the connect timeout is still counted from the connect', async (t) => {
+  // One timer serves both deadlines: when the connect timeout passes on a connected attempt, the
+  // timer waits out the rest of the handshake timeout instead of failing the attempt.
+  const silent = await startSilentServer(t);
+  const gw = await gatewayWith(t, [`http://127.0.0.1:${silent.port}`], {
+    connectTimeout: '200ms',
+    handshakeTimeout: '900ms',
+  });
+  const startedAt = performance.now();
+  const response = await handshake(gw);
+  assertElapsedAbout(startedAt, 900, 'the 504 for a silent backend');
+  assertGatewayError(response, 504, 'Gateway Timeout');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPSTREAM_HANDSHAKE_TIMEOUT' }), 1);
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPSTREAM_CONNECT_TIMEOUT' }), 0);
+});
+
 test('a TLS backend that never completes its handshake is 504 UPSTREAM_CONNECT_TIMEOUT', async (t) => {
   // Also the regression test for sending an IP literal as the TLS server name, which RFC 6066 §3
   // forbids and Node reports with a DEP0123 warning when the connection starts.
