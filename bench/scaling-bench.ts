@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BENCH_DIR, benchMain, integerList as list, log, ROOT_DIR, saveResults } from './bench-main.ts';
 import { handshakeLoad } from './handshake-load.ts';
-import { type Failures, failureTotal, openIdle, relay } from './load-client.ts';
+import { failureTotal, openIdle, relay } from './load-client.ts';
 import {
   type CpuSample,
   clockTicksPerSecond,
@@ -28,6 +28,7 @@ import {
   type TcpSample,
   tcpSample,
 } from './proc.ts';
+import { background, type Mode, type Row, scalingReport } from './scaling-report.ts';
 import {
   HOST,
   nginxTarget,
@@ -57,7 +58,6 @@ interface Settings {
   readonly parts: readonly Part[];
 }
 
-type Mode = 'closed' | 'paced';
 const PARTS = ['active', 'idle', 'handshakes'] as const;
 type Part = (typeof PARTS)[number];
 
@@ -120,31 +120,6 @@ function settingsFrom(args: string[]): Settings {
   };
 }
 
-interface Row {
-  readonly target: string;
-  readonly measure: 'active' | 'idle' | 'handshakes';
-  /** Active connections, idle connections, or handshakes in flight. */
-  readonly count: number;
-  /** CPU µs per message, KiB per idle connection, or CPU ms per 1,000 handshakes. */
-  readonly perUnit: number | undefined;
-  /** Messages/s, or handshakes/s (undefined for idle). */
-  readonly rate: number | undefined;
-  /** Share of one core the proxy used over the window. */
-  readonly proxyCores: number | undefined;
-  readonly failures: Failures;
-  /** Active: closed loop or paced, and the paced target rate (messages/s, all connections). */
-  readonly mode?: Mode;
-  readonly targetRate?: number | undefined;
-  /** Active: TCP segments sent machine-wide (/proc/net/snmp OutSegs) per relayed message. */
-  readonly segmentsPerMessage?: number | undefined;
-  /** Active: segments/s sent machine-wide in half a second before the connections opened. */
-  readonly backgroundSegmentsPerSecond?: number | undefined;
-  /** Active: delayed ACKs machine-wide (/proc/net/netstat TcpExt DelayedACKs) per 1,000 messages. */
-  readonly delayedAcksPer1k?: number | undefined;
-  /** Active, paced: share of the sends due in the window skipped because the echo was still out. */
-  readonly lateShare?: number | undefined;
-}
-
 class ScalingBench {
   readonly #settings: Settings;
   readonly #registry: Registry;
@@ -179,9 +154,40 @@ class ScalingBench {
     return ((end.ticks - start.ticks) / this.#clkTck) * 1000;
   }
 
-  async #withProxy(target: ProxyTarget, use: (proxy: RunningProxy, pids: number[]) => Promise<void>) {
+  /**
+   * Idle counts with the proxy processes each needs: a proxy holds two descriptors per connection,
+   * so a count one process's open-file limit cannot hold runs on several worker processes (the
+   * load client and the backend hold one per connection each, in processes of their own).
+   */
+  #idleFitting(counts: readonly number[]): { count: number; processes: number }[] {
+    const limit = openFileLimit();
+    const perProcess = Math.floor((limit - FD_RESERVE) / 2);
+    const kept = counts.filter((count) => count <= limit - FD_RESERVE);
+    const dropped = counts.filter((count) => count > limit - FD_RESERVE);
+    if (dropped.length > 0) {
+      this.#notes.push(
+        `Idle connections: ${dropped.join(', ')} left out: the open-file limit is ${limit} per process ` +
+          `and the load client and the backend are one process each.`,
+      );
+    }
+    const split = kept.filter((count) => count > perProcess);
+    if (split.length > 0) {
+      this.#notes.push(
+        `Idle connections: ${split.join(', ')} ran on several worker processes per proxy (wsgate's ` +
+          `workers, nginx's worker_processes): at most ${perProcess} connections fit one process ` +
+          `under the open-file limit of ${limit}. RSS is summed over every process of the proxy.`,
+      );
+    }
+    return kept.map((count) => ({ count, processes: Math.ceil(count / perProcess) }));
+  }
+
+  async #withProxy(
+    target: ProxyTarget,
+    use: (proxy: RunningProxy, pids: number[]) => Promise<void>,
+    processes = 1,
+  ) {
     if (target.start === undefined) return;
-    const proxy = await target.start(this.#registry, this.#workDir, this.#backendPort);
+    const proxy = await target.start(this.#registry, this.#workDir, this.#backendPort, processes);
     try {
       await sleep(300);
       await use(proxy, processTree(proxy.managed.pid));
@@ -237,32 +243,37 @@ class ScalingBench {
     });
   }
 
-  async #idle(target: ProxyTarget, connections: number): Promise<void> {
-    await this.#withProxy(target, async (proxy, pids) => {
-      const before = rssKiB(pids);
-      const idle = await openIdle({
-        host: HOST,
-        port: proxy.port,
-        connections,
-        concurrency: 200,
-        payloadBytes: 32,
-        openTimeoutMs: 60_000,
-      });
-      await sleep(3000); // let the proxy settle, and ping every connection once
-      const after = rssKiB(processTree(proxy.managed.pid));
-      await idle.close();
-      const failures = { ...idle.failures };
-      if (idle.opened < connections) failures['not-open-at-end'] = connections - idle.opened;
-      this.#push({
-        target: target.name,
-        measure: 'idle',
-        count: connections,
-        perUnit: idle.opened > 0 ? (after - before) / idle.opened : undefined,
-        rate: undefined,
-        proxyCores: undefined,
-        failures,
-      });
-    });
+  async #idle(target: ProxyTarget, connections: number, processes: number): Promise<void> {
+    await this.#withProxy(
+      target,
+      async (proxy, pids) => {
+        const before = rssKiB(pids);
+        const idle = await openIdle({
+          host: HOST,
+          port: proxy.port,
+          connections,
+          concurrency: 200,
+          payloadBytes: 32,
+          openTimeoutMs: 60_000,
+        });
+        await sleep(3000); // let the proxy settle, and ping every connection once
+        const after = rssKiB(processTree(proxy.managed.pid));
+        await idle.close();
+        const failures = { ...idle.failures };
+        if (idle.opened < connections) failures['not-open-at-end'] = connections - idle.opened;
+        this.#push({
+          target: target.name,
+          measure: 'idle',
+          count: connections,
+          perUnit: idle.opened > 0 ? (after - before) / idle.opened : undefined,
+          rate: undefined,
+          proxyCores: undefined,
+          failures,
+          processes,
+        });
+      },
+      processes,
+    );
   }
 
   async #handshakes(target: ProxyTarget): Promise<void> {
@@ -321,7 +332,7 @@ class ScalingBench {
       if (target.skip) this.#notes.push(`${target.name} skipped: ${target.skip}.`);
     const runnable = targets.filter((target) => target.skip === undefined);
     const active = this.#fitting(s.active, 'Active connections');
-    const idle = this.#fitting(s.idle, 'Idle connections');
+    const idle = this.#idleFitting(s.idle);
     for (let round = 0; round < s.rounds; round++) {
       // The order of the targets rotates per round, so a noisy spell hits several of them.
       const order = runnable.map((_, i) => runnable[(i + round) % runnable.length] as ProxyTarget);
@@ -330,7 +341,8 @@ class ScalingBench {
         for (const mode of s.modes)
           for (const count of active) for (const target of order) await this.#active(target, count, mode);
       if (s.parts.includes('idle'))
-        for (const count of idle) for (const target of order) await this.#idle(target, count);
+        for (const { count, processes } of idle)
+          for (const target of order) await this.#idle(target, count, processes);
       if (s.parts.includes('handshakes')) for (const target of order) await this.#handshakes(target);
     }
     const markdown = scalingReport(this.#rows, runnable, this.#notes);
@@ -341,148 +353,6 @@ class ScalingBench {
     });
     return this.#rows.some((row) => failureTotal(row.failures) > 0 || row.perUnit === undefined) ? 1 : 0;
   }
-}
-
-function median(values: readonly number[]): number | undefined {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return undefined;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-function defined(values: readonly (number | undefined)[]): number[] {
-  return values.filter((value): value is number => value !== undefined);
-}
-
-/** The median over rounds, with the spread ((max - min) / median) when there are several. */
-function cell(rows: readonly Row[], digits: number, withRate: boolean): string {
-  const units = defined(rows.map((row) => row.perUnit));
-  const perUnit = median(units);
-  if (perUnit === undefined) return '—';
-  const range = Math.max(...units) - Math.min(...units);
-  const spread = units.length > 1 && perUnit > 0 ? ` ±${Math.round((range / perUnit) * 100)}%` : '';
-  const rate = median(defined(rows.map((row) => row.rate)));
-  const cores = median(defined(rows.map((row) => row.proxyCores)));
-  const extra =
-    withRate && rate !== undefined && cores !== undefined
-      ? ` (${Math.round(rate).toLocaleString('en-US')}/s, ${cores.toFixed(2)} cores)`
-      : '';
-  const bad = rows.some((row) => failureTotal(row.failures) > 0) ? ' INVALID' : '';
-  return `${perUnit.toFixed(digits)}${spread}${extra}${bad}`;
-}
-
-/** Segments/s of other traffic before the window, per message of the window's rate. */
-function background(row: Row): number | undefined {
-  const perSecond = row.backgroundSegmentsPerSecond;
-  return perSecond !== undefined && row.rate ? perSecond / row.rate : undefined;
-}
-
-function fixed(value: number | undefined, digits: number): string {
-  return value === undefined ? '—' : value.toFixed(digits);
-}
-
-/** The active measurements: a row per load, count and target, a column per figure. */
-function activeTable(rows: readonly Row[], names: readonly string[]): string[] {
-  const active = rows.filter((row) => row.measure === 'active');
-  if (active.length === 0) return [];
-  const lines = [
-    '## Proxy CPU per 64 B message, by active connections',
-    '',
-    'Closed loop: every connection ping-pongs one message. Paced: messages/s in all (the target in the',
-    'first column), each connection sending one message every connections / rate seconds, the',
-    'connections staggered so the sends are spread evenly; a send that falls due while the',
-    "connection's echo is still out is skipped and counted late. Segments per message: TCP segments",
-    'sent machine-wide over the window (`Tcp: OutSegs`, /proc/net/snmp; data segments of all four',
-    'legs, pure ACKs, and any other TCP traffic on the machine) per relayed message. Delayed ACKs:',
-    'machine-wide too (`TcpExt: DelayedACKs`, /proc/net/netstat), per 1,000 messages. Background:',
-    'the segments/s sent machine-wide in half a second before the connections opened, divided by',
-    'the messages/s, an estimate of how much of the segments per message is other traffic.',
-    '',
-    '| load | connections | proxy | CPU µs/msg | messages/s | proxy cores | segments/msg | background seg/msg | delayed ACKs/1k msgs | late sends |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
-  ];
-  let behind = false;
-  const loads = [...new Set(active.map((row) => `${row.mode ?? 'closed'}:${row.targetRate ?? 0}`))];
-  for (const load of loads) {
-    const ofLoad = active.filter((row) => `${row.mode ?? 'closed'}:${row.targetRate ?? 0}` === load);
-    const rate = ofLoad[0]?.targetRate;
-    const label = rate === undefined ? 'closed loop' : `paced ${rate.toLocaleString('en-US')}/s`;
-    for (const count of [...new Set(ofLoad.map((row) => row.count))]) {
-      for (const name of names) {
-        const cellRows = ofLoad.filter((row) => row.count === count && row.target === name);
-        if (cellRows.length === 0) continue;
-        const of = (pick: (row: Row) => number | undefined): number | undefined =>
-          median(defined(cellRows.map(pick)));
-        const figure = (pick: (row: Row) => number | undefined, digits: number): string =>
-          fixed(of(pick), digits);
-        const messagesPerSecond = of((row) => row.rate);
-        const late = of((row) => row.lateShare);
-        const figures = [
-          cell(cellRows, 2, false),
-          messagesPerSecond === undefined ? '—' : Math.round(messagesPerSecond).toLocaleString('en-US'),
-          figure((row) => row.proxyCores, 2),
-          figure((row) => row.segmentsPerMessage, 2),
-          figure(background, 2),
-          figure((row) => row.delayedAcksPer1k, 1),
-          late === undefined ? '—' : `${(late * 100).toFixed(1)} %`,
-        ];
-        lines.push(`| ${label} | ${count.toLocaleString('en-US')} | ${name} | ${figures.join(' | ')} |`);
-        if (late !== undefined && late > 0.01) behind = true;
-      }
-    }
-  }
-  lines.push('');
-  if (behind)
-    lines.push(
-      'More than 1 % of the paced sends were late somewhere: the echoes took longer than the interval',
-      'between sends (the proxy, the load client or the machine could not keep the rate), so those',
-      'rows are not at the target rate; a lower `--paced` rate compares like with like.',
-      '',
-    );
-  return lines;
-}
-
-/** One table per measure: a row per count, a column per target (active: see `activeTable`). */
-export function scalingReport(
-  rows: readonly Row[],
-  targets: readonly ProxyTarget[],
-  notes: readonly string[],
-): string {
-  const names = targets.map((target) => target.name);
-  const lines = ['# wsgate scaling', '', 'Medians over rounds; ±x% is (max − min) / median.', ''];
-  lines.push(...activeTable(rows, names));
-  const sections = [
-    ['idle', 'RSS KiB per idle connection, by idle connections', 2],
-    [
-      'handshakes',
-      'Proxy CPU ms per 1,000 handshakes (handshakes/s, proxy cores used), by handshakes in flight',
-      0,
-    ],
-  ] as const;
-  for (const [measure, title, digits] of sections) {
-    const counts = [...new Set(rows.filter((row) => row.measure === measure).map((row) => row.count))];
-    if (counts.length === 0) continue;
-    lines.push(
-      `## ${title}`,
-      '',
-      `| ${measure === 'handshakes' ? 'in flight' : 'connections'} | ${names.join(' | ')} |`,
-    );
-    lines.push(`|---:|${names.map(() => '---:').join('|')}|`);
-    for (const count of counts) {
-      const cells = names.map((name) =>
-        cell(
-          rows.filter((row) => row.measure === measure && row.count === count && row.target === name),
-          digits,
-          measure !== 'idle',
-        ),
-      );
-      lines.push(`| ${count.toLocaleString('en-US')} | ${cells.join(' | ')} |`);
-    }
-    lines.push('');
-  }
-  lines.push(...targets.map((target) => `- ${target.name}: ${target.version}`));
-  lines.push(...notes.map((note) => `- ${note}`));
-  return lines.join('\n');
 }
 
 const settings = settingsFrom(process.argv.slice(2));

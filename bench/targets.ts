@@ -191,7 +191,12 @@ export interface ProxyTarget {
   readonly version: string;
   /** Why the target is skipped, if it is. */
   readonly skip?: string;
-  start?(registry: Registry, workDir: string, backendPort: number): Promise<RunningProxy>;
+  /**
+   * Starts the proxy; `processes` above 1 runs it as that many worker processes (wsgate's
+   * `workers`, nginx's `worker_processes`), for connection counts one process's open-file limit
+   * cannot hold.
+   */
+  start?(registry: Registry, workDir: string, backendPort: number, processes?: number): Promise<RunningProxy>;
 }
 
 export const directTarget: ProxyTarget = { name: 'direct', version: 'no proxy (client -> echo backend)' };
@@ -202,8 +207,8 @@ function nginxVersion(): string | undefined {
   return `${result.stderr ?? ''}${result.stdout ?? ''}`.trim().replace(/^nginx version:\s*/, '');
 }
 
-function nginxConfig(dir: string, port: number, backendPort: number): string {
-  return `worker_processes 1;
+function nginxConfig(dir: string, port: number, backendPort: number, processes: number): string {
+  return `worker_processes ${processes};
 daemon off;
 master_process on;
 pid ${dir}/nginx.pid;
@@ -247,14 +252,14 @@ export function nginxTarget(): ProxyTarget {
   return {
     name: 'nginx',
     version,
-    async start(registry, workDir, backendPort) {
+    async start(registry, workDir, backendPort, processes = 1) {
       const dir = join(workDir, `nginx-${Date.now()}`);
       mkdirSync(dir, { recursive: true });
       // workers may run as an unprivileged user
       chmodSync(dir, 0o755);
       chmodSync(workDir, 0o755);
       const port = await freePort();
-      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, port, backendPort));
+      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, port, backendPort, processes));
       const managed = registry.start(
         'nginx',
         'nginx',
@@ -282,8 +287,9 @@ export function wsgateConfig(
   port: number,
   backendPort: number,
   limits: 'on' | 'off' | string = 'off',
+  processes = 1,
 ): string {
-  return `log: { level: warn }
+  return `${processes > 1 ? `workers: ${processes}\n` : ''}log: { level: warn }
 admin: { enabled: false }
 listeners:
   bench: { address: ${HOST}, port: ${port} }
@@ -326,10 +332,10 @@ export function wsgateTarget(
   return {
     name,
     version: fullVersion,
-    async start(registry, workDir, backendPort) {
+    async start(registry, workDir, backendPort, processes = 1) {
       const port = await freePort();
       const config = join(workDir, `wsgate-${Date.now()}.yaml`);
-      writeFileSync(config, wsgateConfig(port, backendPort, limits === 'defaults' ? '' : limits));
+      writeFileSync(config, wsgateConfig(port, backendPort, limits === 'defaults' ? '' : limits, processes));
       const managed = registry.start(
         'wsgate',
         nodeBinary,
