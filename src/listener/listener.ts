@@ -149,13 +149,19 @@ export class Listener {
     // Node's own handling of a connection waits for its PROXY header, when one is expected.
     const handOn = gate ? takeConnectionHandling(this.server) : undefined;
     const encrypted = this.#info.encrypted;
+    const sockets = this.#sockets;
+    function forgetSocket(this: Socket): void {
+      sockets.delete(this);
+    }
     this.server.on('connection', (socket: Socket) => {
       if (this.#closingAll) {
         socket.destroy();
         return;
       }
       this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
+      // One listener function for every socket of this listener (`this` is the socket); 'close'
+      // comes once, so `on` without the wrapper `once` allocates.
+      socket.on('close', forgetSocket);
       if (gate === undefined || handOn === undefined) return;
       gate.admit(socket, (source) => {
         peers.record(socket, source, encrypted);

@@ -20,7 +20,6 @@ import { type Logger, moreSevere } from '../observability/logger.ts';
 import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import {
-  type DeflateParameters,
   Tunnel,
   type TunnelObserver,
   type TunnelSession,
@@ -32,6 +31,7 @@ import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/he
 import type { Backend, Pool } from '../upstream/pool.ts';
 import { headerValue } from '../upstream/response-head.ts';
 import type { Rejection, UpgradeContext, UpgradeSnapshot } from './context.ts';
+import { allowedRsvBits, deflateParameters } from './extensions.ts';
 import { relayResponse, writeResponse } from './respond.ts';
 
 export interface UpgradeHandlerOptions {
@@ -46,31 +46,6 @@ export interface UpgradeHandlerOptions {
   readonly isDraining: () => boolean;
   /** Wall-clock milliseconds, to place a token's expiry on the sweeper's clock. */
   readonly wallNow: () => number;
-}
-
-/** RSV bits that the extensions a backend accepted allow on data frames (RFC 7692 §6 for RSV1). */
-export function allowedRsvBits(extensions: string | undefined): number {
-  if (!extensions?.trim()) return 0;
-  const names = extensions.split(',').map((ext) => ext.split(';')[0]?.trim().toLowerCase());
-  // Unknown extensions may use any reserved bit; only permessage-deflate alone is pinned to RSV1.
-  return names.every((name) => name === 'permessage-deflate') ? 0x40 : 0x70;
-}
-
-/**
- * The context takeover each sender keeps, when the backend accepted permessage-deflate (RFC 7692
- * §7.1.1): the parameters of the extension the backend answered with.
- */
-export function deflateParameters(extensions: string | undefined): DeflateParameters | undefined {
-  const offer = extensions
-    ?.split(',')
-    .map((ext) => ext.split(';').map((part) => part.trim().toLowerCase()))
-    .find((parts) => parts[0] === 'permessage-deflate');
-  if (offer === undefined) return undefined;
-  const names = new Set(offer.slice(1).map((parameter) => parameter.split('=')[0]?.trim()));
-  return {
-    clientNoContextTakeover: names.has('client_no_context_takeover'),
-    serverNoContextTakeover: names.has('server_no_context_takeover'),
-  };
 }
 
 /**
@@ -96,8 +71,9 @@ function watchClient(socket: Socket, early: Buffer[]): { client: ClientPresence;
     early.push(chunk);
     socket.pause();
   };
-  socket.once('close', onClose);
-  socket.once('end', onClose);
+  // `on`, not `once` (which wraps each listener): stop() takes them off, and each event comes once.
+  socket.on('close', onClose);
+  socket.on('end', onClose);
   socket.on('data', onData);
   socket.resume();
   return {
@@ -186,12 +162,18 @@ export class UpgradeHandler {
       pool: undefined,
       stages: undefined,
     };
-    this.#run(ctx)
-      .catch((error: unknown) => {
-        ctx.log.error({ err: error }, 'upgrade failed unexpectedly');
-        this.#reject(ctx, { code: 'INTERNAL_ERROR' });
-      })
-      .finally(() => registry.removePending(socket));
+    // One `then` with both handlers: `catch` and `finally` would add two promises per handshake.
+    this.#run(ctx).then(
+      () => registry.removePending(socket),
+      (error: unknown) => {
+        try {
+          ctx.log.error({ err: error }, 'upgrade failed unexpectedly');
+          this.#reject(ctx, { code: 'INTERNAL_ERROR' });
+        } finally {
+          registry.removePending(socket);
+        }
+      },
+    );
   }
 
   async #run(ctx: UpgradeContext): Promise<void> {

@@ -265,7 +265,8 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       else fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${handshakeTimeoutMs} ms`));
     };
     let timer: NodeJS.Timeout | undefined = setTimeout(onTimer, connectTimeoutMs);
-    socket.once(backend.secure ? 'secureConnect' : 'connect', onReady);
+    // settle() takes it off; 'connect' comes once (`once` would wrap it).
+    socket.on(backend.secure ? 'secureConnect' : 'connect', onReady);
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
+import { allowedRsvBits } from '../../../src/upgrade/extensions.ts';
 import { checkHandshake } from '../../../src/upgrade/stages/handshake.ts';
-import { allowedRsvBits } from '../../../src/upgrade/upgrade-handler.ts';
 
 function request(overrides: {
   method?: string;
