@@ -8,6 +8,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type CountCell, CountCells } from './count-cells.ts';
+import { CellHistogram } from './histogram-cells.ts';
 
 export type { CountCell } from './count-cells.ts';
 
@@ -61,12 +62,12 @@ export class GatewayMetrics {
     collect: () => this.#upgraded.addTo(this.upgrades),
   });
 
-  readonly handshakeDuration = new Histogram({
+  readonly handshakeDuration = new CellHistogram({
     name: 'wsgate_handshake_duration_seconds',
     help: 'Time from the upgrade request to the 101 written to the client, for successful upgrades.',
-    labelNames: ['route'] as const,
+    labelName: 'route',
     buckets: HANDSHAKE_BUCKETS,
-    registers: [this.registry],
+    registry: this.registry,
   });
 
   readonly connectionsActive: Gauge<'route' | 'pool'> = new Gauge({
@@ -77,12 +78,12 @@ export class GatewayMetrics {
     collect: () => this.#openByRoute.setOn(this.connectionsActive),
   });
 
-  readonly connectionDuration = new Histogram({
+  readonly connectionDuration = new CellHistogram({
     name: 'wsgate_connection_duration_seconds',
     help: 'Lifetime of WebSocket tunnels, from the 101 to teardown.',
-    labelNames: ['route'] as const,
+    labelName: 'route',
     buckets: CONNECTION_BUCKETS,
-    registers: [this.registry],
+    registry: this.registry,
   });
 
   readonly messages = new Counter({
@@ -116,12 +117,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  readonly upstreamConnectDuration = new Histogram({
+  readonly upstreamConnectDuration = new CellHistogram({
     name: 'wsgate_upstream_connect_duration_seconds',
     help: 'Time to connect to a backend (TCP and TLS), for successful connects.',
-    labelNames: ['pool'] as const,
+    labelName: 'pool',
     buckets: HANDSHAKE_BUCKETS,
-    registers: [this.registry],
+    registry: this.registry,
   });
 
   readonly upstreamConnectFailures = new Counter({

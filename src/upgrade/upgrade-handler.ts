@@ -283,7 +283,7 @@ export class UpgradeHandler {
         connectTimeoutMs: pool.config.connectTimeout,
         handshakeTimeoutMs: pool.config.handshakeTimeout,
         client,
-        onConnected: (seconds) => metrics.upstreamConnectDuration.observe({ pool: pool.name }, seconds),
+        onConnected: (seconds) => metrics.upstreamConnectDuration.cell(pool.name).observe(seconds),
       }),
       (failure) => {
         if (client.gone) return; // the client left: not the backend's failure
@@ -323,7 +323,7 @@ export class UpgradeHandler {
     // Header values are the backend's bytes as latin1 (how Node decodes them): written back so.
     ctx.socket.write(`${head}\r\n`, 'latin1');
     const handshakeSeconds = (performance.now() - ctx.startedAt) / 1000;
-    metrics.handshakeDuration.observe({ route: routeName }, handshakeSeconds);
+    metrics.handshakeDuration.cell(routeName).observe(handshakeSeconds);
     const extensions = headerValue(response, 'sec-websocket-extensions');
     const subprotocol = loggedHeader(headerValue(response, 'sec-websocket-protocol'));
     const loggedExtensions = loggedHeader(extensions);
@@ -417,7 +417,7 @@ export class UpgradeHandler {
   #logEnd(access: AccessFields, summary: TunnelSummary): void {
     const { metrics } = this.#options;
     const { log, route } = access;
-    metrics.connectionDuration.observe({ route }, summary.durationSeconds);
+    metrics.connectionDuration.cell(route).observe(summary.durationSeconds);
     metrics.closedCell(route, summary.initiator, closeCodeLabel(summary.closeCode)).value++;
     if (summary.errorCode) metrics.tunnelErrors.inc({ route, code: summary.errorCode });
     // A close handshake between the peers is an outcome too: who started it.

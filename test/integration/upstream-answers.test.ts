@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import { Histogram } from 'prom-client';
+import { CellHistogram } from '../../src/observability/histogram-cells.ts';
 import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -266,20 +266,15 @@ test('regression: a fault while opening the tunnel closes the paused backend soc
   const url = await startScriptedBackend(t, switching, (socket) =>
     socket.once('close', () => backendClosed()),
   );
-  // The handshake histogram is observed between the 101 and the tunnel: make it throw once
-  // (prom-client binds `observe` to this method in each histogram's constructor).
-  const histogram = Histogram.prototype as unknown as {
-    observeWithoutExemplar(labels: unknown, value?: number): void;
-  };
-  const observe = histogram.observeWithoutExemplar;
+  // The handshake histogram is observed between the 101 and the tunnel: make it throw once.
+  const cellOf = CellHistogram.prototype.cell;
   let thrown = false;
-  t.mock.method(histogram, 'observeWithoutExemplar', function (this: unknown, ...args: [unknown, number?]) {
-    const [labels] = args;
-    if (!thrown && typeof labels === 'object' && labels !== null && 'route' in labels) {
+  t.mock.method(CellHistogram.prototype, 'cell', function (this: CellHistogram, value: string) {
+    if (!thrown && this.name === 'wsgate_handshake_duration_seconds') {
       thrown = true;
       throw new Error('injected fault while opening the tunnel');
     }
-    Reflect.apply(observe, this, args);
+    return Reflect.apply(cellOf, this, [value]);
   });
   const gw = await gatewayFor(t, url);
   const response = await rawRequest(gw.port(), { headers: handshakeHeaders() });
