@@ -20,16 +20,15 @@ const OBSERVED: readonly [string, number][] = [
   ['chat', 0.5],
 ];
 
+/** A cell histogram over BUCKETS in `registry`. */
+function cellHistogram(registry: Registry, name: string, labelName: string): CellHistogram {
+  return new CellHistogram({ name, help: 'Test histogram.', labelName, buckets: BUCKETS, registry });
+}
+
 function both(): { cells: Registry; reference: Registry } {
   const cells = new Registry();
   const reference = new Registry();
-  const histogram = new CellHistogram({
-    name: 'x_seconds',
-    help: 'Test histogram.',
-    labelName: 'route',
-    buckets: BUCKETS,
-    registry: cells,
-  });
+  const histogram = cellHistogram(cells, 'x_seconds', 'route');
   const expected = new Histogram({
     name: 'x_seconds',
     help: 'Test histogram.',
@@ -65,13 +64,7 @@ test('the JSON a worker reports is the same, and the fleet sums it the same', as
 
 test('reset forgets every series; a non-finite value is not counted', async () => {
   const registry = new Registry();
-  const histogram = new CellHistogram({
-    name: 'y_seconds',
-    help: 'Test histogram.',
-    labelName: 'pool',
-    buckets: BUCKETS,
-    registry,
-  });
+  const histogram = cellHistogram(registry, 'y_seconds', 'pool');
   histogram.cell('a').observe(Number.NaN);
   histogram.cell('a').observe(0.2);
   assert.match(await registry.metrics(), /y_seconds_count\{pool="a"\} 1\n/);
