@@ -197,6 +197,8 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
     const fail = (code: Failure['code'], error: Error): void =>
       settle({ kind: 'failed', backend, code, retryable: !connected, error });
     const onReady = (): void => {
+      // A TLS backend that renegotiates emits 'secureConnect' again: the connect happened once.
+      if (connected) return;
       connected = true;
       const now = performance.now();
       onConnected?.((now - startedAt) / 1000);
@@ -265,7 +267,7 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       else fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${handshakeTimeoutMs} ms`));
     };
     let timer: NodeJS.Timeout | undefined = setTimeout(onTimer, connectTimeoutMs);
-    // settle() takes it off; 'connect' comes once (`once` would wrap it).
+    // settle() takes it off (`once` would wrap it); onReady acts on the first event only.
     socket.on(backend.secure ? 'secureConnect' : 'connect', onReady);
     socket.on('data', onData);
     socket.on('error', onError);
