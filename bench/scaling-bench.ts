@@ -190,6 +190,15 @@ class ScalingBench {
     const proxy = await target.start(this.#registry, this.#workDir, this.#backendPort, processes);
     try {
       await sleep(300);
+      // The port may answer before every worker has started: a worker that starts later would
+      // count its whole baseline as the connections' memory. Both proxies run a master and the
+      // workers.
+      const startedBy = performance.now() + 10_000;
+      while (processes > 1 && processTree(proxy.managed.pid).length < processes + 1) {
+        if (performance.now() > startedBy)
+          throw new Error(`${target.name}: ${processes} workers did not start`);
+        await sleep(100);
+      }
       await use(proxy, processTree(proxy.managed.pid));
     } finally {
       await this.#registry.stop(proxy.managed);
