@@ -38,11 +38,8 @@ export class RoundRobinBalancer<T extends Weighted> implements Balancer<T> {
 
   candidates(_key?: string, usable: (backend: T) => boolean = everyBackend): T[] {
     const all = this.#backends;
-    if (all.length === 1) {
-      // One backend: its turn comes every time (the share arithmetic below would say the same).
-      const only = all[0] as T;
-      return [only];
-    }
+    // One backend: its turn comes every time (the share arithmetic below would say the same).
+    if (all.length === 1) return [all[0] as T];
     let eligible = all.map((backend) => usable(backend));
     if (!eligible.includes(true)) eligible = all.map(() => true);
     let total = 0;
