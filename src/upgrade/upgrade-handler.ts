@@ -17,15 +17,10 @@ import { requestIdFor } from '../listener/request-id.ts';
 import { ConnectionLog, type EventLog } from '../observability/connection-log.ts';
 import { capped, loggedHeader, loggedPath } from '../observability/log-fields.ts';
 import { type Logger, moreSevere } from '../observability/logger.ts';
-import { closeCodeLabel, type GatewayMetrics } from '../observability/metrics.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import {
-  Tunnel,
-  type TunnelObserver,
-  type TunnelSession,
-  type TunnelSettings,
-  type TunnelSummary,
-} from '../tunnel/tunnel.ts';
+import type { Route } from '../routing/router.ts';
+import { Tunnel, type TunnelSession, type TunnelSettings, type TunnelSummary } from '../tunnel/tunnel.ts';
 import { type ClientPresence, connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
 import type { Backend, Pool } from '../upstream/pool.ts';
@@ -33,6 +28,7 @@ import { headerValue } from '../upstream/response-head.ts';
 import type { Rejection, UpgradeContext, UpgradeSnapshot } from './context.ts';
 import { allowedRsvBits, deflateParameters } from './extensions.ts';
 import { relayResponse, writeResponse } from './respond.ts';
+import { RouteMeters } from './route-meters.ts';
 
 export interface UpgradeHandlerOptions {
   /** The configuration in force: each upgrade takes it once, when it arrives. */
@@ -120,8 +116,8 @@ interface AccessFields {
 
 export class UpgradeHandler {
   readonly #options: UpgradeHandlerOptions;
-  /** One observer per route, shared by its tunnels (a reload's new routes get their own). */
-  readonly #observers = new WeakMap<object, TunnelObserver>();
+  /** The metric cells of each route, bound once (a reload's new routes get their own). */
+  readonly #meters = new WeakMap<Route, RouteMeters>();
 
   constructor(options: UpgradeHandlerOptions) {
     this.#options = options;
@@ -225,7 +221,7 @@ export class UpgradeHandler {
         pool.succeeded(outcome.backend);
         try {
           const clientHead = early.length === 0 ? ctx.head : Buffer.concat([ctx.head, ...early]);
-          this.#open(ctx, pool, policy, outcome, clientHead);
+          this.#open(ctx, this.#metersOf(route, pool), policy, outcome, clientHead);
         } catch (error) {
           // No tunnel owns the paused backend socket yet: it would stay open, unread, forever. A
           // client that already has its 101 cannot be given a status any more.
@@ -308,14 +304,13 @@ export class UpgradeHandler {
 
   #open(
     ctx: UpgradeContext,
-    pool: Pool,
+    meters: RouteMeters,
     policy: RoutePolicy,
     outcome: Extract<UpstreamOutcome, { kind: 'upgraded' }>,
     clientHead: Buffer,
   ): void {
-    const { metrics, registry } = this.#options;
+    const { registry } = this.#options;
     const { backend, response } = outcome;
-    const routeName = ctx.route?.name ?? '';
     let head = 'HTTP/1.1 101 Switching Protocols\r\n';
     const headers = downstreamUpgradeHeaders(response.rawHeaders, ctx.auth.subprotocolMarker);
     for (const [name, value] of ctx.downstream.headers) headers.push(name, value);
@@ -323,32 +318,28 @@ export class UpgradeHandler {
     // Header values are the backend's bytes as latin1 (how Node decodes them): written back so.
     ctx.socket.write(`${head}\r\n`, 'latin1');
     const handshakeSeconds = (performance.now() - ctx.startedAt) / 1000;
-    metrics.handshakeDuration.cell(routeName).observe(handshakeSeconds);
+    meters.handshakeSeconds.observe(handshakeSeconds);
+    meters.upgraded(ctx.listener.name).value++;
     const extensions = headerValue(response, 'sec-websocket-extensions');
     const subprotocol = loggedHeader(headerValue(response, 'sec-websocket-protocol'));
     const loggedExtensions = loggedHeader(extensions);
     // Visible when it opens, not only when it ends hours later.
     this.#account(ctx, 'UPGRADED', {
-      pool: pool.name,
+      pool: meters.pool,
       backend: backend.id,
       subprotocol,
       extensions: loggedExtensions,
     });
 
-    const openOnRoute = metrics.openTunnelsCell(routeName, pool.name);
-    const openOnBackend = metrics.backendTunnelsCell(pool.name, backend.label);
-    openOnRoute.value++;
+    const openOnBackend = meters.openOn(backend);
+    meters.open.value++;
     openOnBackend.value++;
     backend.activeTunnels++;
-    const counters = {
-      client_to_backend: metrics.trafficCell(routeName, 'client_to_backend'),
-      backend_to_client: metrics.trafficCell(routeName, 'backend_to_client'),
-    };
     const access: AccessFields = {
       handshake: this.#handshakeFields(ctx),
       log: ctx.log,
-      route: routeName,
-      pool: pool.name,
+      route: meters.route,
+      pool: meters.pool,
       backend: backend.id,
       subprotocol,
       extensions: loggedExtensions,
@@ -363,15 +354,16 @@ export class UpgradeHandler {
         deflate: deflateParameters(extensions),
         ...this.#options.tunnels,
         policy: policy.tunnel,
-        counters,
-        observer: this.#observerOf(ctx.route, routeName),
+        counters: meters.counters,
+        observer: meters.observer,
         log: ctx.log,
         session: this.#session(ctx, policy),
         onEnd: (summary) => {
           registry.removeTunnel(summary.id);
-          openOnRoute.value--;
+          meters.open.value--;
           openOnBackend.value--;
           backend.activeTunnels--;
+          meters.ended(summary);
           this.#logEnd(access, summary);
         },
       },
@@ -393,33 +385,17 @@ export class UpgradeHandler {
     return { endsAt: this.#options.tunnels.clock.now() + left, close: [expiry.code, 'token expired'] };
   }
 
-  #observerOf(route: object | undefined, name: string): TunnelObserver {
-    if (route === undefined) return this.#observer(name);
-    let observer = this.#observers.get(route);
-    if (observer === undefined) {
-      observer = this.#observer(name);
-      this.#observers.set(route, observer);
+  #metersOf(route: Route, pool: Pool): RouteMeters {
+    let meters = this.#meters.get(route);
+    if (meters === undefined) {
+      meters = new RouteMeters(this.#options.metrics, route.name, pool.name);
+      this.#meters.set(route, meters);
     }
-    return observer;
-  }
-
-  /** Where a tunnel of `route` reports limit hits, throttling, ping round trips and dead peers. */
-  #observer(route: string): TunnelObserver {
-    const { metrics } = this.#options;
-    return {
-      limitHit: (limit, action) => metrics.limitHits.inc({ route, limit, action }),
-      throttled: (direction, seconds) => metrics.throttledSeconds.inc({ route, direction }, seconds),
-      pingRtt: (side, seconds) => metrics.pingRtt.observe({ route, side }, seconds),
-      deadPeer: (side) => metrics.deadPeers.inc({ route, side }),
-    };
+    return meters;
   }
 
   #logEnd(access: AccessFields, summary: TunnelSummary): void {
-    const { metrics } = this.#options;
     const { log, route } = access;
-    metrics.connectionDuration.cell(route).observe(summary.durationSeconds);
-    metrics.closedCell(route, summary.initiator, closeCodeLabel(summary.closeCode)).value++;
-    if (summary.errorCode) metrics.tunnelErrors.inc({ route, code: summary.errorCode });
     // A close handshake between the peers is an outcome too: who started it.
     const code: ErrorCode =
       summary.errorCode ?? (summary.initiator === 'backend' ? 'BACKEND_CLOSED' : 'CLIENT_CLOSED');
@@ -473,8 +449,8 @@ export class UpgradeHandler {
   #account(ctx: UpgradeContext, code: ErrorCode | 'UPGRADED', fields: Record<string, unknown>): void {
     const { metrics } = this.#options;
     const route = ctx.route?.name ?? '';
-    if (code === 'UPGRADED') metrics.upgradedCell(ctx.listener.name, route).value++;
-    else metrics.upgrades.inc({ listener: ctx.listener.name, route, code });
+    // An upgrade is counted in its route's cells (#open).
+    if (code !== 'UPGRADED') metrics.upgrades.inc({ listener: ctx.listener.name, route, code });
     // The open line is for following long connections; a rejection is an access line.
     const level = code === 'UPGRADED' ? 'debug' : moreSevere('info', CODES[code].level);
     if (!ctx.log.isLevelEnabled(level)) return;
