@@ -140,12 +140,27 @@ export async function closedPort(): Promise<number> {
  * that a parallel test reusing the released port on 127.0.0.1 cannot answer in its place.
  */
 export async function refusingUrl(): Promise<string> {
-  const server = createServer();
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.77', () => resolve((server.address() as AddressInfo).port)),
+  const [url] = await refusingUrls(1);
+  if (url === undefined) throw new Error('no refusing URL');
+  return url;
+}
+
+/**
+ * `count` distinct refusing URLs (see refusingUrl): every port is held until all are chosen, so
+ * that two backends of one pool cannot be given the same released port.
+ */
+export async function refusingUrls(count: number): Promise<string[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  const ports = await Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<number>((resolve) =>
+          server.listen(0, '127.0.0.77', () => resolve((server.address() as AddressInfo).port)),
+        ),
+    ),
   );
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.77:${port}`;
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  return ports.map((port) => `http://127.0.0.77:${port}`);
 }
 
 /** The 101 response head a raw WebSocket backend writes for `req` (RFC 6455 §4.2.2). */

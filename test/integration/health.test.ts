@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import { closedPort } from '../helpers/backends.ts';
+import { refusingUrl, refusingUrls } from '../helpers/backends.ts';
 import { plainGet } from '../helpers/clients.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
@@ -107,8 +107,7 @@ test('a backend failing its active check stops getting requests, and gets them a
 test('passive ejection after consecutive refused connects, at most maxEjectedShare of the pool, over after ejectFor', async (t) => {
   const clock = new FakeClock();
   const live = await checkedBackend(t, 'live');
-  const deadOne = `http://127.0.0.1:${await closedPort()}`;
-  const deadTwo = `http://127.0.0.1:${await closedPort()}`;
+  const [deadOne = '', deadTwo = ''] = await refusingUrls(2);
   const gw = await startGateway(
     t,
     {
@@ -147,7 +146,7 @@ test('a TCP check takes a backend that stops listening down, and the pool keeps 
   const clock = new FakeClock();
   const a = await checkedBackend(t, 'a');
   const b = await checkedBackend(t, 'b');
-  const gone = `http://127.0.0.1:${await closedPort()}`;
+  const gone = await refusingUrl();
   const gw = await startGateway(
     t,
     {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import { closedPort, startEchoBackend, startHttpBackend } from '../helpers/backends.ts';
+import { refusingUrl, refusingUrls, startEchoBackend, startHttpBackend } from '../helpers/backends.ts';
 import { handshakeHeaders, nextMessage, openClient, rawRequest } from '../helpers/clients.ts';
 import { eventually, within } from '../helpers/eventually.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -74,7 +74,7 @@ function assertGatewayError(
 }
 
 test('a refused backend is skipped for the next candidate, which upgrades', async (t) => {
-  const dead = `http://127.0.0.1:${await closedPort()}`;
+  const dead = await refusingUrl();
   const live = await startEchoBackend(t);
   const gw = await gatewayWith(t, [dead, live.url]);
   const ws = await openClient(gw.wsUrl('/retry'));
@@ -95,9 +95,16 @@ test('a refused backend is skipped for the next candidate, which upgrades', asyn
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPGRADED', route: 'main' }), 1);
 });
 
+test('regression: refused backends of one pool never share a released port', async () => {
+  // Ports released one after the other may be given out again at once: a pool listing the same
+  // backend twice is a configuration error, and a test's live backend could take a dead one's port.
+  const urls = await refusingUrls(32);
+  assert.equal(new Set(urls).size, 32);
+  for (const url of urls) assert.match(url, /^http:\/\/127\.0\.0\.77:\d+$/);
+});
+
 test('every candidate refused is 502 UPSTREAM_CONNECT_FAILED', async (t) => {
-  const first = `http://127.0.0.1:${await closedPort()}`;
-  const second = `http://127.0.0.1:${await closedPort()}`;
+  const [first = '', second = ''] = await refusingUrls(2);
   const gw = await gatewayWith(t, [first, second]);
   assertGatewayError(await handshake(gw), 502, 'Bad Gateway');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'UPSTREAM_CONNECT_FAILED' }), 1);
@@ -106,7 +113,7 @@ test('every candidate refused is 502 UPSTREAM_CONNECT_FAILED', async (t) => {
 });
 
 test('with retries: 0 a refused backend is not followed by a second attempt', async (t) => {
-  const dead = `http://127.0.0.1:${await closedPort()}`;
+  const dead = await refusingUrl();
   const live = await startEchoBackend(t);
   const gw = await gatewayWith(t, [dead, live.url], { retries: 0 });
   assertGatewayError(await handshake(gw), 502, 'Bad Gateway');
