@@ -1,8 +1,10 @@
 /**
- * The listeners of a tunnel's two sockets, shared by every tunnel: each socket carries a link to
- * its tunnel and side, so that an open tunnel holds no closure per socket event (idle memory is
- * JS objects, and five listeners on two sockets were ten closures per connection). Also the TCP
- * keepalive a tunnel's sockets get.
+ * The listeners of a connection's sockets, shared by every connection: each socket carries a link
+ * to its owner and side, so that an open tunnel holds no closure per socket event (idle memory is
+ * JS objects, and five listeners on two sockets were ten closures per connection). A socket is
+ * linked once and then handed from owner to owner (the handshake's client watch or backend
+ * attempt, then the tunnel) without a listener added or removed, where a handshake made two
+ * dozen such changes. Also the TCP keepalive a tunnel's sockets get.
  */
 import type { Socket } from 'node:net';
 import type { Side } from './sides.ts';
@@ -22,8 +24,11 @@ export function keepAlive(socket: Socket): void {
   socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
 }
 
-const LINK = Symbol('tunnel side');
-type LinkedSocket = Socket & { [LINK]?: { readonly owner: SocketEvents; readonly side: Side } };
+/** Takes events nobody waits for: a socket between owners, paused (its errors end in a close). */
+const UNOWNED: SocketEvents = { socketEvent() {} };
+
+const LINK = Symbol('socket owner');
+type LinkedSocket = Socket & { [LINK]?: { owner: SocketEvents; side: Side } };
 
 /** Hands an event of `socket` to the owner it is linked to. */
 function forward(socket: Socket, event: SocketEvent, value?: Buffer | Error): void {
@@ -48,12 +53,38 @@ function onClose(this: Socket): void {
   forward(this, 'close');
 }
 
-/** Links `socket` to `owner` as its `side` and listens for its events. */
+/**
+ * Gives `socket`'s events to `owner` as its `side`. The first link adds the listeners, which
+ * start the socket's flow unless it was paused; a later one only changes the owner.
+ */
 export function linkSocket(socket: Socket, owner: SocketEvents, side: Side): void {
-  (socket as LinkedSocket)[LINK] = { owner, side };
+  const linked = socket as LinkedSocket;
+  const link = linked[LINK];
+  if (link !== undefined) {
+    link.owner = owner;
+    link.side = side;
+    return;
+  }
+  linked[LINK] = { owner, side };
   socket.on('error', onError);
   socket.on('data', onData);
   socket.on('drain', onDrain);
   socket.on('end', onEnd);
   socket.on('close', onClose);
+}
+
+/**
+ * Links `socket` with no owner, paused: its errors are ignored (a reset cannot crash the process)
+ * until an owner takes it, and no data is emitted meanwhile (what arrives waits in the socket's
+ * buffer, which stops reading from the kernel at its high-water mark).
+ */
+export function holdSocket(socket: Socket, side: Side): void {
+  socket.pause();
+  linkSocket(socket, UNOWNED, side);
+}
+
+/** Takes `socket` from its owner (which it no longer reaches); the caller pauses or destroys it. */
+export function releaseSocket(socket: Socket): void {
+  const link = (socket as LinkedSocket)[LINK];
+  if (link !== undefined) link.owner = UNOWNED;
 }

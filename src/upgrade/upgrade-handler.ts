@@ -20,6 +20,14 @@ import { type Logger, moreSevere } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { Route } from '../routing/router.ts';
+import type { Side } from '../tunnel/sides.ts';
+import {
+  holdSocket,
+  linkSocket,
+  releaseSocket,
+  type SocketEvent,
+  type SocketEvents,
+} from '../tunnel/socket-link.ts';
 import { Tunnel, type TunnelSession, type TunnelSettings, type TunnelSummary } from '../tunnel/tunnel.ts';
 import { type ClientPresence, connectUpstream, type UpstreamOutcome } from '../upstream/connect.ts';
 import { downstreamUpgradeHeaders, upstreamUpgradeHeaders } from '../upstream/headers.ts';
@@ -45,42 +53,37 @@ export interface UpgradeHandlerOptions {
 }
 
 /**
- * The error listener that keeps a reset from crashing the process before a socket has an owner.
- * A function of its own, not an arrow in the handler: an arrow would share the handler's closure
- * context and keep the request (and all it holds) alive for as long as the socket lives.
- */
-function ignoreError(): void {}
-
-/**
  * Reads the client socket while the backend is being connected: its leaving is told to the
- * attempt, an early chunk is kept and reading stops. The listeners reach only the socket, `early`
- * and the presence (not the handshake's context): a dead listener list in the old generation
- * would otherwise keep the whole handshake alive until the next full collection.
+ * attempt, an early chunk is kept and reading stops. It reaches only the socket, `early` and the
+ * presence (not the handshake's context), and the socket lets go of it when it stops: a socket
+ * would otherwise keep the whole handshake alive for as long as the tunnel lives.
  */
-function watchClient(socket: Socket, early: Buffer[]): { client: ClientPresence; stop(): void } {
-  const client: ClientPresence = { gone: false, onGone: undefined };
-  const onClose = (): void => {
-    client.gone = true;
-    client.onGone?.();
-  };
-  const onData = (chunk: Buffer): void => {
-    early.push(chunk);
-    socket.pause();
-  };
-  // `on`, not `once` (which wraps each listener): stop() takes them off, and each event comes once.
-  socket.on('close', onClose);
-  socket.on('end', onClose);
-  socket.on('data', onData);
-  socket.resume();
-  return {
-    client,
-    stop: () => {
-      socket.off('close', onClose);
-      socket.off('end', onClose);
-      socket.off('data', onData);
-      socket.pause();
-    },
-  };
+class ClientWatch implements SocketEvents {
+  readonly client: ClientPresence = { gone: false, onGone: undefined };
+  readonly #socket: Socket;
+  readonly #early: Buffer[];
+
+  constructor(socket: Socket, early: Buffer[]) {
+    this.#socket = socket;
+    this.#early = early;
+    linkSocket(socket, this, 'client');
+    socket.resume();
+  }
+
+  socketEvent(_side: Side, event: SocketEvent, value: Buffer | Error | undefined): void {
+    if (event === 'data') {
+      this.#early.push(value as Buffer);
+      this.#socket.pause();
+    } else if (event === 'close' || event === 'end') {
+      this.client.gone = true;
+      this.client.onGone?.();
+    }
+  }
+
+  stop(): void {
+    releaseSocket(this.#socket);
+    this.#socket.pause();
+  }
 }
 
 /** The client closed, reset or half-closed its connection (a FIN ends a handshake too). */
@@ -125,8 +128,8 @@ export class UpgradeHandler {
 
   /** The `upgrade` event handler of a listener's HTTP server. */
   handle(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo): void {
-    // An error listener comes first: a reset during the handshake must never crash the process.
-    socket.on('error', ignoreError);
+    // Listened to first: a reset during the handshake must never crash the process.
+    holdSocket(socket, 'client');
     const { registry } = this.#options;
     registry.addPending(socket);
     const id = this.#options.nextId();
@@ -262,7 +265,7 @@ export class UpgradeHandler {
     early: Buffer[],
   ): Promise<UpstreamOutcome> {
     const { metrics } = this.#options;
-    const watch = watchClient(ctx.socket, early);
+    const watch = new ClientWatch(ctx.socket, early);
     const { client } = watch;
     return connectUpstream(
       candidates,

@@ -10,6 +10,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
 import { listsToken } from '../protocol/header-rules.ts';
+import { linkSocket, releaseSocket } from '../tunnel/socket-link.ts';
 import type { Backend, BackendTls } from './pool.ts';
 import { headerValue, parseResponseHead, type ResponseHead } from './response-head.ts';
 
@@ -106,8 +107,6 @@ function openSocket(backend: Backend, tls: BackendTls): Socket {
   });
 }
 
-function ignoreError(): void {}
-
 /** Why a parsed head cannot open a WebSocket, or undefined when it can. */
 function notAnUpgrade(head: ResponseHead): string | undefined {
   if (head.minorVersion !== 1) return 'a 101 over HTTP/1.0';
@@ -180,12 +179,9 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       settled = true;
       clearTimeout(timer);
       client.onGone = undefined;
-      socket.off('data', onData);
-      socket.off('error', onError);
-      socket.off('close', onClose);
+      // Errors until the tunnel takes the socket are ignored (unlinked, it keeps listening).
+      releaseSocket(socket);
       socket.off(backend.secure ? 'secureConnect' : 'connect', onReady);
-      // An error between here and the tunnel's own listeners must not be unhandled.
-      socket.on('error', ignoreError);
       if (outcome.kind === 'failed') socket.destroy();
       else socket.pause();
       received = undefined;
@@ -269,9 +265,18 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
     let timer: NodeJS.Timeout | undefined = setTimeout(onTimer, connectTimeoutMs);
     // settle() takes it off (`once` would wrap it); onReady acts on the first event only.
     socket.on(backend.secure ? 'secureConnect' : 'connect', onReady);
-    socket.on('data', onData);
-    socket.on('error', onError);
-    socket.on('close', onClose);
+    // The socket's shared listeners, handed to the tunnel on a 101 (src/tunnel/socket-link.ts).
+    linkSocket(
+      socket,
+      {
+        socketEvent(_side, event, value) {
+          if (event === 'data') onData(value as Buffer);
+          else if (event === 'error') onError(value as Error);
+          else if (event === 'close') onClose();
+        },
+      },
+      'backend',
+    );
     if (client.gone) {
       fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
       return;
