@@ -7,8 +7,9 @@
  * its logs: the target keeps every other byte as the client sent it, and the backend chooses among
  * the remaining subprotocols. Authorization and cookies go on unchanged (backends may read them).
  */
-import type { IncomingMessage } from 'node:http';
+
 import type { TokenSourceName } from '../config/auth-schema.ts';
+import type { IncomingHead } from '../protocol/incoming-head.ts';
 import { cookieValues, decodeQueryPart } from '../protocol/request-values.ts';
 import type { UpstreamEdits } from '../upstream/edits.ts';
 
@@ -106,7 +107,7 @@ export function withoutMarker(
  * the backend (a query token, the marker and token in the subprotocol list).
  */
 export function searchToken(
-  req: IncomingMessage,
+  req: IncomingHead,
   upgrade: boolean,
   settings: TokenSourceSettings,
   edits: UpstreamEdits,

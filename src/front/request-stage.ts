@@ -7,12 +7,13 @@
  * (src/upstream/headers.ts, src/http/request-head.ts). Stages run in the order the route lists
  * them, cheap checks first; the first refusal wins.
  */
-import type { IncomingMessage } from 'node:http';
+
 import type { VerifiedToken } from '../auth/verify-token.ts';
 import type { Rejection } from '../errors/rejection.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { EventLog } from '../observability/connection-log.ts';
+import type { IncomingHead } from '../protocol/incoming-head.ts';
 import type { DownstreamEdits, UpstreamEdits } from '../upstream/edits.ts';
 
 export {
@@ -44,7 +45,7 @@ export function noFindings(): AuthFindings {
 /** What a stage sees of a request, in either pass. */
 export interface FrontContext {
   readonly pass: Pass;
-  readonly req: IncomingMessage;
+  readonly req: IncomingHead;
   readonly listener: ListenerInfo;
   readonly forwarded: ForwardedFor;
   readonly requestId: string;

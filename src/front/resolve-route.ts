@@ -4,8 +4,9 @@
  * Both passes resolve through here, so that a long-polling request and the WebSocket it upgrades
  * to reach the same route, pool and policy by the same rules.
  */
-import type { IncomingMessage } from 'node:http';
+
 import type { RoutePolicy } from '../policy/route-policy.ts';
+import type { IncomingHead } from '../protocol/incoming-head.ts';
 import { hostName } from '../routing/host.ts';
 import type { RouteLookup } from '../routing/route-lookup.ts';
 import type { Route } from '../routing/router.ts';
@@ -38,7 +39,7 @@ export interface Unresolved {
 }
 
 /** The route of `req` in `table`. */
-export function resolveRoute(req: IncomingMessage, table: RouteTable): Resolved | Unresolved {
+export function resolveRoute(req: IncomingHead, table: RouteTable): Resolved | Unresolved {
   const found = table.routes.find(hostName(req.headers.host), req.url ?? '/');
   if (found.refused) return { ok: false, code: 'REQUEST_MALFORMED', detail: found.refused };
   const route = found.route;

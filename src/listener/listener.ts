@@ -27,6 +27,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
+import type { IncomingHead } from '../protocol/incoming-head.ts';
 import { TrustedProxies } from './client-address.ts';
 import { PeerAddresses } from './peer-address.ts';
 import { ProxyGate, takeConnectionHandling } from './proxy-gate.ts';
@@ -45,10 +46,9 @@ export interface ListenerInfo {
 
 export interface ListenerHandlers {
   readonly request: (req: IncomingMessage, res: ServerResponse, listener: ListenerInfo) => void;
-  readonly upgrade: (req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo) => void;
+  readonly upgrade: (req: IncomingHead, socket: Socket, head: Buffer, listener: ListenerInfo) => void;
 }
 
-/** Status for a request the HTTP parser refused. */
 /**
  * The error listener of a socket whose upgrade waits behind pipelined requests. A function of its
  * own: an arrow in the upgrade handler would share its closure context and keep the request alive
@@ -56,6 +56,7 @@ export interface ListenerHandlers {
  */
 function ignoreError(): void {}
 
+/** Status for a request the HTTP parser refused. */
 function clientErrorStatus(code: string): number {
   if (code === 'HPE_HEADER_OVERFLOW') return 431;
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return 408;
@@ -147,7 +148,7 @@ export class Listener {
     this.server = this.#secureServer ?? createHttpServer(options);
     const gate = this.#proxyGate(log, metrics);
     // Node's own handling of a connection waits for its PROXY header, when one is expected.
-    const handOn = gate ? takeConnectionHandling(this.server) : undefined;
+    const handOn = gate ? takeConnectionHandling(this.server, 'connection') : undefined;
     const encrypted = this.#info.encrypted;
     const sockets = this.#sockets;
     function forgetSocket(this: Socket): void {
@@ -187,19 +188,24 @@ export class Listener {
       socket.on('error', ignoreError);
       waiting.after.push(upgrade);
     });
-    this.server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
-      log.debug({ listener: name, err: error.code ?? error.message }, 'malformed request');
-      const status = clientErrorStatus(error.code ?? '');
-      if (socket.writable && !socket.destroyed) {
-        socket.end(
-          `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
-        );
-      }
-      socket.destroy();
-    });
+    this.server.on('clientError', (error: Error & { code?: string }, socket: Socket) =>
+      this.#clientError(error.code ?? error.message, socket),
+    );
     this.server.on('tlsClientError', (error: Error & { code?: string }) =>
       log.debug({ listener: name, err: error.code ?? error.message }, 'TLS handshake failed'),
     );
+  }
+
+  /** Answers a head that could not be read (malformed, too large, too slow) and closes its connection. */
+  #clientError(code: string, socket: Socket): void {
+    this.#log.debug({ listener: this.name, err: code }, 'malformed request');
+    const status = clientErrorStatus(code);
+    if (socket.writable && !socket.destroyed) {
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      );
+    }
+    socket.destroy();
   }
 
   get config(): ListenerConfig {

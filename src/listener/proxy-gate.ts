@@ -38,12 +38,16 @@ export interface ProxyGateOptions {
 const MAX_HEADER = Math.max(V1_MAX_LENGTH, V2_MAX_LENGTH);
 
 /**
- * Takes Node's own connection handling (its HTTP parser, or its TLS wrapping) off `server` and
+ * Takes Node's own handling of a connection `event` off `server` (its HTTP parser on 'connection'
+ * or, on a TLS server, 'secureConnection'; its TLS wrapping on a TLS server's 'connection') and
  * returns it as a function to run for one socket, once its PROXY header has been read.
  */
-export function takeConnectionHandling(server: Server): (socket: Socket) => void {
-  const handlers = server.listeners('connection');
-  server.removeAllListeners('connection');
+export function takeConnectionHandling(
+  server: Server,
+  event: 'connection' | 'secureConnection',
+): (socket: Socket) => void {
+  const handlers = server.listeners(event);
+  server.removeAllListeners(event);
   return (socket) => {
     for (const handler of handlers) Reflect.apply(handler, server, [socket]);
   };

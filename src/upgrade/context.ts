@@ -3,7 +3,7 @@
  * socket, where it came from, and what earlier stages found (route, its policy, pool). Stages read
  * and fill it.
  */
-import type { IncomingMessage } from 'node:http';
+
 import type { Socket } from 'node:net';
 import type {
   AuthFindings,
@@ -17,6 +17,7 @@ import type { ListenerInfo } from '../listener/listener.ts';
 import type { EventLog } from '../observability/connection-log.ts';
 import type { QueryLogging } from '../observability/log-fields.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
+import type { IncomingHead } from '../protocol/incoming-head.ts';
 import type { Route } from '../routing/router.ts';
 import type { Pool } from '../upstream/pool.ts';
 
@@ -26,7 +27,7 @@ export interface UpgradeContext {
   readonly id: string;
   /** Ties the gateway's log lines to the backend's (sent as X-Request-Id). */
   readonly requestId: string;
-  readonly req: IncomingMessage;
+  readonly req: IncomingHead;
   readonly socket: Socket;
   readonly head: Buffer;
   readonly listener: ListenerInfo;

@@ -5,7 +5,7 @@
  * tunnel. Every exit is accounted for: a metric with the outcome code and one log line, and the
  * socket is always either closed or owned by a registered tunnel.
  */
-import type { IncomingMessage } from 'node:http';
+
 import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { noDownstreamEdits, noEdits, noFindings, runStages } from '../front/request-stage.ts';
@@ -19,6 +19,7 @@ import { capped, loggedHeader, loggedPath } from '../observability/log-fields.ts
 import { type Logger, moreSevere } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
+import type { IncomingHead } from '../protocol/incoming-head.ts';
 import type { Route } from '../routing/router.ts';
 import type { Side } from '../tunnel/sides.ts';
 import {
@@ -127,7 +128,7 @@ export class UpgradeHandler {
   }
 
   /** The `upgrade` event handler of a listener's HTTP server. */
-  handle(req: IncomingMessage, socket: Socket, head: Buffer, listener: ListenerInfo): void {
+  handle(req: IncomingHead, socket: Socket, head: Buffer, listener: ListenerInfo): void {
     // Listened to first: a reset during the handshake must never crash the process.
     holdSocket(socket, 'client');
     const { registry } = this.#options;

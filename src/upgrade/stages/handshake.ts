@@ -3,15 +3,16 @@
  * before anything else is spent on it: GET over HTTP/1.1, a Host, `Upgrade: websocket`,
  * `Connection: Upgrade`, a Sec-WebSocket-Key of 16 base64-encoded bytes and version 13.
  */
-import type { IncomingMessage } from 'node:http';
+
 import { listsToken } from '../../protocol/header-rules.ts';
+import type { IncomingHead } from '../../protocol/incoming-head.ts';
 import { unsupportedHttpVersion } from '../../routing/request-target.ts';
 import type { Rejection, UpgradeStage } from '../context.ts';
 
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 
 /** The rejection for a request that is not a valid opening handshake, if it is not. */
-export function checkHandshake(req: IncomingMessage): Rejection | undefined {
+export function checkHandshake(req: IncomingHead): Rejection | undefined {
   const version = unsupportedHttpVersion(req);
   if (version) return { code: 'HTTP_VERSION_UNSUPPORTED', detail: version };
   // RFC 6455 §4.2.1 item 1: the method MUST be GET, the version at least HTTP/1.1.
