@@ -29,6 +29,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { IncomingHead } from '../protocol/incoming-head.ts';
 import { TrustedProxies } from './client-address.ts';
+import { type FirstRequestOptions, readFirstRequest } from './first-request.ts';
 import { PeerAddresses } from './peer-address.ts';
 import { ProxyGate, takeConnectionHandling } from './proxy-gate.ts';
 import { ListenerCertificates } from './tls-certificates.ts';
@@ -147,9 +148,20 @@ export class Listener {
       : undefined;
     this.server = this.#secureServer ?? createHttpServer(options);
     const gate = this.#proxyGate(log, metrics);
-    // Node's own handling of a connection waits for its PROXY header, when one is expected.
-    const handOn = gate ? takeConnectionHandling(this.server, 'connection') : undefined;
     const encrypted = this.#info.encrypted;
+    // Node's HTTP handling of a connection (after its TLS handshake, on a TLS listener) runs when
+    // its first request is not a plain upgrade, which is read here first.
+    const firstRequest: FirstRequestOptions = {
+      bounds: () => ({
+        timeoutMs: Math.min(this.#config.handshakeTimeout, this.#config.requestTimeout),
+        maxHeaderSize: this.#config.maxHeaderSize,
+      }),
+      upgrade: (req, socket, head) => handlers.upgrade(req, socket, head, this.#info),
+      serveHttp: takeConnectionHandling(this.server, encrypted ? 'secureConnection' : 'connection'),
+      clientError: (code, socket) => this.#clientError(code, socket),
+    };
+    // The TLS handshake of a connection waits for its PROXY header, when one is expected.
+    const wrapTls = gate && encrypted ? takeConnectionHandling(this.server, 'connection') : undefined;
     const sockets = this.#sockets;
     function forgetSocket(this: Socket): void {
       sockets.delete(this);
@@ -163,15 +175,20 @@ export class Listener {
       // One listener function for every socket of this listener (`this` is the socket); 'close'
       // comes once, so `on` without the wrapper `once` allocates.
       socket.on('close', forgetSocket);
-      if (gate === undefined || handOn === undefined) return;
+      if (gate === undefined) {
+        if (!encrypted) readFirstRequest(socket, firstRequest);
+        return;
+      }
       gate.admit(socket, (source) => {
         peers.record(socket, source, encrypted);
-        handOn(socket);
+        if (wrapTls === undefined) readFirstRequest(socket, firstRequest);
+        else wrapTls(socket);
       });
     });
-    if (gate && this.#secureServer) {
-      this.#secureServer.prependListener('secureConnection', (socket: TLSSocket) => peers.secured(socket));
-    }
+    this.#secureServer?.on('secureConnection', (socket: TLSSocket) => {
+      if (gate) peers.secured(socket);
+      readFirstRequest(socket, firstRequest);
+    });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.#responseStarted(req.socket as Socket, res);
       handlers.request(req, res, this.#info);

@@ -40,7 +40,8 @@ const MAX_HEADER = Math.max(V1_MAX_LENGTH, V2_MAX_LENGTH);
 /**
  * Takes Node's own handling of a connection `event` off `server` (its HTTP parser on 'connection'
  * or, on a TLS server, 'secureConnection'; its TLS wrapping on a TLS server's 'connection') and
- * returns it as a function to run for one socket, once its PROXY header has been read.
+ * returns it as a function to run for one socket: once its PROXY header has been read, or once its
+ * first request is known not to be a plain upgrade.
  */
 export function takeConnectionHandling(
   server: Server,

@@ -1,8 +1,8 @@
 /**
- * What the gateway reads of a client's request head, whichever parser read it (Node's
- * `IncomingMessage` has this shape): the upgrade pipeline and the route stages read no more of a
- * request than this. `headers` has lower-cased names and Node's rules for repeated ones;
- * `rawHeaders` is names and values in order, as sent.
+ * What the gateway reads of a client's request head, whichever parser read it: Node's
+ * `IncomingMessage` has this shape, and so has the head of an upgrade read on the raw socket
+ * (src/listener/upgrade-head.ts). `headers` has lower-cased names and Node's rules for repeated
+ * ones; `rawHeaders` is names and values in order, as sent.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';

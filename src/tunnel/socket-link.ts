@@ -28,7 +28,7 @@ export function keepAlive(socket: Socket): void {
 const UNOWNED: SocketEvents = { socketEvent() {} };
 
 const LINK = Symbol('socket owner');
-type LinkedSocket = Socket & { [LINK]?: { owner: SocketEvents; side: Side } };
+type LinkedSocket = Socket & { [LINK]?: { owner: SocketEvents; side: Side } | undefined };
 
 /** Hands an event of `socket` to the owner it is linked to. */
 function forward(socket: Socket, event: SocketEvent, value?: Buffer | Error): void {
@@ -87,4 +87,16 @@ export function holdSocket(socket: Socket, side: Side): void {
 export function releaseSocket(socket: Socket): void {
   const link = (socket as LinkedSocket)[LINK];
   if (link !== undefined) link.owner = UNOWNED;
+}
+
+/** Takes the shared listeners off `socket`, which other code reads from now on (Node's HTTP server). */
+export function unlinkSocket(socket: Socket): void {
+  const linked = socket as LinkedSocket;
+  if (linked[LINK] === undefined) return;
+  linked[LINK] = undefined;
+  socket.off('error', onError);
+  socket.off('data', onData);
+  socket.off('drain', onDrain);
+  socket.off('end', onEnd);
+  socket.off('close', onClose);
 }

@@ -6,11 +6,12 @@
  * (as a listener list that died in the old generation holds them until a full collection).
  */
 import assert from 'node:assert/strict';
-import { type IncomingMessage, Server } from 'node:http';
 import { Socket } from 'node:net';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { IncomingHead } from '../../src/protocol/incoming-head.ts';
+import { UpgradeHandler } from '../../src/upgrade/upgrade-handler.ts';
 import { startEchoBackend } from '../helpers/backends.ts';
 import { nextMessage, openClient } from '../helpers/clients.ts';
 import { startGateway } from '../helpers/gateway.ts';
@@ -27,32 +28,33 @@ async function collected(ref: WeakRef<object>): Promise<boolean> {
   return ref.deref() === undefined;
 }
 
-/** Records every upgrade request a server in this process receives (the gateway's among them). */
-function recordUpgrades(): { requests: WeakRef<IncomingMessage>[]; stop: () => void } {
-  const requests: WeakRef<IncomingMessage>[] = [];
-  const emit = Server.prototype.emit;
-  Server.prototype.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'upgrade') requests.push(new WeakRef(args[0] as IncomingMessage));
-    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+/**
+ * Records every upgrade request the gateways in this process take, as their upgrade handler gets
+ * it (read on the raw socket or by Node's parser).
+ */
+function recordUpgrades(): { requests: WeakRef<IncomingHead>[]; stop: () => void } {
+  const requests: WeakRef<IncomingHead>[] = [];
+  const handle = UpgradeHandler.prototype.handle;
+  UpgradeHandler.prototype.handle = function (
+    this: UpgradeHandler,
+    ...args: Parameters<typeof handle>
+  ): void {
+    requests.push(new WeakRef(args[0]));
+    Reflect.apply(handle, this, args);
   };
   return {
     requests,
     stop: () => {
-      Server.prototype.emit = emit;
+      UpgradeHandler.prototype.handle = handle;
     },
   };
 }
 
-/** The gateway's upgrade request for `url` (not the backend's: that one carries X-Forwarded-For). */
-function gatewayRequest(
-  requests: readonly WeakRef<IncomingMessage>[],
-  url: string,
-): WeakRef<IncomingMessage> {
-  const atGateway = requests.filter(
-    (ref) => ref.deref()?.url === url && ref.deref()?.headers['x-forwarded-for'] === undefined,
-  );
+/** The gateway's upgrade request for `url`. */
+function gatewayRequest(requests: readonly WeakRef<IncomingHead>[], url: string): WeakRef<IncomingHead> {
+  const atGateway = requests.filter((ref) => ref.deref()?.url === url);
   assert.equal(atGateway.length, 1, 'the gateway received one upgrade');
-  return atGateway[0] as WeakRef<IncomingMessage>;
+  return atGateway[0] as WeakRef<IncomingHead>;
 }
 
 test('regression: an open tunnel kept its upgrade request alive through the error listener', async (t) => {
@@ -93,9 +95,10 @@ test('regression: the listeners of a settled upgrade kept the whole handshake re
     event: string | symbol,
     listener: (...args: never[]) => void,
   ) {
-    // The gateway's own handshake listeners (the upgrade handler's and the backend attempt's).
+    // The gateway's own handshake listeners (the first-request reader's, the upgrade handler's
+    // and the backend attempt's).
     const stack = new Error().stack ?? '';
-    if (stack.includes('/src/upgrade/') || stack.includes('/src/upstream/')) held.push(listener);
+    if (/\/src\/(upgrade|upstream|listener)\//.test(stack)) held.push(listener);
     return Reflect.apply(on, this, [event, listener]) as Socket;
   };
   const restore = (): void => {

@@ -1,0 +1,135 @@
+/**
+ * The first request of each connection of a listener, read on the raw socket: when it is a plain
+ * WebSocket upgrade (upgrade-head.ts), it goes to the upgrade handler as it is, without Node's
+ * HTTP parser, request object and connection bookkeeping, which cost a handshake about a tenth of
+ * its CPU; anything else gets its bytes back into the socket (`unshift`) and goes to Node's HTTP
+ * server as if nothing had read it (keep-alive requests, long-polling, malformed heads and their
+ * 400 and 431 answers). Where Node would bound the head, this does: the head must be complete
+ * within the listener's head timeout (408 otherwise, as Node answers) and its size bound (past it,
+ * Node's 431), both as they are when the connection arrives; a head cut by a FIN gets 400. A head
+ * in several reads is checked as it comes (partial-head.ts), so one that cannot be an upgrade goes
+ * to Node at once, not at the timeout.
+ */
+import type { Socket } from 'node:net';
+import type { IncomingHead } from '../protocol/incoming-head.ts';
+import type { Side } from '../tunnel/sides.ts';
+import { linkSocket, type SocketEvent, type SocketEvents, unlinkSocket } from '../tunnel/socket-link.ts';
+import { PartialHead } from './partial-head.ts';
+import { readUpgradeHead, type UpgradeHead } from './upgrade-head.ts';
+
+export interface FirstRequestOptions {
+  /** The head's time and size bounds, read for each connection (a reload may change them). */
+  readonly bounds: () => { readonly timeoutMs: number; readonly maxHeaderSize: number };
+  /** An upgrade read here, with the bytes that came after its head. */
+  readonly upgrade: (head: IncomingHead, socket: Socket, rest: Buffer) => void;
+  /** Node's HTTP handling, for a connection whose first request is another kind. */
+  readonly serveHttp: (socket: Socket) => void;
+  /** A head that did not complete (a status to answer, as Node's `clientError` codes name it). */
+  readonly clientError: (code: 'ERR_HTTP_REQUEST_TIMEOUT' | 'HPE_INVALID_EOF_STATE', socket: Socket) => void;
+}
+
+/** The bytes after a head that had none (no reference kept to the chunk the head came in). */
+const NOTHING = Buffer.alloc(0);
+
+/** One connection whose first head is still awaited: the owner of its socket meanwhile. */
+class HeadWait implements SocketEvents {
+  readonly socket: Socket;
+  readonly #options: FirstRequestOptions;
+  readonly #maxHeaderSize: number;
+  readonly #timer: NodeJS.Timeout;
+  /** The head so far, when it is longer than one read. */
+  #partial: PartialHead | undefined;
+  #settled = false;
+
+  constructor(options: FirstRequestOptions, socket: Socket) {
+    const { timeoutMs, maxHeaderSize } = options.bounds();
+    this.socket = socket;
+    this.#options = options;
+    this.#maxHeaderSize = maxHeaderSize;
+    this.#timer = setTimeout(() => this.#expire(), timeoutMs);
+    linkSocket(socket, this, 'client');
+  }
+
+  socketEvent(_side: Side, event: SocketEvent, value: Buffer | Error | undefined): void {
+    if (this.#settled) return;
+    if (event === 'data') this.#data(value as Buffer);
+    else if (event === 'end') this.#ended();
+    else if (event === 'error' || event === 'close') {
+      // A reset or a close before a head: nothing to answer.
+      this.#settle();
+      this.socket.destroy();
+    }
+  }
+
+  #data(chunk: Buffer): void {
+    let received = chunk;
+    if (this.#partial === undefined) {
+      const read = readUpgradeHead(chunk, this.#maxHeaderSize);
+      if (read.kind === 'upgrade') {
+        this.#upgrade(read.head, read.length === chunk.length ? NOTHING : chunk.subarray(read.length));
+        return;
+      }
+      if (read.kind === 'incomplete') {
+        this.#partial = new PartialHead(this.#maxHeaderSize);
+        const progress = this.#partial.add(chunk);
+        if (progress.kind === 'incomplete') return;
+        received = progress.bytes;
+      }
+    } else {
+      const progress = this.#partial.add(chunk);
+      if (progress.kind === 'incomplete') return;
+      received = progress.bytes;
+      if (progress.kind === 'complete') {
+        const read = readUpgradeHead(received, this.#maxHeaderSize);
+        if (read.kind === 'upgrade') {
+          // A copy: the rest must not keep the whole collected head alive.
+          this.#upgrade(read.head, Buffer.from(received.subarray(read.length)));
+          return;
+        }
+      }
+    }
+    this.#toNode(received);
+  }
+
+  #upgrade(head: UpgradeHead, rest: Buffer): void {
+    this.#settle();
+    const { socket } = this;
+    socket.pause();
+    this.#options.upgrade({ ...head, socket }, socket, rest);
+  }
+
+  /** Gives the connection to Node's HTTP server with the bytes received so far back in it. */
+  #toNode(received: Buffer): void {
+    this.#settle();
+    const { socket } = this;
+    socket.pause();
+    unlinkSocket(socket);
+    socket.unshift(received);
+    this.#options.serveHttp(socket);
+    socket.resume();
+  }
+
+  /** The client finished sending (a FIN) before a whole head: Node answers a cut head with 400. */
+  #ended(): void {
+    this.#settle();
+    if (this.#partial === undefined) this.socket.destroy();
+    else this.#options.clientError('HPE_INVALID_EOF_STATE', this.socket);
+  }
+
+  #expire(): void {
+    if (this.#settled) return;
+    this.#settle();
+    this.#options.clientError('ERR_HTTP_REQUEST_TIMEOUT', this.socket);
+  }
+
+  #settle(): void {
+    this.#settled = true;
+    clearTimeout(this.#timer);
+  }
+}
+
+/** Reads the first request of `socket`, a connection just accepted (and through TLS, if any). */
+export function readFirstRequest(socket: Socket, options: FirstRequestOptions): void {
+  // The wait is the socket's owner until it settles: the socket's link holds it.
+  new HeadWait(options, socket);
+}
