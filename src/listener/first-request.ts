@@ -6,7 +6,8 @@
  * server as if nothing had read it (keep-alive requests, long-polling, malformed heads and their
  * 400 and 431 answers). Where Node would bound the head, this does: the head must be complete
  * within the listener's head timeout (408 otherwise, as Node answers) and its size bound (past it,
- * Node's 431), both as they are when the connection arrives; a head cut by a FIN gets 400. A head
+ * Node's 431), both as they are when the connection arrives, its deadline looked at as often as
+ * Node looks at its own (the listener's checking interval); a head cut by a FIN gets 400. A head
  * in several reads is checked as it comes (partial-head.ts), so one that cannot be an upgrade goes
  * to Node at once, not at the timeout.
  */
@@ -36,17 +37,22 @@ class HeadWait implements SocketEvents {
   readonly socket: Socket;
   readonly #options: FirstRequestOptions;
   readonly #maxHeaderSize: number;
-  readonly #timer: NodeJS.Timeout;
+  /** The waits of the listener, this one among them until it settles. */
+  readonly #waiting: Set<HeadWait>;
+  /** When the head is due (performance.now()). */
+  readonly dueBy: number;
   /** The head so far, when it is longer than one read. */
   #partial: PartialHead | undefined;
   #settled = false;
 
-  constructor(options: FirstRequestOptions, socket: Socket) {
+  constructor(options: FirstRequestOptions, socket: Socket, waiting: Set<HeadWait>) {
     const { timeoutMs, maxHeaderSize } = options.bounds();
     this.socket = socket;
     this.#options = options;
     this.#maxHeaderSize = maxHeaderSize;
-    this.#timer = setTimeout(() => this.#expire(), timeoutMs);
+    this.#waiting = waiting;
+    this.dueBy = performance.now() + timeoutMs;
+    waiting.add(this);
     linkSocket(socket, this, 'client');
   }
 
@@ -116,7 +122,8 @@ class HeadWait implements SocketEvents {
     else this.#options.clientError('HPE_INVALID_EOF_STATE', this.socket);
   }
 
-  #expire(): void {
+  /** The head is past its time: 408, as Node answers. */
+  expire(): void {
     if (this.#settled) return;
     this.#settle();
     this.#options.clientError('ERR_HTTP_REQUEST_TIMEOUT', this.socket);
@@ -124,12 +131,43 @@ class HeadWait implements SocketEvents {
 
   #settle(): void {
     this.#settled = true;
-    clearTimeout(this.#timer);
+    this.#waiting.delete(this);
   }
 }
 
-/** Reads the first request of `socket`, a connection just accepted (and through TLS, if any). */
-export function readFirstRequest(socket: Socket, options: FirstRequestOptions): void {
-  // The wait is the socket's owner until it settles: the socket's link holds it.
-  new HeadWait(options, socket);
+/**
+ * The first requests of one listener's connections. Their deadlines are looked at by one
+ * interval while the listener listens, as Node looks at its request heads, rather than by a timer
+ * per connection.
+ */
+export class FirstRequests {
+  readonly #options: FirstRequestOptions;
+  readonly #waiting = new Set<HeadWait>();
+  #sweep: NodeJS.Timeout | undefined;
+
+  constructor(options: FirstRequestOptions) {
+    this.#options = options;
+  }
+
+  /** Reads the first request of `socket`, a connection just accepted (and through TLS, if any). */
+  read(socket: Socket): void {
+    new HeadWait(this.#options, socket, this.#waiting);
+  }
+
+  /** Looks for heads past their deadline every `intervalMs`, until stopSweeping(). */
+  startSweeping(intervalMs: number): void {
+    if (this.#sweep !== undefined) return;
+    this.#sweep = setInterval(() => this.#expireDue(), intervalMs);
+    this.#sweep.unref();
+  }
+
+  stopSweeping(): void {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  #expireDue(): void {
+    const now = performance.now();
+    for (const wait of this.#waiting) if (wait.dueBy <= now) wait.expire();
+  }
 }

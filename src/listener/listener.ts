@@ -29,7 +29,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { IncomingHead } from '../protocol/incoming-head.ts';
 import { TrustedProxies } from './client-address.ts';
-import { type FirstRequestOptions, readFirstRequest } from './first-request.ts';
+import { FirstRequests } from './first-request.ts';
 import { PeerAddresses } from './peer-address.ts';
 import { ProxyGate, takeConnectionHandling } from './proxy-gate.ts';
 import { ListenerCertificates } from './tls-certificates.ts';
@@ -62,6 +62,11 @@ function clientErrorStatus(code: string): number {
   if (code === 'HPE_HEADER_OVERFLOW') return 431;
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return 408;
   return 400;
+}
+
+/** How often request heads past their deadline are looked for (Node's default, 30 s, is too rare). */
+function checkingIntervalMs(config: ListenerConfig): number {
+  return Math.max(250, Math.min(1000, Math.floor(config.handshakeTimeout / 2)));
 }
 
 /** A bind failure that says what could not listen where (the system error is its cause). */
@@ -108,6 +113,7 @@ export class Listener {
   /** Per connection, the plain responses not finished yet and what waits for them. */
   readonly #unanswered = new WeakMap<Socket, { count: number; after: (() => void)[] }>();
   #closingAll = false;
+  readonly #firstRequests: FirstRequests;
 
   constructor(
     name: string,
@@ -134,7 +140,7 @@ export class Listener {
       maxHeaderSize: config.maxHeaderSize,
       noDelay: true,
       // How often Node looks for request heads past headersTimeout/requestTimeout.
-      connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(config.handshakeTimeout / 2))),
+      connectionsCheckingInterval: checkingIntervalMs(config),
     };
     this.#certificates = config.tls ? this.#certificatesFor(config.tls) : undefined;
     this.#secureServer = this.#certificates
@@ -151,7 +157,7 @@ export class Listener {
     const encrypted = this.#info.encrypted;
     // Node's HTTP handling of a connection (after its TLS handshake, on a TLS listener) runs when
     // its first request is not a plain upgrade, which is read here first.
-    const firstRequest: FirstRequestOptions = {
+    const firstRequests = new FirstRequests({
       bounds: () => ({
         timeoutMs: Math.min(this.#config.handshakeTimeout, this.#config.requestTimeout),
         maxHeaderSize: this.#config.maxHeaderSize,
@@ -159,7 +165,10 @@ export class Listener {
       upgrade: (req, socket, head) => handlers.upgrade(req, socket, head, this.#info),
       serveHttp: takeConnectionHandling(this.server, encrypted ? 'secureConnection' : 'connection'),
       clientError: (code, socket) => this.#clientError(code, socket),
-    };
+    });
+    this.#firstRequests = firstRequests;
+    // Node stops its own checks of request heads once the server has closed; so does this.
+    this.server.on('close', () => firstRequests.stopSweeping());
     // The TLS handshake of a connection waits for its PROXY header, when one is expected.
     const wrapTls = gate && encrypted ? takeConnectionHandling(this.server, 'connection') : undefined;
     const sockets = this.#sockets;
@@ -176,18 +185,18 @@ export class Listener {
       // comes once, so `on` without the wrapper `once` allocates.
       socket.on('close', forgetSocket);
       if (gate === undefined) {
-        if (!encrypted) readFirstRequest(socket, firstRequest);
+        if (!encrypted) firstRequests.read(socket);
         return;
       }
       gate.admit(socket, (source) => {
         peers.record(socket, source, encrypted);
-        if (wrapTls === undefined) readFirstRequest(socket, firstRequest);
+        if (wrapTls === undefined) firstRequests.read(socket);
         else wrapTls(socket);
       });
     });
     this.#secureServer?.on('secureConnection', (socket: TLSSocket) => {
       if (gate) peers.secured(socket);
-      readFirstRequest(socket, firstRequest);
+      firstRequests.read(socket);
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.#responseStarted(req.socket as Socket, res);
@@ -294,6 +303,7 @@ export class Listener {
         () => {
           this.server.off('error', onError);
           if (this.#secureServer) this.#certificates?.start(this.#secureServer);
+          this.#firstRequests.startSweeping(checkingIntervalMs(this.#config));
           resolve(this.server.address() as AddressInfo);
         },
       );

@@ -43,8 +43,10 @@ export interface TunnelSettings {
   readonly backpressure: Record<Direction, number>;
 }
 
-export interface TunnelOptions extends TunnelSettings {
+export interface TunnelOptions {
   readonly id: string;
+  /** What the gateway's tunnels share (the one object, not a copy per tunnel). */
+  readonly settings: TunnelSettings;
   /** The deadlines of the route's policy, as they were when the tunnel opened. */
   readonly policy: TunnelPolicy;
   readonly client: Socket;
@@ -101,7 +103,7 @@ export function relayOptions(tunnel: TunnelOptions, from: Side, owner: RelayOwne
     cell: tunnel.counters[direction],
     limits: tunnel.policy.limits[direction],
     limitCodes: LIMIT_CODES[from],
-    clock: tunnel.clock,
+    clock: tunnel.settings.clock,
     from,
     owner,
     deflate: deflate && {

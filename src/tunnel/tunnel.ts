@@ -87,11 +87,11 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     if (Liveness.needed(options.policy) || options.session !== undefined) {
       this.#liveness = new Liveness(
         options.policy,
-        options.sweeper.now(),
+        options.settings.sweeper.now(),
         Math.random,
         options.session?.endsAt,
       );
-      this.#watch = new RelayWatch(this.#relays, options.sweeper, this.#liveness);
+      this.#watch = new RelayWatch(this.#relays, options.settings.sweeper, this.#liveness);
     }
   }
 
@@ -119,7 +119,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     }
     this.#relays.client.resume('handshake');
     this.#relays.backend.resume('handshake');
-    if (this.#liveness) this.#options.sweeper.add(this);
+    if (this.#liveness) this.#options.settings.sweeper.add(this);
   }
 
   /**
@@ -156,7 +156,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
           probeForReset(this.#sockets[side]);
         }
       }
-      if (!this.#needsSweep()) this.#options.sweeper.delete(this);
+      if (!this.#needsSweep()) this.#options.settings.sweeper.delete(this);
       if (this.#initiator !== undefined) this.#liveness = undefined; // closing: nothing more to watch
       const verdict = this.#watch && this.#liveness?.sweep(now, this.#watch);
       if (verdict === undefined) return;
@@ -241,7 +241,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
 
   /** RelayOwner: a throttle pause of `from` began. */
   relayThrottleStart(_from: Side): void {
-    this.#options.sweeper.add(this);
+    this.#options.settings.sweeper.add(this);
   }
 
   /** RelayOwner: a throttle pause of `from` ended after `ms`. */
@@ -262,9 +262,9 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
   #backedUp(to: Side): void {
     const relay = this.#toward(to);
     if (relay.backedUpSince !== undefined) return;
-    relay.backedUpSince = this.#options.sweeper.now();
-    this.#options.backpressure[relay.direction]++;
-    this.#options.sweeper.add(this);
+    relay.backedUpSince = this.#options.settings.sweeper.now();
+    this.#options.settings.backpressure[relay.direction]++;
+    this.#options.settings.sweeper.add(this);
   }
 
   /** `side` took everything queued for it (or is gone): no longer backed up. */
@@ -272,8 +272,8 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     const relay = this.#toward(side);
     if (relay.backedUpSince === undefined) return;
     relay.backedUpSince = undefined;
-    this.#options.backpressure[relay.direction]--;
-    if (!this.#needsSweep()) this.#options.sweeper.delete(this);
+    this.#options.settings.backpressure[relay.direction]--;
+    if (!this.#needsSweep()) this.#options.settings.sweeper.delete(this);
   }
 
   /** Whether anything of this tunnel needs the sweeper's ticks: liveness, a stall, a throttle. */
@@ -482,7 +482,7 @@ export class Tunnel implements Sweepable, RelayOwner, SocketEvents {
     this.#liveness = undefined;
     this.#flowsAgain('client');
     this.#flowsAgain('backend');
-    this.#options.sweeper.delete(this);
+    this.#options.settings.sweeper.delete(this);
     this.#relays.client.stop();
     this.#relays.backend.stop();
     const { client, backend } = this.#relays;

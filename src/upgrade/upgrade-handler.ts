@@ -356,7 +356,7 @@ export class UpgradeHandler {
         backend: outcome.socket,
         allowedRsv: allowedRsvBits(extensions),
         deflate: deflateParameters(extensions),
-        ...this.#options.tunnels,
+        settings: this.#options.tunnels,
         policy: policy.tunnel,
         counters: meters.counters,
         observer: meters.observer,
