@@ -33,7 +33,9 @@ const PARTIAL: HeadParse = { kind: 'partial' };
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const VERSION_PREFIX = 'HTTP/1.';
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*([\t\x20-\x7e\x80-\xff]*?)[\t ]*$/;
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A field value with its surrounding whitespace; checked apart from the name, in linear time. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const DIGITS = /^[0-9]{1,15}$/;
 
 function invalid(reason: string): HeadParse {
@@ -44,6 +46,15 @@ function invalid(reason: string): HeadParse {
 function startsLikeHttp(data: Buffer): boolean {
   const n = Math.min(data.length, VERSION_PREFIX.length);
   return data.toString('latin1', 0, n) === VERSION_PREFIX.slice(0, n);
+}
+
+/** `value` without the spaces and tabs around it (not trim(), which also takes obs-text's NBSP). */
+function withoutOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value[start] === ' ' || value[start] === '\t')) start++;
+  while (end > start && (value[end - 1] === ' ' || value[end - 1] === '\t')) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 /** Whether bytes `from` to `end` hold a line feed without its carriage return. */
@@ -74,9 +85,15 @@ export function parseResponseHead(data: Buffer, maxBytes: number, scanned = 0): 
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] ?? '';
     if (line.startsWith(' ') || line.startsWith('\t')) return invalid('obs-fold header line');
-    const header = HEADER_LINE.exec(line);
-    if (!header) return invalid(`malformed header line ${i}`);
-    rawHeaders.push(header[1] ?? '', header[2] ?? '');
+    // Name and value apart: one pattern with a lazy value before optional whitespace took time
+    // quadratic in a run of spaces inside a value.
+    const colon = line.indexOf(':');
+    const name = line.slice(0, Math.max(colon, 0));
+    const value = line.slice(colon + 1);
+    if (colon <= 0 || !FIELD_NAME.test(name) || !FIELD_VALUE.test(value)) {
+      return invalid(`malformed header line ${i}`);
+    }
+    rawHeaders.push(name, withoutOws(value));
   }
   const code = Number(status[2]);
   const minorVersion = status[1] === '1' ? 1 : 0;

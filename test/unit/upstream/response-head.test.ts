@@ -169,3 +169,17 @@ test('repeated headers are joined for reading and kept apart in the raw list', (
   assert.equal(listsToken('keep-alive, Upgrade', 'upgrade'), true);
   assert.equal(listsToken('upgraded', 'upgrade'), false);
 });
+
+test('regression: a value with a long run of spaces inside it is read in linear time (one pattern took quadratic time)', {
+  // Linear, this takes milliseconds; the quadratic pattern took minutes over a megabyte.
+  timeout: 20_000,
+}, () => {
+  const spaces = ' '.repeat(1024 * 1024);
+  const parsed = parse(`HTTP/1.1 101 Switching Protocols\r\nX-Pad: a${spaces}b\t \r\n\r\n`, 2 * 1024 * 1024);
+  assert.equal(parsed.kind, 'head');
+  if (parsed.kind === 'head') assert.deepEqual(parsed.head.rawHeaders, ['X-Pad', `a${spaces}b`]);
+});
+
+test('obs-text around a value is kept: only spaces and tabs are taken off', () => {
+  assert.deepEqual(headOf('HTTP/1.1 101 OK\r\nX: \xa0v\xa0 \r\n\r\n').rawHeaders, ['X', '\xa0v\xa0']);
+});
