@@ -38,6 +38,8 @@ export class Router {
   readonly #wildcardSuffixes = new Map<string, PrefixTree<Route>>();
   /** Routes without hosts. */
   readonly #anyHost = new PrefixTree<Route>();
+  /** The length of the longest wildcard suffix: no dot further from the end can start a match. */
+  readonly #longestSuffix: number = 0;
 
   constructor(routes: Readonly<Record<string, RouteConfig>>) {
     // Insertion keeps the first route for a prefix, so among equals the route defined first wins.
@@ -45,9 +47,10 @@ export class Router {
       const route: Route = { name, poolName: config.pool };
       if (config.hosts.length === 0) this.#anyHost.insert(config.path, route);
       for (const host of config.hosts) {
-        const tree = host.startsWith(WILDCARD)
-          ? treeFor(this.#wildcardSuffixes, host.slice(WILDCARD.length - 1))
-          : treeFor(this.#exactHosts, host);
+        const suffix = host.startsWith(WILDCARD) ? host.slice(WILDCARD.length - 1) : undefined;
+        if (suffix !== undefined) this.#longestSuffix = Math.max(this.#longestSuffix, suffix.length);
+        const tree =
+          suffix === undefined ? treeFor(this.#exactHosts, host) : treeFor(this.#wildcardSuffixes, suffix);
         tree.insert(config.path, route);
       }
     }
@@ -62,8 +65,10 @@ export class Router {
       if (exact !== undefined) return exact;
       if (this.#wildcardSuffixes.size > 0) {
         // A wildcard matches at a dot with at least one character before it; the first dot gives
-        // the longest suffix.
-        for (let dot = host.indexOf('.', 1); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+        // the longest suffix. Dots further from the end than the longest suffix are not looked at:
+        // a host of many dots would otherwise cost its length squared (a suffix hashed per dot).
+        const from = Math.max(1, host.length - this.#longestSuffix);
+        for (let dot = host.indexOf('.', from); dot !== -1; dot = host.indexOf('.', dot + 1)) {
           const wildcard = this.#wildcardSuffixes.get(host.slice(dot))?.longestPrefixOf(path);
           if (wildcard !== undefined) return wildcard;
         }
