@@ -137,11 +137,27 @@ function checkPorts(config: Config, out: SemanticProblem[]): void {
   }
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+const PEM_BEGIN = '-----BEGIN CERTIFICATE-----';
+const PEM_END = '-----END CERTIFICATE-----';
+
+/**
+ * The certificate blocks of a PEM text, each from its BEGIN line to the END after it. A scan, not
+ * a lazy pattern, which took time quadratic in a file of BEGIN lines without their END.
+ */
+function certificateBlocks(text: string): string[] {
+  const blocks: string[] = [];
+  for (let begin = text.indexOf(PEM_BEGIN); begin !== -1; ) {
+    const end = text.indexOf(PEM_END, begin + PEM_BEGIN.length);
+    if (end === -1) break;
+    blocks.push(text.slice(begin, end + PEM_END.length));
+    begin = text.indexOf(PEM_BEGIN, end + PEM_END.length);
+  }
+  return blocks;
+}
 
 /** Why `pem` is not a usable CA bundle, or undefined when it is one. */
 export function caBundleProblem(pem: Buffer): string | undefined {
-  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  const blocks = certificateBlocks(pem.toString('latin1'));
   if (blocks.length === 0) return 'no PEM certificate in the file (expected "-----BEGIN CERTIFICATE-----")';
   for (const [index, block] of blocks.entries()) {
     try {

@@ -255,4 +255,18 @@ describe('caBundleProblem', () => {
     const broken = Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
     assert.match(caBundleProblem(broken) ?? '', /^certificate 1 of 1 cannot be parsed/);
   });
+
+  it('reports a block holding a second BEGIN before its END as one that does not parse', () => {
+    const ca = readFileSync(resolve(TLS, 'ca.pem'), 'latin1');
+    const doubled = Buffer.from(`-----BEGIN CERTIFICATE-----\n${ca}`, 'latin1');
+    assert.match(caBundleProblem(doubled) ?? '', /^certificate 1 of 1 cannot be parsed/);
+  });
+
+  it('regression: a file of BEGIN lines without an END took time quadratic in its size', {
+    // A scan takes milliseconds over 4 MiB; the lazy pattern it replaced took minutes.
+    timeout: 20_000,
+  }, () => {
+    const begins = Buffer.from('-----BEGIN CERTIFICATE-----\n'.repeat(150_000));
+    assert.match(caBundleProblem(begins) ?? '', /^no PEM certificate in the file/);
+  });
 });
