@@ -7,7 +7,6 @@
  * its logs: the target keeps every other byte as the client sent it, and the backend chooses among
  * the remaining subprotocols. Authorization and cookies go on unchanged (backends may read them).
  */
-
 import type { TokenSourceName } from '../config/auth-schema.ts';
 import type { IncomingHead } from '../protocol/incoming-head.ts';
 import { cookieValues, decodeQueryPart } from '../protocol/request-values.ts';

@@ -7,7 +7,6 @@
  * (src/upstream/headers.ts, src/http/request-head.ts). Stages run in the order the route lists
  * them, cheap checks first; the first refusal wins.
  */
-
 import type { VerifiedToken } from '../auth/verify-token.ts';
 import type { Rejection } from '../errors/rejection.ts';
 import type { ForwardedFor } from '../listener/client-address.ts';

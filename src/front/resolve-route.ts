@@ -4,7 +4,6 @@
  * Both passes resolve through here, so that a long-polling request and the WebSocket it upgrades
  * to reach the same route, pool and policy by the same rules.
  */
-
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { IncomingHead } from '../protocol/incoming-head.ts';
 import { hostName } from '../routing/host.ts';

@@ -5,8 +5,9 @@
  * its CPU; anything else gets its bytes back into the socket (`unshift`) and goes to Node's HTTP
  * server as if nothing had read it (keep-alive requests, long-polling, malformed heads and their
  * 400 and 431 answers). Where Node would bound the head, this does: the head must be complete
- * within the listener's head timeout (408 otherwise, as Node answers) and its size bound (past it,
- * Node's 431), both as they are when the connection arrives, its deadline looked at as often as
+ * within the listener's head timeout (408 otherwise, as Node answers; a head handed to Node
+ * half-way keeps that deadline until Node has read it) and its size bound (past it, the head is
+ * Node's, which applies its own), both as they are when the connection arrives, its deadline looked at as often as
  * Node looks at its own (the listener's checking interval); a head cut by a FIN gets 400. A head
  * in several reads is checked as it comes (partial-head.ts), so one that cannot be an upgrade goes
  * to Node at once, not at the timeout.
@@ -37,22 +38,24 @@ class HeadWait implements SocketEvents {
   readonly socket: Socket;
   readonly #options: FirstRequestOptions;
   readonly #maxHeaderSize: number;
-  /** The waits of the listener, this one among them until it settles. */
-  readonly #waiting: Set<HeadWait>;
+  /** The waits of the listener by socket, this one among them until its head has been read. */
+  readonly #waiting: Map<Socket, HeadWait>;
   /** When the head is due (performance.now()). */
   readonly dueBy: number;
   /** The head so far, when it is longer than one read. */
   #partial: PartialHead | undefined;
   #settled = false;
+  /** Given to Node's server, whose head is awaited still (Node's own timer started only then). */
+  #handedOver = false;
 
-  constructor(options: FirstRequestOptions, socket: Socket, waiting: Set<HeadWait>) {
+  constructor(options: FirstRequestOptions, socket: Socket, waiting: Map<Socket, HeadWait>) {
     const { timeoutMs, maxHeaderSize } = options.bounds();
     this.socket = socket;
     this.#options = options;
     this.#maxHeaderSize = maxHeaderSize;
     this.#waiting = waiting;
     this.dueBy = performance.now() + timeoutMs;
-    waiting.add(this);
+    waiting.set(socket, this);
     linkSocket(socket, this, 'client');
   }
 
@@ -104,9 +107,14 @@ class HeadWait implements SocketEvents {
     this.#options.upgrade({ ...head, socket }, socket, rest);
   }
 
-  /** Gives the connection to Node's HTTP server with the bytes received so far back in it. */
+  /**
+   * Gives the connection to Node's HTTP server with the bytes received so far back in it. The
+   * deadline still holds until Node has read the head (FirstRequests.headRead): a client must not
+   * get a second head timeout by sending, late, a byte Node takes and this reader does not.
+   */
   #toNode(received: Buffer): void {
-    this.#settle();
+    this.#settled = true;
+    this.#handedOver = true;
     const { socket } = this;
     socket.pause();
     unlinkSocket(socket);
@@ -124,14 +132,14 @@ class HeadWait implements SocketEvents {
 
   /** The head is past its time: 408, as Node answers. */
   expire(): void {
-    if (this.#settled) return;
+    if (this.#settled && !this.#handedOver) return;
     this.#settle();
-    this.#options.clientError('ERR_HTTP_REQUEST_TIMEOUT', this.socket);
+    if (!this.socket.destroyed) this.#options.clientError('ERR_HTTP_REQUEST_TIMEOUT', this.socket);
   }
 
   #settle(): void {
     this.#settled = true;
-    this.#waiting.delete(this);
+    this.#waiting.delete(this.socket);
   }
 }
 
@@ -142,7 +150,7 @@ class HeadWait implements SocketEvents {
  */
 export class FirstRequests {
   readonly #options: FirstRequestOptions;
-  readonly #waiting = new Set<HeadWait>();
+  readonly #waiting = new Map<Socket, HeadWait>();
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(options: FirstRequestOptions) {
@@ -152,6 +160,11 @@ export class FirstRequests {
   /** Reads the first request of `socket`, a connection just accepted (and through TLS, if any). */
   read(socket: Socket): void {
     new HeadWait(this.#options, socket, this.#waiting);
+  }
+
+  /** Node's server has read a head of `socket` (a request or an upgrade): its deadline is Node's. */
+  headRead(socket: Socket): void {
+    if (this.#waiting.size > 0) this.#waiting.delete(socket);
   }
 
   /** Looks for heads past their deadline every `intervalMs`, until stopSweeping(). */
@@ -168,6 +181,6 @@ export class FirstRequests {
 
   #expireDue(): void {
     const now = performance.now();
-    for (const wait of this.#waiting) if (wait.dueBy <= now) wait.expire();
+    for (const wait of this.#waiting.values()) if (wait.dueBy <= now) wait.expire();
   }
 }

@@ -1,12 +1,15 @@
 /**
  * One public listener: an HTTP or HTTPS server whose `request` events go to the plain-HTTP pass
- * and whose `upgrade` events go to the upgrade handler. The request head is bounded in time and
+ * and whose `upgrade` events go to the upgrade handler, and before them the reader of each
+ * connection's first request (first-request.ts), which gives a plain upgrade to the upgrade
+ * handler itself and everything else to the server. The request head is bounded in time and
  * size (slowloris), malformed requests get the right status from the gateway, and TLS clients
  * that fail the handshake are logged at debug, never allowed to crash anything.
  *
- * `handshakeTimeout` bounds the TLS handshake too (Node's default is 120 s), and Node's sweep for
- * expired request heads runs at least every second (its default, 30 s, would let a partial head
- * hold a connection far past `headersTimeout`). Every accepted socket is tracked: one still in its
+ * `handshakeTimeout` bounds the TLS handshake too (Node's default is 120 s), and the sweeps for
+ * expired request heads (Node's, and the first-request reader's) run at least every second
+ * (Node's default, 30 s, would let a partial head hold a connection far past `headersTimeout`).
+ * Every accepted socket is tracked: one still in its
  * TLS handshake is not an HTTP connection yet, so `closeAllConnections()` would miss it and
  * `server.close()` would wait for it.
  *
@@ -167,7 +170,7 @@ export class Listener {
       clientError: (code, socket) => this.#clientError(code, socket),
     });
     this.#firstRequests = firstRequests;
-    // Node stops its own checks of request heads once the server has closed; so does this.
+    // Until every connection has gone (Node stops its own checks of request heads at close()).
     this.server.on('close', () => firstRequests.stopSweeping());
     // The TLS handshake of a connection waits for its PROXY header, when one is expected.
     const wrapTls = gate && encrypted ? takeConnectionHandling(this.server, 'connection') : undefined;
@@ -199,10 +202,12 @@ export class Listener {
       firstRequests.read(socket);
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      firstRequests.headRead(req.socket);
       this.#responseStarted(req.socket as Socket, res);
       handlers.request(req, res, this.#info);
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      firstRequests.headRead(socket);
       const upgrade = (): void => handlers.upgrade(req, socket, head, this.#info);
       const waiting = this.#unanswered.get(socket);
       if (waiting === undefined) {

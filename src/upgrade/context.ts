@@ -3,7 +3,6 @@
  * socket, where it came from, and what earlier stages found (route, its policy, pool). Stages read
  * and fill it.
  */
-
 import type { Socket } from 'node:net';
 import type {
   AuthFindings,

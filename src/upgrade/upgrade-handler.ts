@@ -5,7 +5,6 @@
  * tunnel. Every exit is accounted for: a metric with the outcome code and one log line, and the
  * socket is always either closed or owned by a registered tunnel.
  */
-
 import type { Socket } from 'node:net';
 import { CODES, type ErrorCode } from '../errors/codes.ts';
 import { noDownstreamEdits, noEdits, noFindings, runStages } from '../front/request-stage.ts';
@@ -127,7 +126,7 @@ export class UpgradeHandler {
     this.#options = options;
   }
 
-  /** The `upgrade` event handler of a listener's HTTP server. */
+  /** Takes an upgrade from a listener (read by its first-request reader or by Node's server). */
   handle(req: IncomingHead, socket: Socket, head: Buffer, listener: ListenerInfo): void {
     // Listened to first: a reset during the handshake must never crash the process.
     holdSocket(socket, 'client');

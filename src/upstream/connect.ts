@@ -179,7 +179,7 @@ export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome
       settled = true;
       clearTimeout(timer);
       client.onGone = undefined;
-      // Errors until the tunnel takes the socket are ignored (unlinked, it keeps listening).
+      // Errors until the tunnel takes the socket are ignored (released: its listeners stay, unowned).
       releaseSocket(socket);
       socket.off(backend.secure ? 'secureConnect' : 'connect', onReady);
       if (outcome.kind === 'failed') socket.destroy();

@@ -1,8 +1,8 @@
 /**
  * The raw upgrade head parser against Node's own HTTP parser (fast-check): every head it takes as
  * an upgrade, Node's server (with the listener's settings) takes as an upgrade too, with the same
- * method, target, version, headers, raw headers and bytes after the head; every head it leaves to
- * Node is one it cannot take. The heads are built from request lines, names, values and line ends
+ * method, target, version, headers, raw headers and bytes after the head (heads it leaves to Node
+ * are Node's to answer, and only counted, so that both sides are seen). The heads are built from request lines, names, values and line ends
  * near the grammar's edges (odd target characters, control bytes, obs-text, bare LF, repeated and
  * framing headers, Connection lists). Time-boxed.
  */

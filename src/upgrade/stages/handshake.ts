@@ -3,7 +3,6 @@
  * before anything else is spent on it: GET over HTTP/1.1, a Host, `Upgrade: websocket`,
  * `Connection: Upgrade`, a Sec-WebSocket-Key of 16 base64-encoded bytes and version 13.
  */
-
 import { listsToken } from '../../protocol/header-rules.ts';
 import type { IncomingHead } from '../../protocol/incoming-head.ts';
 import { unsupportedHttpVersion } from '../../routing/request-target.ts';
