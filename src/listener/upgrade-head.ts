@@ -9,15 +9,12 @@
  * the handshake as it checks one Node parsed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { listsToken, TOKEN, TOKEN_LIST } from '../protocol/header-rules.ts';
 
 /** The request line accepted: GET, an origin-form target, HTTP/1.1. */
 const REQUEST_LINE = /^GET (\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*) HTTP\/1\.1$/;
-/** A field name (RFC 9110 §5.6.2 token). */
-const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A field value with its surrounding whitespace: visible ASCII, spaces and tabs only. */
 const FIELD_VALUE = /^[\t\x20-\x7e]*$/;
-/** A Connection value whose every element is a token. */
-const TOKEN_LIST = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/;
 /** More header lines than this, and Node reads the head. */
 export const MAX_FIELDS = 100;
 const END_OF_HEAD = Buffer.from('\r\n\r\n', 'latin1');
@@ -64,16 +61,12 @@ export function splitField(line: string): { readonly name: string; readonly padd
   if (colon <= 0) return undefined;
   const name = line.slice(0, colon);
   const padded = line.slice(colon + 1);
-  return FIELD_NAME.test(name) && FIELD_VALUE.test(padded) ? { name, padded } : undefined;
+  return TOKEN.test(name) && FIELD_VALUE.test(padded) ? { name, padded } : undefined;
 }
 
 /** Whether a Connection value is a token list with `upgrade` among its elements. */
 function asksUpgrade(connection: string | undefined): boolean {
-  if (connection === undefined || !TOKEN_LIST.test(connection)) return false;
-  for (const element of connection.split(',')) {
-    if (element.trim().toLowerCase() === 'upgrade') return true;
-  }
-  return false;
+  return connection !== undefined && TOKEN_LIST.test(connection) && listsToken(connection, 'upgrade');
 }
 
 /** Reads `data`, the first bytes of a connection; a head longer than `maxHeaderSize` is Node's. */

@@ -71,6 +71,15 @@ export function isUnderscoreAlias(lower: string): boolean {
   return lower.includes('_') && CONTROLLED.has(lower.replaceAll('_', '-'));
 }
 
+/** One character of a token (RFC 9110 §5.6.2), as a pattern. */
+const TCHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
+
+/** A token: a header name, a method, an element of Connection or Upgrade. */
+export const TOKEN: RegExp = new RegExp(`^${TCHAR}+$`);
+
+/** A comma-separated list whose every element is a token (spaces and tabs around the commas). */
+export const TOKEN_LIST: RegExp = new RegExp(`^${TCHAR}+(?:[ \\t]*,[ \\t]*${TCHAR}+)*$`);
+
 /** Whether a comma-separated header value lists `token` (lower case; compared case-insensitively). */
 export function listsToken(value: string | undefined, token: string): boolean {
   if (!value) return false;

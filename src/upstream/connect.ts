@@ -9,7 +9,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
-import { listsToken } from '../protocol/header-rules.ts';
+import { listsToken, TOKEN } from '../protocol/header-rules.ts';
 import { linkSocket, releaseSocket } from '../tunnel/socket-link.ts';
 import type { Backend, BackendTls } from './pool.ts';
 import { headerValue, parseResponseHead, type ResponseHead } from './response-head.ts';
@@ -72,7 +72,6 @@ export interface UpgradeAttempt {
 }
 
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** The request head, checked the way `http.request` checks it: no CR, LF or NUL can slip in. */

@@ -6,6 +6,8 @@
  * are all invalid: the gateway answers 502 rather than guess at what a backend meant.
  */
 
+import { TOKEN } from '../protocol/header-rules.ts';
+
 /** How the body after a non-101 head ends (RFC 9112 §6.3). */
 export type BodyFraming =
   | { readonly kind: 'none' }
@@ -33,7 +35,6 @@ const PARTIAL: HeadParse = { kind: 'partial' };
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const VERSION_PREFIX = 'HTTP/1.';
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A field value with its surrounding whitespace; checked apart from the name, in linear time. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const DIGITS = /^[0-9]{1,15}$/;
@@ -90,7 +91,7 @@ export function parseResponseHead(data: Buffer, maxBytes: number, scanned = 0): 
     const colon = line.indexOf(':');
     const name = line.slice(0, Math.max(colon, 0));
     const value = line.slice(colon + 1);
-    if (colon <= 0 || !FIELD_NAME.test(name) || !FIELD_VALUE.test(value)) {
+    if (colon <= 0 || !TOKEN.test(name) || !FIELD_VALUE.test(value)) {
       return invalid(`malformed header line ${i}`);
     }
     rawHeaders.push(name, withoutOws(value));
