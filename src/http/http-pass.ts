@@ -35,7 +35,7 @@ import type { Phase } from '../lifecycle.ts';
 import { forwardedFor, type TrustedProxies } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
-import { requestIdFor } from '../listener/request-id.ts';
+import { RequestIds, requestIdFor } from '../listener/request-id.ts';
 import { capped } from '../observability/log-fields.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
@@ -147,6 +147,7 @@ export class HttpPass {
   readonly #records = new WeakMap<IncomingMessage, RequestRecord>();
   /** Headers the front half adds to a request's answer (the affinity cookie). */
   readonly #added = new WeakMap<IncomingMessage, readonly (readonly [string, string])[]>();
+  readonly #requestIds = new RequestIds();
 
   constructor(options: HttpPassOptions) {
     this.#options = options;
@@ -187,7 +188,7 @@ export class HttpPass {
       req.headers,
     );
     const record: RequestRecord = {
-      requestId: requestIdFor(req.headers, forwarded.fromTrustedProxy),
+      requestId: requestIdFor(req.headers, forwarded.fromTrustedProxy, this.#requestIds),
       listener: listener.name,
       client: forwarded.clientAddress,
       startedAt,

@@ -19,10 +19,10 @@ export interface RegisteredTunnel {
 
 export class ConnectionRegistry {
   readonly #pending = new Set<Socket>();
-  readonly #tunnels = new Map<string, RegisteredTunnel>();
+  /** Live tunnels, each with the backend it reaches. */
+  readonly #tunnels = new Map<RegisteredTunnel, object>();
   /** Live tunnels by the backend they reach, so that one backend can be drained. */
   readonly #byBackend = new Map<object, Set<RegisteredTunnel>>();
-  readonly #backendOf = new Map<string, object>();
   readonly #requests = new Set<ServerResponse>();
   readonly #emptyWaiters = new Set<() => void>();
   /** Who waits for a backend's last tunnel to end. */
@@ -39,8 +39,7 @@ export class ConnectionRegistry {
 
   /** Registers a live tunnel to `backend` (any object that stands for it). */
   addTunnel(tunnel: RegisteredTunnel, backend: object): void {
-    this.#tunnels.set(tunnel.id, tunnel);
-    this.#backendOf.set(tunnel.id, backend);
+    this.#tunnels.set(tunnel, backend);
     let tunnels = this.#byBackend.get(backend);
     if (tunnels === undefined) {
       tunnels = new Set();
@@ -49,13 +48,11 @@ export class ConnectionRegistry {
     tunnels.add(tunnel);
   }
 
-  removeTunnel(id: string): void {
-    const tunnel = this.#tunnels.get(id);
-    const backend = this.#backendOf.get(id);
-    this.#tunnels.delete(id);
-    this.#backendOf.delete(id);
+  removeTunnel(tunnel: RegisteredTunnel): void {
+    const backend = this.#tunnels.get(tunnel);
+    this.#tunnels.delete(tunnel);
     const tunnels = backend === undefined ? undefined : this.#byBackend.get(backend);
-    if (tunnel !== undefined && tunnels !== undefined) {
+    if (tunnels !== undefined) {
       tunnels.delete(tunnel);
       if (tunnels.size === 0 && backend !== undefined) {
         this.#byBackend.delete(backend);
@@ -107,14 +104,14 @@ export class ConnectionRegistry {
 
   /** Live tunnels, as a snapshot safe to iterate while tunnels end. */
   tunnels(): RegisteredTunnel[] {
-    return [...this.#tunnels.values()];
+    return [...this.#tunnels.keys()];
   }
 
   /** Destroys every pending handshake socket, every tunnel and every request in flight. */
   destroyAll(): void {
     for (const socket of this.#pending) socket.destroy();
     for (const res of this.#requests) res.destroy();
-    for (const tunnel of this.#tunnels.values()) tunnel.destroy();
+    for (const tunnel of this.#tunnels.keys()) tunnel.destroy();
   }
 
   get empty(): boolean {

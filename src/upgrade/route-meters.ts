@@ -2,8 +2,8 @@
  * The metric cells one route's upgrades and tunnels count in, bound once per route (a reload's
  * new route objects get their own): every handshake then reaches its counters by a property read
  * instead of building a label key and looking it up, and every tunnel of the route shares one
- * observer. Only the closed-tunnel count, whose labels are known when a tunnel ends, is looked up
- * then.
+ * observer. The closed-tunnel counts, whose labels are known only when a tunnel ends, are found
+ * then, by who closed and the close code (a number), without building a label key.
  */
 import type { CountCell } from '../observability/count-cells.ts';
 import type { HistogramCell } from '../observability/histogram-cells.ts';
@@ -24,6 +24,8 @@ export class RouteMeters {
   readonly #metrics: GatewayMetrics;
   readonly #upgradedBy = new Map<string, CountCell>();
   readonly #openOnBackend = new WeakMap<object, CountCell>();
+  /** Closed-tunnel cells by initiator, then by close code (1000–1015) or by the label of the others. */
+  readonly #closedBy = new Map<string, Map<number | string, CountCell>>();
 
   constructor(metrics: GatewayMetrics, route: string, pool: string) {
     this.#metrics = metrics;
@@ -67,7 +69,24 @@ export class RouteMeters {
   /** Counts a tunnel of the route that ended: how long it lasted, who closed it and with what. */
   ended(summary: TunnelSummary): void {
     this.tunnelSeconds.observe(summary.durationSeconds);
-    this.#metrics.closedCell(this.route, summary.initiator, closeCodeLabel(summary.closeCode)).value++;
+    this.#closedCell(summary.initiator, summary.closeCode).value++;
     if (summary.errorCode) this.#metrics.tunnelErrors.inc({ route: this.route, code: summary.errorCode });
+  }
+
+  #closedCell(initiator: string, code: number | undefined): CountCell {
+    let byCode = this.#closedBy.get(initiator);
+    if (byCode === undefined) {
+      byCode = new Map();
+      this.#closedBy.set(initiator, byCode);
+    }
+    // A code of its own label is a key as it is; the others (4xxx, 3xxx, invalid, none) by their
+    // label, constant strings, so that no peer can grow the map past a few dozen keys.
+    const key = code !== undefined && code >= 1000 && code <= 1015 ? code : closeCodeLabel(code);
+    let cell = byCode.get(key);
+    if (cell === undefined) {
+      cell = this.#metrics.closedCell(this.route, initiator, closeCodeLabel(code));
+      byCode.set(key, cell);
+    }
+    return cell;
   }
 }

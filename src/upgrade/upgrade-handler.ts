@@ -12,7 +12,7 @@ import { stickyKey } from '../front/sticky-key.ts';
 import { forwardedFor } from '../listener/client-address.ts';
 import type { ListenerInfo } from '../listener/listener.ts';
 import type { ConnectionRegistry } from '../listener/registry.ts';
-import { requestIdFor } from '../listener/request-id.ts';
+import { RequestIds, requestIdFor } from '../listener/request-id.ts';
 import { ConnectionLog, type EventLog } from '../observability/connection-log.ts';
 import { capped, loggedHeader, loggedPath } from '../observability/log-fields.ts';
 import { type Logger, moreSevere } from '../observability/logger.ts';
@@ -121,6 +121,7 @@ export class UpgradeHandler {
   readonly #options: UpgradeHandlerOptions;
   /** The metric cells of each route, bound once (a reload's new routes get their own). */
   readonly #meters = new WeakMap<Route, RouteMeters>();
+  readonly #requestIds = new RequestIds();
 
   constructor(options: UpgradeHandlerOptions) {
     this.#options = options;
@@ -140,7 +141,7 @@ export class UpgradeHandler {
       listener.encrypted,
       req.headers,
     );
-    const requestId = requestIdFor(req.headers, forwarded.fromTrustedProxy);
+    const requestId = requestIdFor(req.headers, forwarded.fromTrustedProxy, this.#requestIds);
     const ctx: UpgradeContext = {
       pass: 'upgrade',
       id,
@@ -326,13 +327,16 @@ export class UpgradeHandler {
     const extensions = headerValue(response, 'sec-websocket-extensions');
     const subprotocol = loggedHeader(headerValue(response, 'sec-websocket-protocol'));
     const loggedExtensions = loggedHeader(extensions);
-    // Visible when it opens, not only when it ends hours later.
-    this.#account(ctx, 'UPGRADED', {
-      pool: meters.pool,
-      backend: backend.id,
-      subprotocol,
-      extensions: loggedExtensions,
-    });
+    // Visible when it opens, not only when it ends hours later (a debug line: its fields are
+    // gathered only when it is written).
+    if (ctx.log.isLevelEnabled('debug')) {
+      this.#account(ctx, 'UPGRADED', {
+        pool: meters.pool,
+        backend: backend.id,
+        subprotocol,
+        extensions: loggedExtensions,
+      });
+    }
 
     const openOnBackend = meters.openOn(backend);
     meters.open.value++;
@@ -362,7 +366,7 @@ export class UpgradeHandler {
         log: ctx.log,
         session: this.#session(ctx, policy),
         onEnd: (summary) => {
-          registry.removeTunnel(summary.id);
+          registry.removeTunnel(tunnel);
           meters.open.value--;
           openOnBackend.value--;
           backend.activeTunnels--;

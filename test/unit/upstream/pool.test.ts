@@ -58,15 +58,16 @@ test('the registry lists the live tunnels of one backend', () => {
   const one = {};
   const two = {};
   const tunnel = (id: string) => ({ id, close: () => {}, destroy: () => {} });
-  registry.addTunnel(tunnel('t1'), one);
-  registry.addTunnel(tunnel('t2'), one);
-  registry.addTunnel(tunnel('t3'), two);
+  const [t1, t2, t3] = [tunnel('t1'), tunnel('t2'), tunnel('t3')];
+  registry.addTunnel(t1, one);
+  registry.addTunnel(t2, one);
+  registry.addTunnel(t3, two);
   assert.deepEqual(
     registry.tunnelsOf(one).map((entry) => entry.id),
     ['t1', 't2'],
   );
-  registry.removeTunnel('t1');
-  registry.removeTunnel('t3');
+  registry.removeTunnel(t1);
+  registry.removeTunnel(t3);
   assert.deepEqual(
     registry.tunnelsOf(one).map((entry) => entry.id),
     ['t2'],
@@ -79,13 +80,14 @@ test('the registry says when a backend has no tunnel left', async () => {
   const one = {};
   let idle = false;
   await registry.whenIdle(one); // none now: at once
-  registry.addTunnel({ id: 't1', close: () => {}, destroy: () => {} }, one);
+  const t1 = { id: 't1', close: () => {}, destroy: () => {} };
+  registry.addTunnel(t1, one);
   const waited = registry.whenIdle(one).then(() => {
     idle = true;
   });
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(idle, false);
-  registry.removeTunnel('t1');
+  registry.removeTunnel(t1);
   await waited;
   assert.equal(idle, true);
 });
