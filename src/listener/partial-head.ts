@@ -7,7 +7,7 @@
  * and gets its answer then, as it would have, rather than at the head timeout. Each byte is
  * looked at once, however the head is cut.
  */
-import { MAX_FIELDS, requestTarget, splitField, startsLikeUpgrade } from './upgrade-head.ts';
+import { FieldBounds, MAX_FIELDS, readField, requestLineEnd, startsLikeUpgrade } from './upgrade-head.ts';
 
 /** What the bytes so far are: a whole head to read, something for Node, or not enough yet. */
 export type HeadProgress =
@@ -28,6 +28,7 @@ export class PartialHead {
   #lineStart = 0;
   /** Complete lines so far, the request line among them. */
   #lines = 0;
+  readonly #field = new FieldBounds();
 
   constructor(maxHeaderSize: number) {
     this.#maxHeaderSize = maxHeaderSize;
@@ -44,10 +45,12 @@ export class PartialHead {
       if (previous === CR && byte !== LF) return this.#other();
       if (byte === LF) {
         if (previous !== CR) return this.#other();
-        const line = buffer.toString('latin1', this.#lineStart, at - 1);
-        if (line === '' && this.#lines > 0) return { kind: 'complete', bytes: this.#bytes() };
-        const fits = this.#lines === 0 ? requestTarget(line) !== undefined : splitField(line) !== undefined;
-        if (!fits || this.#lines > MAX_FIELDS) return this.#other();
+        const lineEnd = at - 1;
+        if (lineEnd === this.#lineStart && this.#lines > 0) return { kind: 'complete', bytes: this.#bytes() };
+        // The line's bytes read by the grammar must stop exactly at its CR.
+        const stop =
+          this.#lines === 0 ? requestLineEnd(buffer) : readField(buffer, this.#lineStart, this.#field);
+        if (stop !== lineEnd || this.#lines > MAX_FIELDS) return this.#other();
         this.#lines++;
         this.#lineStart = at + 1;
       } else if ((byte < 0x20 && byte !== TAB && byte !== CR) || byte > 0x7e) {

@@ -9,17 +9,87 @@
  * the handshake as it checks one Node parsed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { listsToken, TOKEN, TOKEN_LIST } from '../protocol/header-rules.ts';
+import { listsToken, TOKEN_LIST } from '../protocol/header-rules.ts';
 
-/** The request line accepted: GET, an origin-form target, HTTP/1.1. */
-const REQUEST_LINE = /^GET (\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*) HTTP\/1\.1$/;
-/** A field value with its surrounding whitespace: visible ASCII, spaces and tabs only. */
-const FIELD_VALUE = /^[\t\x20-\x7e]*$/;
 /** More header lines than this, and Node reads the head. */
 export const MAX_FIELDS = 100;
 const END_OF_HEAD = Buffer.from('\r\n\r\n', 'latin1');
-const CRLF = Buffer.from('\r\n', 'latin1');
 const METHOD_AND_SLASH = 'GET /';
+/** What follows the target on the request line. */
+const VERSION = Buffer.from(' HTTP/1.1', 'latin1');
+const GET_SLASH = Buffer.from(METHOD_AND_SLASH, 'latin1');
+const CR = 0x0d;
+const LF = 0x0a;
+const COLON = 0x3a;
+
+/** Byte classes of the grammar, one bit each. */
+const TCHAR = 1; // a character of a token (RFC 9110 §5.6.2)
+const VALUE = 2; // a character of a field value with its surrounding whitespace: visible ASCII, SP, HTAB
+const TARGET = 4; // a character of an origin-form target (RFC 3986 unreserved, sub-delims, ":@/?%")
+const OWS = 8; // a space or a tab
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const CLASSES = new Uint8Array(256);
+function mark(chars: string, bits: number): void {
+  for (let i = 0; i < chars.length; i++) {
+    const code = chars.charCodeAt(i);
+    CLASSES[code] = (CLASSES[code] ?? 0) | bits;
+  }
+}
+for (let code = 0x21; code <= 0x7e; code++) mark(String.fromCharCode(code), VALUE);
+mark(`${ALPHANUMERIC}!#$%&'*+-.^_\`|~`, TCHAR);
+mark(`${ALPHANUMERIC}-._~!$&'()*+,;=:@/?%`, TARGET);
+mark(' \t', VALUE | OWS);
+
+/** Whether `data` holds the bytes of `expected` at `at`. */
+function holdsAt(data: Buffer, at: number, expected: Buffer, count = expected.length): boolean {
+  if (at + count > data.length) return false;
+  for (let i = 0; i < count; i++) if (data[at + i] !== expected[i]) return false;
+  return true;
+}
+
+/** The class bits of the byte at `at` (none past the end). */
+function classOf(data: Buffer, at: number): number {
+  return at < data.length ? (CLASSES[data[at] as number] as number) : 0;
+}
+
+/**
+ * Where the request line at the start of `data` (`GET /…`, an origin-form target, ` HTTP/1.1`)
+ * ends, at the byte after its version; -1 when it is not such a line. Its end must then be CRLF.
+ */
+export function requestLineEnd(data: Buffer): number {
+  if (!holdsAt(data, 0, GET_SLASH)) return -1;
+  let at = GET_SLASH.length - 1;
+  while (classOf(data, at) & TARGET) at++;
+  return holdsAt(data, at, VERSION) ? at + VERSION.length : -1;
+}
+
+/** Where the fields of one header line lie (reused from line to line). */
+export class FieldBounds {
+  nameEnd = 0;
+  valueStart = 0;
+  valueEnd = 0;
+}
+
+/**
+ * Reads the header line at `start`: a token name, a colon, a value of visible ASCII with spaces
+ * and tabs around it. Returns where the line's bytes stop (where its CRLF must be), with the
+ * name's end and the value without its surrounding whitespace in `into`; -1 when the line begins
+ * with no name or a name without its colon.
+ */
+export function readField(data: Buffer, start: number, into: FieldBounds): number {
+  let at = start;
+  while (classOf(data, at) & TCHAR) at++;
+  if (at === start || data[at] !== COLON) return -1;
+  into.nameEnd = at;
+  at++;
+  while (classOf(data, at) & OWS) at++;
+  into.valueStart = at;
+  into.valueEnd = at;
+  for (let bits = classOf(data, at); bits & VALUE; bits = classOf(data, ++at)) {
+    if (!(bits & OWS)) into.valueEnd = at + 1;
+  }
+  return at;
+}
 
 /** An upgrade's head as read here, in the shape IncomingHead gives it. */
 export interface UpgradeHead {
@@ -46,22 +116,7 @@ const OTHER: HeadRead = { kind: 'other' };
 
 /** Whether the first bytes of a connection can begin an upgrade's head (`GET /`, or a prefix of it). */
 export function startsLikeUpgrade(data: Buffer): boolean {
-  const prefix = Math.min(data.length, METHOD_AND_SLASH.length);
-  return data.toString('latin1', 0, prefix) === METHOD_AND_SLASH.slice(0, prefix);
-}
-
-/** The target of an upgrade's request line, or undefined when the line is not one. */
-export function requestTarget(line: string): string | undefined {
-  return REQUEST_LINE.exec(line)?.[1];
-}
-
-/** A header line's name and its value with surrounding whitespace, when both fit the grammar. */
-export function splitField(line: string): { readonly name: string; readonly padded: string } | undefined {
-  const colon = line.indexOf(':');
-  if (colon <= 0) return undefined;
-  const name = line.slice(0, colon);
-  const padded = line.slice(colon + 1);
-  return TOKEN.test(name) && FIELD_VALUE.test(padded) ? { name, padded } : undefined;
+  return holdsAt(data, 0, GET_SLASH, Math.min(data.length, GET_SLASH.length));
 }
 
 /** Whether a Connection value is a token list with `upgrade` among its elements. */
@@ -76,29 +131,27 @@ export function readUpgradeHead(data: Buffer, maxHeaderSize: number): HeadRead {
   if (end < 0) return data.length >= maxHeaderSize ? OTHER : INCOMPLETE;
   const length = end + END_OF_HEAD.length;
   if (length > maxHeaderSize) return OTHER;
-  const firstEnd = data.indexOf(CRLF, 0);
-  const url = requestTarget(data.toString('latin1', 0, firstEnd));
-  if (url === undefined) return OTHER;
+  const lineEnd = requestLineEnd(data);
+  if (lineEnd === -1 || data[lineEnd] !== CR || data[lineEnd + 1] !== LF) return OTHER;
+  const url = data.toString('latin1', GET_SLASH.length - 1, lineEnd - VERSION.length);
   const headers: Record<string, string> = {};
   const rawHeaders: string[] = [];
-  // Each line is a string of its own, so that a value kept for a tunnel's life (its access-log
-  // fields) holds its own line, not the whole head.
-  for (let start = firstEnd + CRLF.length; start < length - CRLF.length; ) {
-    const lineEnd = data.indexOf(CRLF, start);
-    const line = data.toString('latin1', start, lineEnd);
-    start = lineEnd + CRLF.length;
+  const field = new FieldBounds();
+  // Each name and value is a string of its own, so that a value kept for a tunnel's life (its
+  // access-log fields) holds its own bytes, not the whole head.
+  for (let start = lineEnd + 2; start < end + 2; ) {
+    const stop = readField(data, start, field);
+    if (stop === -1 || data[stop] !== CR || data[stop + 1] !== LF) return OTHER;
     if (rawHeaders.length >= MAX_FIELDS * 2) return OTHER;
-    const field = splitField(line);
-    if (field === undefined) return OTHER;
-    const { name, padded } = field;
+    const name = data.toString('latin1', start, field.nameEnd);
     const lower = name.toLowerCase();
     // A name seen before, or one every object answers (`constructor`, `__proto__`): Node's heads.
     if (lower in headers) return OTHER;
     if (lower === 'content-length' || lower === 'transfer-encoding') return OTHER;
-    // Only spaces and tabs can surround a value that passed FIELD_VALUE, and trim() takes both.
-    const value = padded.trim();
+    const value = data.toString('latin1', field.valueStart, field.valueEnd);
     headers[lower] = value;
     rawHeaders.push(name, value);
+    start = stop + 2;
   }
   if (!headers.upgrade || !asksUpgrade(headers.connection)) return OTHER;
   return {

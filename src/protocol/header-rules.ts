@@ -80,17 +80,53 @@ export const TOKEN: RegExp = new RegExp(`^${TCHAR}+$`);
 /** A comma-separated list whose every element is a token (spaces and tabs around the commas). */
 export const TOKEN_LIST: RegExp = new RegExp(`^${TCHAR}+(?:[ \\t]*,[ \\t]*${TCHAR}+)*$`);
 
-/** Whether a comma-separated header value lists `token` (lower case; compared case-insensitively). */
+/** Whether `code` is optional whitespace (RFC 9110 §5.6.3: a space or a tab). */
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** Whether `text` from `start` to `end` is `lower` (lower case) in any ASCII case. */
+function sameIgnoringCase(text: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    const code = text.charCodeAt(start + i);
+    // Only A–Z fold: no other character may stand for a letter of the token.
+    if ((code >= 0x41 && code <= 0x5a ? code + 0x20 : code) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Whether header name `name` is `lower` (a lower-case name) in any case. */
+export function isNamed(name: string | undefined, lower: string): boolean {
+  return name !== undefined && sameIgnoringCase(name, 0, name.length, lower);
+}
+
+/**
+ * Whether a comma-separated header value lists `token` (lower case; compared in any ASCII case,
+ * each element without the spaces and tabs around it). Allocates nothing: it runs on every
+ * handshake, several times.
+ */
 export function listsToken(value: string | undefined, token: string): boolean {
   if (!value) return false;
-  return value.split(',').some((part) => part.trim().toLowerCase() === token);
+  let start = 0;
+  while (start <= value.length) {
+    const comma = value.indexOf(',', start);
+    const end = comma === -1 ? value.length : comma;
+    let first = start;
+    let last = end;
+    while (first < last && isOws(value.charCodeAt(first))) first++;
+    while (last > first && isOws(value.charCodeAt(last - 1))) last--;
+    if (sameIgnoringCase(value, first, last, token)) return true;
+    start = end + 1;
+  }
+  return false;
 }
 
 /** Every token of the Connection header(s), lower-cased. */
 function listedTokens(rawHeaders: readonly string[]): string[] {
   const tokens: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]?.toLowerCase() !== 'connection') continue;
+    if (!isNamed(rawHeaders[i], 'connection')) continue;
     for (const token of (rawHeaders[i + 1] ?? '').split(',')) {
       const name = token.trim().toLowerCase();
       if (name) tokens.push(name);
@@ -99,11 +135,28 @@ function listedTokens(rawHeaders: readonly string[]): string[] {
   return tokens;
 }
 
+/** Whether a Connection value lists nothing but `upgrade` (the value of nearly every handshake). */
+function onlyUpgrade(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (!isNamed(rawHeaders[i], 'connection')) continue;
+    const value = rawHeaders[i + 1] ?? '';
+    let first = 0;
+    let last = value.length;
+    while (first < last && isOws(value.charCodeAt(first))) first++;
+    while (last > first && isOws(value.charCodeAt(last - 1))) last--;
+    if (!sameIgnoringCase(value, first, last, 'upgrade')) return false;
+    seen = true;
+  }
+  return seen;
+}
+
 /**
  * Header names the Connection header(s) make hop-by-hop, lower-cased; a header that frames or
  * routes the message is never among them, whatever is listed.
  */
 export function connectionTokens(rawHeaders: readonly string[]): ReadonlySet<string> {
+  if (onlyUpgrade(rawHeaders)) return NONE_LISTED;
   let listed: Set<string> | undefined;
   for (const name of listedTokens(rawHeaders)) {
     // Hop-by-hop headers go whether listed or not: `Connection: Upgrade` leaves nothing to add.
@@ -122,6 +175,7 @@ const NONE_LISTED: ReadonlySet<string> = new Set();
  * such a header; a request that does is refused.
  */
 export function connectionNamesFraming(rawHeaders: readonly string[]): string | undefined {
+  if (onlyUpgrade(rawHeaders)) return undefined;
   return listedTokens(rawHeaders).find((name) => FRAMING_AND_ROUTING.has(name));
 }
 

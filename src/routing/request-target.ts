@@ -16,7 +16,7 @@
  * would forward a body without its length, i.e. smuggle it in as a second request.
  * Used by the upgrade pipeline and the plain HTTP pass alike.
  */
-import { connectionNamesFraming } from '../protocol/header-rules.ts';
+import { connectionNamesFraming, isNamed } from '../protocol/header-rules.ts';
 
 /**
  * Why a request's HTTP version is refused (505), or undefined for HTTP/1.0 and HTTP/1.1. Node's
@@ -64,7 +64,7 @@ export function checkRequestTarget(target: string): string | undefined {
 export function headerCount(rawHeaders: readonly string[], name: string): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]?.toLowerCase() === name) count++;
+    if (isNamed(rawHeaders[i], name)) count++;
   }
   return count;
 }
@@ -100,7 +100,7 @@ export function checkRequest(req: {
   // a backend may read instead, would travel unchecked (RFC 9110 §11.6.2 allows one).
   if (headerCount(req.rawHeaders, 'authorization') > 1) return 'several Authorization headers';
   if (hosts === 0 && req.httpVersion === '1.1') return 'no Host header';
-  const hostAt = req.rawHeaders.findIndex((name, index) => index % 2 === 0 && name.toLowerCase() === 'host');
+  const hostAt = req.rawHeaders.findIndex((name, index) => index % 2 === 0 && isNamed(name, 'host'));
   const host = hostAt === -1 ? undefined : checkHostValue((req.rawHeaders[hostAt + 1] ?? '').trim());
   if (host) return host;
   const framing = connectionNamesFraming(req.rawHeaders);

@@ -9,7 +9,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
-import { listsToken, TOKEN } from '../protocol/header-rules.ts';
+import { isNamed, listsToken, TOKEN } from '../protocol/header-rules.ts';
 import { linkSocket, releaseSocket } from '../tunnel/socket-link.ts';
 import type { Backend, BackendTls } from './pool.ts';
 import { headerValue, parseResponseHead, type ResponseHead } from './response-head.ts';
@@ -110,7 +110,7 @@ function openSocket(backend: Backend, tls: BackendTls): Socket {
 function notAnUpgrade(head: ResponseHead): string | undefined {
   if (head.minorVersion !== 1) return 'a 101 over HTTP/1.0';
   const upgrade = headerValue(head, 'upgrade');
-  if ((upgrade ?? '').toLowerCase() !== 'websocket') return `backend upgraded to "${upgrade ?? ''}"`;
+  if (!isNamed(upgrade, 'websocket')) return `backend upgraded to "${upgrade ?? ''}"`;
   if (!listsToken(headerValue(head, 'connection'), 'upgrade')) return 'a 101 without Connection: upgrade';
   return undefined;
 }

@@ -15,6 +15,7 @@ import type { ForwardedFor } from '../listener/client-address.ts';
 import {
   connectionTokens,
   isHopByHop,
+  isNamed,
   isReplacedForwarding,
   isUnderscoreAlias,
   PROXY_SET_HEADERS,
@@ -79,7 +80,7 @@ export function downstreamUpgradeHeaders(rawHeaders: readonly string[], fallback
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
     if (isHopByHop(name, listed)) continue;
-    if (name.toLowerCase() === 'sec-websocket-protocol') protocol = true;
+    if (isNamed(name, 'sec-websocket-protocol')) protocol = true;
     out.push(name, rawHeaders[i + 1] ?? '');
   }
   // A browser that offered subprotocols fails a 101 that names none: the token's marker it offered stands in.

@@ -6,7 +6,7 @@
  * are all invalid: the gateway answers 502 rather than guess at what a backend meant.
  */
 
-import { TOKEN } from '../protocol/header-rules.ts';
+import { isNamed, TOKEN } from '../protocol/header-rules.ts';
 
 /** How the body after a non-101 head ends (RFC 9112 §6.3). */
 export type BodyFraming =
@@ -112,16 +112,16 @@ function bodyFraming(
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = (rawHeaders[i] ?? '').toLowerCase();
+    const name = rawHeaders[i];
     const value = rawHeaders[i + 1] ?? '';
-    if (name === 'content-length') {
+    if (isNamed(name, 'content-length')) {
       for (const part of value.split(',')) {
         const trimmed = part.trim();
         if (!DIGITS.test(trimmed)) return 'malformed Content-Length';
         if (contentLength !== undefined && contentLength !== trimmed) return 'conflicting Content-Length';
         contentLength = trimmed;
       }
-    } else if (name === 'transfer-encoding') {
+    } else if (isNamed(name, 'transfer-encoding')) {
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     }
   }
@@ -144,9 +144,7 @@ export function headerValue(head: ResponseHead, name: string): string | undefine
   let value: string | undefined;
   const raw = head.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    const candidate = raw[i] ?? '';
-    // The length first: most names differ in it, and lower-casing allocates.
-    if (candidate.length !== name.length || candidate.toLowerCase() !== name) continue;
+    if (!isNamed(raw[i], name)) continue;
     const next = raw[i + 1] ?? '';
     value = value === undefined ? next : `${value}, ${next}`;
   }

@@ -2,7 +2,7 @@
  * The guards of protocol/header-rules.ts: a Connection header never makes a framing or routing
  * header hop-by-hop (and naming one is reported), and underscore spellings of the headers the
  * gateway controls are recognised whatever their case; HTTP versions other than 1.0 and 1.1 are
- * refused.
+ * refused. Tokens in lists and header names compare in any ASCII case, nothing else folded.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,7 +11,9 @@ import {
   connectionNamesFraming,
   connectionTokens,
   isHopByHop,
+  isNamed,
   isUnderscoreAlias,
+  listsToken,
 } from '../../../src/protocol/header-rules.ts';
 import { unsupportedHttpVersion } from '../../../src/routing/request-target.ts';
 import { upstreamUpgradeHeaders } from '../../../src/upstream/headers.ts';
@@ -104,4 +106,56 @@ test('only HTTP/1.0 and HTTP/1.1 are served on an HTTP/1 listener', () => {
       `HTTP/${major}.${minor}`,
     );
   }
+});
+
+test('listsToken finds an element in any ASCII case, with spaces and tabs around it only', () => {
+  for (const value of [
+    'Upgrade',
+    'upgrade',
+    'UPGRADE',
+    'keep-alive, Upgrade',
+    'Upgrade,close',
+    ' \tupgrade\t ',
+    ',,upgrade,',
+  ]) {
+    assert.equal(listsToken(value, 'upgrade'), true, value);
+  }
+  for (const value of [
+    '',
+    'upgraded',
+    'up grade',
+    'keep-alive',
+    'upgrade;q=1',
+    'upgrade\u00a0',
+    '\u00a0upgrade',
+    'upgrad',
+  ]) {
+    assert.equal(listsToken(value, 'upgrade'), false, JSON.stringify(value));
+  }
+  assert.equal(listsToken(undefined, 'upgrade'), false);
+  // Only A–Z fold: a Latin-1 letter is not the ASCII one it resembles.
+  assert.equal(listsToken('webso\u00c7ket', 'websocket'), false);
+  assert.equal(listsToken('WebSocket', 'websocket'), true);
+});
+
+test('isNamed compares a header name in any ASCII case, and only a name of the same length', () => {
+  assert.equal(isNamed('Host', 'host'), true);
+  assert.equal(isNamed('HOST', 'host'), true);
+  assert.equal(isNamed('Hosts', 'host'), false);
+  assert.equal(isNamed('Hos', 'host'), false);
+  assert.equal(isNamed(undefined, 'host'), false);
+  assert.equal(isNamed('Sec-WebSocket-Protocol', 'sec-websocket-protocol'), true);
+  assert.equal(isNamed('Sec_WebSocket_Protocol', 'sec-websocket-protocol'), false);
+});
+
+test('a Connection header of `upgrade` alone lists nothing, however it is spelled, and names no framing header', () => {
+  for (const value of ['Upgrade', ' upgrade ', 'UPGRADE']) {
+    assert.deepEqual([...connectionTokens(['Connection', value])], [], value);
+    assert.equal(connectionNamesFraming(['Connection', value]), undefined, value);
+  }
+  assert.deepEqual([...connectionTokens(['Connection', 'Upgrade', 'connection', 'X-Trace'])], ['x-trace']);
+  assert.equal(
+    connectionNamesFraming(['Connection', 'Upgrade', 'CONNECTION', 'Content-Length']),
+    'content-length',
+  );
 });
