@@ -270,6 +270,7 @@ export class UpgradeHandler {
     const { client } = watch;
     return connectUpstream(
       candidates,
+      client,
       (backend: Backend) => ({
         backend,
         tls: pool.tls,

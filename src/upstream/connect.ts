@@ -10,7 +10,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ErrorCode } from '../errors/codes.ts';
 import { isNamed, listsToken, TOKEN } from '../protocol/header-rules.ts';
-import { linkSocket, releaseSocket } from '../tunnel/socket-link.ts';
+import type { Side } from '../tunnel/sides.ts';
+import { linkSocket, releaseSocket, type SocketEvent, type SocketEvents } from '../tunnel/socket-link.ts';
 import type { Backend, BackendTls } from './pool.ts';
 import { headerValue, parseResponseHead, type ResponseHead } from './response-head.ts';
 
@@ -74,18 +75,23 @@ export interface UpgradeAttempt {
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-/** The request head, checked the way `http.request` checks it: no CR, LF or NUL can slip in. */
+/**
+ * The request head, checked the way `http.request` checks it: no CR, LF or NUL can slip in. Its
+ * pieces are joined once into one flat string (it waits in the socket until the connect is done;
+ * a string grown by `+=` would wait as a tree of a few dozen pieces).
+ */
 export function upgradeRequestHead(path: string, headers: readonly string[]): string {
   if (!TARGET.test(path)) throw new TypeError('the upgrade request target has invalid characters');
-  let head = `GET ${path} HTTP/1.1\r\n`;
+  const pieces = ['GET ', path, ' HTTP/1.1\r\n'];
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] ?? '';
     const value = headers[i + 1] ?? '';
     if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
     if (!FIELD_VALUE.test(value)) throw new TypeError(`invalid characters in header "${name}"`);
-    head += `${name}: ${value}\r\n`;
+    pieces.push(name, ': ', value, '\r\n');
   }
-  return `${head}\r\n`;
+  pieces.push('\r\n');
+  return pieces.join('');
 }
 
 function openSocket(backend: Backend, tls: BackendTls): Socket {
@@ -156,151 +162,190 @@ function append(received: Received | undefined, chunk: Buffer): Received {
 
 /** Makes one upgrade attempt against one backend. Never rejects. */
 export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome> {
-  // No closure below refers to `attempt`, and what they reach is let go of once settled: a dead
-  // listener list in the old generation may still point at them until the next full collection,
-  // and through `attempt.onConnected` or the promise's resolver they would keep the whole
-  // handshake (request, pipeline context) alive and promoted.
-  const { backend, client, connectTimeoutMs, handshakeTimeoutMs, tls } = attempt;
-  const request = upgradeRequestHead(attempt.path, attempt.headers);
-  let onConnected: ((seconds: number) => void) | undefined = attempt.onConnected;
-  return new Promise((resolveOutcome) => {
-    let resolve: ((outcome: UpstreamOutcome) => void) | undefined = resolveOutcome;
-    const startedAt = performance.now();
-    let connected = false;
-    let answerBy = Infinity; // when the backend's answer is due, once connected
-    let settled = false;
-    let received: Received | undefined;
-    let interim = 0; // bytes of 1xx answers skipped so far
-    const socket = openSocket(backend, tls);
-
-    const settle = (outcome: UpstreamOutcome): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      client.onGone = undefined;
-      // Errors until the tunnel takes the socket are ignored (released: its listeners stay, unowned).
-      releaseSocket(socket);
-      socket.off(backend.secure ? 'secureConnect' : 'connect', onReady);
-      if (outcome.kind === 'failed') socket.destroy();
-      else socket.pause();
-      received = undefined;
-      onConnected = undefined;
-      const done = resolve;
-      resolve = undefined;
-      done?.(outcome);
-    };
-    const fail = (code: Failure['code'], error: Error): void =>
-      settle({ kind: 'failed', backend, code, retryable: !connected, error });
-    const onReady = (): void => {
-      // A TLS backend that renegotiates emits 'secureConnect' again: the connect happened once.
-      if (connected) return;
-      connected = true;
-      const now = performance.now();
-      onConnected?.((now - startedAt) / 1000);
-      answerBy = now + handshakeTimeoutMs;
-      // The connect timer is kept when it fires before the answer is due: it then waits out the
-      // rest (one timer per attempt instead of two).
-      if (answerBy < startedAt + connectTimeoutMs) {
-        clearTimeout(timer);
-        timer = setTimeout(onTimer, handshakeTimeoutMs);
-      }
-    };
-    const onData = (chunk: Buffer): void => {
-      received = append(received, chunk);
-      for (;;) {
-        const bytes = received.bytes();
-        const parsed = parseResponseHead(bytes, MAX_RESPONSE_HEAD, received.scanned);
-        if (parsed.kind === 'partial') {
-          received.scanned = bytes.length;
-          return;
-        }
-        if (parsed.kind === 'invalid') {
-          fail('UPSTREAM_BAD_RESPONSE', new Error(parsed.reason));
-          return;
-        }
-        const { head } = parsed;
-        const rest = bytes.subarray(head.length);
-        // Interim answers (100 Continue, 103 Early Hints) come before the real one.
-        if (head.status >= 100 && head.status < 200 && head.status !== 101) {
-          interim += head.length;
-          if (interim > MAX_RESPONSE_HEAD) {
-            fail('UPSTREAM_BAD_RESPONSE', new Error(`interim answers over ${MAX_RESPONSE_HEAD} bytes`));
-            return;
-          }
-          if (rest.length === 0) {
-            received = undefined;
-            return;
-          }
-          received = new Received(rest);
-          continue;
-        }
-        if (head.status !== 101) {
-          settle({ kind: 'answered', backend, response: head, socket, body: rest });
-          return;
-        }
-        const why = notAnUpgrade(head);
-        if (why !== undefined) fail('UPSTREAM_BAD_RESPONSE', new Error(why));
-        else settle({ kind: 'upgraded', backend, response: head, socket, head: rest });
-        return;
-      }
-    };
-    const onError = (error: Error): void =>
-      fail(connected ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_CONNECT_FAILED', error);
-    const onClose = (): void =>
-      fail(
-        connected ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_CONNECT_FAILED',
-        new Error(connected ? 'the backend closed the connection before answering' : 'connection closed'),
-      );
-
-    const onTimer = (): void => {
-      if (!connected) {
-        fail('UPSTREAM_CONNECT_TIMEOUT', new Error(`connect timeout after ${connectTimeoutMs} ms`));
-        return;
-      }
-      const left = answerBy - performance.now();
-      if (left > 1) timer = setTimeout(onTimer, left);
-      else fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${handshakeTimeoutMs} ms`));
-    };
-    let timer: NodeJS.Timeout | undefined = setTimeout(onTimer, connectTimeoutMs);
-    // settle() takes it off (`once` would wrap it); onReady acts on the first event only.
-    socket.on(backend.secure ? 'secureConnect' : 'connect', onReady);
-    // The socket's shared listeners, handed to the tunnel on a 101 (src/tunnel/socket-link.ts).
-    linkSocket(
-      socket,
-      {
-        socketEvent(_side, event, value) {
-          if (event === 'data') onData(value as Buffer);
-          else if (event === 'error') onError(value as Error);
-          else if (event === 'close') onClose();
-        },
-      },
-      'backend',
-    );
-    if (client.gone) {
-      fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
-      return;
-    }
-    client.onGone = () => fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
-    socket.write(request, 'latin1');
+  return new Promise((resolve) => {
+    new BackendAttempt(attempt, resolve).start(upgradeRequestHead(attempt.path, attempt.headers));
   });
 }
 
 /**
+ * One attempt in progress: the owner of its backend socket until it settles. One object with
+ * methods, where closures over the attempt's variables were a context and eight functions, all
+ * kept alive (and copied by each young-generation collection) while the backend answers.
+ * What it reaches is let go of once settled: a dead listener list in the old generation may still
+ * point at it until the next full collection, and through `onConnected` or the resolver it would
+ * keep the whole handshake (request, pipeline context) alive and promoted.
+ */
+class BackendAttempt implements SocketEvents {
+  readonly #backend: Backend;
+  readonly #client: ClientPresence;
+  readonly #connectTimeoutMs: number;
+  readonly #handshakeTimeoutMs: number;
+  readonly #socket: Socket;
+  readonly #startedAt = performance.now();
+  #onConnected: ((seconds: number) => void) | undefined;
+  #resolve: ((outcome: UpstreamOutcome) => void) | undefined;
+  #connected = false;
+  /** When the backend's answer is due, once connected. */
+  #answerBy = Infinity;
+  #settled = false;
+  #received: Received | undefined;
+  /** Bytes of 1xx answers skipped so far. */
+  #interim = 0;
+  #timer: NodeJS.Timeout | undefined;
+  /** The socket's connect listener (taken off when settled; a method would need a closure anyway). */
+  readonly #onReady = (): void => this.#ready();
+  readonly #onTimer = (): void => this.#timeUp();
+
+  constructor(attempt: UpgradeAttempt, resolve: (outcome: UpstreamOutcome) => void) {
+    this.#backend = attempt.backend;
+    this.#client = attempt.client;
+    this.#connectTimeoutMs = attempt.connectTimeoutMs;
+    this.#handshakeTimeoutMs = attempt.handshakeTimeoutMs;
+    this.#onConnected = attempt.onConnected;
+    this.#resolve = resolve;
+    this.#socket = openSocket(attempt.backend, attempt.tls);
+  }
+
+  /** Starts the timer and the reading, and writes `request` (queued until connected). */
+  start(request: string): void {
+    const socket = this.#socket;
+    this.#timer = setTimeout(this.#onTimer, this.#connectTimeoutMs);
+    // settle() takes it off (`once` would wrap it); #ready acts on the first event only.
+    socket.on(this.#backend.secure ? 'secureConnect' : 'connect', this.#onReady);
+    // The socket's shared listeners, handed to the tunnel on a 101 (src/tunnel/socket-link.ts).
+    linkSocket(socket, this, 'backend');
+    if (this.#client.gone) {
+      this.#fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
+      return;
+    }
+    this.#client.onGone = () => this.#fail('UPSTREAM_CONNECT_FAILED', new Error('client went away'));
+    socket.write(request, 'latin1');
+  }
+
+  socketEvent(_side: Side, event: SocketEvent, value: Buffer | Error | undefined): void {
+    if (event === 'data') this.#data(value as Buffer);
+    else if (event === 'error') {
+      this.#fail(this.#connected ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_CONNECT_FAILED', value as Error);
+    } else if (event === 'close') {
+      const connected = this.#connected;
+      this.#fail(
+        connected ? 'UPSTREAM_BAD_RESPONSE' : 'UPSTREAM_CONNECT_FAILED',
+        new Error(connected ? 'the backend closed the connection before answering' : 'connection closed'),
+      );
+    }
+  }
+
+  #settle(outcome: UpstreamOutcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#client.onGone = undefined;
+    const socket = this.#socket;
+    // Errors until the tunnel takes the socket are ignored (released: its listeners stay, unowned).
+    releaseSocket(socket);
+    socket.off(this.#backend.secure ? 'secureConnect' : 'connect', this.#onReady);
+    if (outcome.kind === 'failed') socket.destroy();
+    else socket.pause();
+    this.#received = undefined;
+    this.#onConnected = undefined;
+    const done = this.#resolve;
+    this.#resolve = undefined;
+    done?.(outcome);
+  }
+
+  #fail(code: Failure['code'], error: Error): void {
+    this.#settle({ kind: 'failed', backend: this.#backend, code, retryable: !this.#connected, error });
+  }
+
+  #ready(): void {
+    // A TLS backend that renegotiates emits 'secureConnect' again: the connect happened once.
+    if (this.#connected) return;
+    this.#connected = true;
+    const now = performance.now();
+    this.#onConnected?.((now - this.#startedAt) / 1000);
+    this.#answerBy = now + this.#handshakeTimeoutMs;
+    // The connect timer is kept when it fires before the answer is due: it then waits out the
+    // rest (one timer per attempt instead of two).
+    if (this.#answerBy < this.#startedAt + this.#connectTimeoutMs) {
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(this.#onTimer, this.#handshakeTimeoutMs);
+    }
+  }
+
+  #timeUp(): void {
+    if (!this.#connected) {
+      this.#fail('UPSTREAM_CONNECT_TIMEOUT', new Error(`connect timeout after ${this.#connectTimeoutMs} ms`));
+      return;
+    }
+    const left = this.#answerBy - performance.now();
+    if (left > 1) this.#timer = setTimeout(this.#onTimer, left);
+    else
+      this.#fail('UPSTREAM_HANDSHAKE_TIMEOUT', new Error(`no answer within ${this.#handshakeTimeoutMs} ms`));
+  }
+
+  #data(chunk: Buffer): void {
+    if (this.#settled) return;
+    let received = append(this.#received, chunk);
+    this.#received = received;
+    for (;;) {
+      const bytes = received.bytes();
+      const parsed = parseResponseHead(bytes, MAX_RESPONSE_HEAD, received.scanned);
+      if (parsed.kind === 'partial') {
+        received.scanned = bytes.length;
+        return;
+      }
+      if (parsed.kind === 'invalid') {
+        this.#fail('UPSTREAM_BAD_RESPONSE', new Error(parsed.reason));
+        return;
+      }
+      const { head } = parsed;
+      const rest = bytes.subarray(head.length);
+      // Interim answers (100 Continue, 103 Early Hints) come before the real one.
+      if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+        this.#interim += head.length;
+        if (this.#interim > MAX_RESPONSE_HEAD) {
+          this.#fail('UPSTREAM_BAD_RESPONSE', new Error(`interim answers over ${MAX_RESPONSE_HEAD} bytes`));
+          return;
+        }
+        if (rest.length === 0) {
+          this.#received = undefined;
+          return;
+        }
+        received = new Received(rest);
+        this.#received = received;
+        continue;
+      }
+      const backend = this.#backend;
+      const socket = this.#socket;
+      if (head.status !== 101) {
+        this.#settle({ kind: 'answered', backend, response: head, socket, body: rest });
+        return;
+      }
+      const why = notAnUpgrade(head);
+      if (why !== undefined) this.#fail('UPSTREAM_BAD_RESPONSE', new Error(why));
+      else this.#settle({ kind: 'upgraded', backend, response: head, socket, head: rest });
+      return;
+    }
+  }
+}
+
+/**
  * Tries candidates in order until one answers; moves on only after failures that happened
- * before any byte was sent. Returns the last outcome (a failure when every candidate failed).
+ * before any byte was sent, while `client` is there. Returns the last outcome (a failure when
+ * every candidate failed). An attempt is not kept past its own turn.
  */
 export async function connectUpstream(
   candidates: readonly Backend[],
+  client: ClientPresence,
   makeAttempt: (backend: Backend) => UpgradeAttempt,
   onFailure: (outcome: Failure) => void,
 ): Promise<UpstreamOutcome> {
   let last: UpstreamOutcome | undefined;
   for (const backend of candidates) {
-    const attempt = makeAttempt(backend);
-    last = await attemptUpgrade(attempt);
+    last = await attemptUpgrade(makeAttempt(backend));
     if (last.kind !== 'failed') return last;
     onFailure(last);
-    if (!last.retryable || attempt.client.gone) return last;
+    if (!last.retryable || client.gone) return last;
   }
   if (!last) throw new RangeError('connectUpstream needs at least one candidate');
   return last;
