@@ -68,6 +68,7 @@ function hold(verdict: Verdict, socket: Socket, stage: string): Rejection | unde
     lease.release();
     return { code: 'CLIENT_GONE', detail: `while ${stage} waited for the limit store` };
   }
-  if (lease !== NO_LEASE) socket.once('close', () => lease.release());
+  // 'close' comes once: `on` without the wrapper `once` allocates for each socket.
+  if (lease !== NO_LEASE) socket.on('close', () => lease.release());
   return undefined;
 }

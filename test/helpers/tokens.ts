@@ -4,7 +4,7 @@
  * that serves a JWKS document the test can rotate, break or take down, counting its fetches.
  */
 import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { TestContext } from 'node:test';
 import { type JWTPayload, SignJWT } from 'jose';
 import { closeServer, listen, trackConnections } from './backends.ts';
@@ -69,6 +69,10 @@ export interface IdentityProvider {
   serve(keys: readonly SigningKey[]): void;
   /** Answer 503 from now on (true) or the JWKS again (false). */
   fail(down: boolean): void;
+  /** Keep the answers to fetches from now on until release() (a slow identity provider). */
+  hold(): void;
+  /** Answers the fetches held, and every later one at once. */
+  release(): void;
 }
 
 /** A local JWKS endpoint at `/jwks.json`, closed by `t.after`. */
@@ -79,15 +83,23 @@ export async function startIdentityProvider(
   let served = keys;
   let down = false;
   let fetches = 0;
+  let held: (() => void)[] | undefined;
   const server: Server = createServer((req, res) => {
     fetches++;
+    if (held !== undefined) {
+      held.push(() => answer(req, res));
+      return;
+    }
+    answer(req, res);
+  });
+  const answer = (req: IncomingMessage, res: ServerResponse): void => {
     if (down || req.url !== '/jwks.json') {
       res.writeHead(down ? 503 : 404).end();
       return;
     }
     res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
     res.end(JSON.stringify({ keys: served.map((key) => key.jwk) }));
-  });
+  };
   const { sockets } = trackConnections(server);
   const port = await listen(server);
   t.after(() => closeServer(server, sockets));
@@ -99,6 +111,14 @@ export async function startIdentityProvider(
     },
     fail: (next) => {
       down = next;
+    },
+    hold: () => {
+      held ??= [];
+    },
+    release: () => {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const send of waiting) send();
     },
   };
 }

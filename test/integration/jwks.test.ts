@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -146,4 +147,46 @@ test('an HMAC secret from a file verifies HS256 tokens', async (t) => {
   assert.equal(await status(gw, await signHmac(new Uint8Array(secret))), 101);
   assert.equal(await status(gw, await signHmac(new Uint8Array(Buffer.from('x'.repeat(40))))), 401);
   assert.equal(await status(gw, await signToken(rsaKey('k1'))), 401, 'an RS256 token on an HS256 route');
+});
+
+test('a client that half-closes while its token waits for a key fetch is never connected to a backend', async (t) => {
+  const clock = new FakeClock();
+  const k1 = rsaKey('k1');
+  const k2 = rsaKey('k2');
+  const idp = await startIdentityProvider(t, [k1]);
+  const backend = await startEchoBackend(t);
+  const gw = await startGateway(
+    t,
+    {
+      keySets: {
+        idp: { jwksUrl: idp.url, refreshInterval: '10m', refreshCooldown: '30s', fetchTimeout: '5s' },
+      },
+      auth: { keySet: 'idp', algorithms: ['RS256'] },
+      routes: { app: { pool: 'app' } },
+      pools: { app: { backends: [backend.url] } },
+    },
+    { clock },
+  );
+  await eventually(() => idp.fetches() === 1, 'the first fetch');
+  // A token naming a key not fetched yet waits for the fetch, which the provider holds.
+  idp.serve([k1, k2]);
+  idp.hold();
+  clock.advance(30_000);
+  const client = connect(gw.port(), '127.0.0.1');
+  client.on('error', () => {});
+  const headers = { ...handshakeHeaders(), Authorization: `Bearer ${await signToken(k2)}` };
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+  client.write(`GET /ws HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+  await eventually(() => idp.fetches() === 2, 'the fetch for the new key');
+  client.end(); // the client's FIN, while its token waits
+  await eventually(() => gw.gateway.registry.pendingCount === 1, 'the handshake waiting');
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the FIN reaches the gateway
+  idp.release();
+  await eventually(() => gw.gateway.registry.pendingCount === 0, 'no pending handshake');
+  assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'CLIENT_GONE' }), 1);
+  // Seen when the token check ended, before a backend attempt began.
+  const rejected = gw.logs.find((line) => line.msg === 'websocket rejected');
+  assert.equal(rejected?.detail, 'during the route stages');
+  assert.equal(backend.connections(), 0, 'no backend connection for a client that left');
+  client.destroy();
 });

@@ -50,7 +50,7 @@ export class Admission {
       // The gateway-wide slot is taken first, so upgrades waiting for the store count against it.
       this.#open++;
       if (perClient.maxConnections === 'off' && perClient.handshakeRate === 'off') {
-        socket.once('close', this.#closed);
+        socket.on('close', this.#closed);
         return undefined;
       }
       const admitted = holdWhileOpen(
@@ -69,10 +69,11 @@ export class Admission {
       this.#open--;
       return rejection;
     }
-    socket.once('close', this.#closed);
+    socket.on('close', this.#closed);
     return undefined;
   }
 
+  /** Shared by every socket, on 'close', which a socket emits once (`once` would wrap it per socket). */
   readonly #closed = (): void => {
     this.#open--;
   };
