@@ -47,9 +47,11 @@ export class PartialHead {
         if (previous !== CR) return this.#other();
         const lineEnd = at - 1;
         if (lineEnd === this.#lineStart && this.#lines > 0) return { kind: 'complete', bytes: this.#bytes() };
-        // The line's bytes read by the grammar must stop exactly at its CR.
+        // The line's bytes read by the grammar must stop exactly at its CR (read within the bytes
+        // received: the buffer's spare capacity past them holds whatever it held).
+        const received = this.#bytes();
         const stop =
-          this.#lines === 0 ? requestLineEnd(buffer) : readField(buffer, this.#lineStart, this.#field);
+          this.#lines === 0 ? requestLineEnd(received) : readField(received, this.#lineStart, this.#field);
         if (stop !== lineEnd || this.#lines > MAX_FIELDS) return this.#other();
         this.#lines++;
         this.#lineStart = at + 1;
