@@ -103,8 +103,11 @@ export function isNamed(name: string | undefined, lower: string): boolean {
 
 /**
  * Whether a comma-separated header value lists `token` (lower case; compared in any ASCII case,
- * each element without the spaces and tabs around it). Allocates nothing: it runs on every
- * handshake, several times.
+ * each element without the spaces and tabs around it). Only those are whitespace there (RFC 9110
+ * §5.6.3): `websocket\xa0` is not the token `websocket`, in a client's Upgrade or a backend's
+ * Connection. (Where a Connection header names headers to drop, listedTokens trims more widely:
+ * there, reading more names costs nothing but a header dropped.) Allocates nothing: it runs on
+ * every handshake, several times.
  */
 export function listsToken(value: string | undefined, token: string): boolean {
   if (!value) return false;

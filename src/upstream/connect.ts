@@ -160,10 +160,14 @@ function append(received: Received | undefined, chunk: Buffer): Received {
   return received;
 }
 
-/** Makes one upgrade attempt against one backend. Never rejects. */
+/**
+ * Makes one upgrade attempt against one backend. Never rejects; throws (before any socket is
+ * opened) when the request head would carry characters no head may hold.
+ */
 export function attemptUpgrade(attempt: UpgradeAttempt): Promise<UpstreamOutcome> {
+  const request = upgradeRequestHead(attempt.path, attempt.headers);
   return new Promise((resolve) => {
-    new BackendAttempt(attempt, resolve).start(upgradeRequestHead(attempt.path, attempt.headers));
+    new BackendAttempt(attempt, resolve).start(request);
   });
 }
 
