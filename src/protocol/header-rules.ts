@@ -96,6 +96,15 @@ function sameIgnoringCase(text: string, start: number, end: number, lower: strin
   return true;
 }
 
+/** Whether `text` from `start` to `end`, without the spaces and tabs around it, is `lower` in any ASCII case. */
+function elementIs(text: string, start: number, end: number, lower: string): boolean {
+  let first = start;
+  let last = end;
+  while (first < last && isOws(text.charCodeAt(first))) first++;
+  while (last > first && isOws(text.charCodeAt(last - 1))) last--;
+  return sameIgnoringCase(text, first, last, lower);
+}
+
 /** Whether header name `name` is `lower` (a lower-case name) in any case. */
 export function isNamed(name: string | undefined, lower: string): boolean {
   return name !== undefined && sameIgnoringCase(name, 0, name.length, lower);
@@ -115,11 +124,7 @@ export function listsToken(value: string | undefined, token: string): boolean {
   while (start <= value.length) {
     const comma = value.indexOf(',', start);
     const end = comma === -1 ? value.length : comma;
-    let first = start;
-    let last = end;
-    while (first < last && isOws(value.charCodeAt(first))) first++;
-    while (last > first && isOws(value.charCodeAt(last - 1))) last--;
-    if (sameIgnoringCase(value, first, last, token)) return true;
+    if (elementIs(value, start, end, token)) return true;
     start = end + 1;
   }
   return false;
@@ -144,11 +149,7 @@ function onlyUpgrade(rawHeaders: readonly string[]): boolean {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (!isNamed(rawHeaders[i], 'connection')) continue;
     const value = rawHeaders[i + 1] ?? '';
-    let first = 0;
-    let last = value.length;
-    while (first < last && isOws(value.charCodeAt(first))) first++;
-    while (last > first && isOws(value.charCodeAt(last - 1))) last--;
-    if (!sameIgnoringCase(value, first, last, 'upgrade')) return false;
+    if (!elementIs(value, 0, value.length, 'upgrade')) return false;
     seen = true;
   }
   return seen;

@@ -6,6 +6,7 @@
  * The gateway's clock is a fake one, so cool-downs and refreshes pass without waiting.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -178,9 +179,13 @@ test('a client that half-closes while its token waits for a key fetch is never c
   const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
   client.write(`GET /ws HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
   await eventually(() => idp.fetches() === 2, 'the fetch for the new key');
-  client.end(); // the client's FIN, while its token waits
-  await eventually(() => gw.gateway.registry.pendingCount === 1, 'the handshake waiting');
-  await new Promise((resolve) => setTimeout(resolve, 100)); // the FIN reaches the gateway
+  // The client's FIN, while its token waits: sent once 'finish' fires; the gateway, in this
+  // process, reads it in the poll phase of the next turns of the event loop.
+  const finished = once(client, 'finish');
+  client.end();
+  await finished;
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(gw.gateway.registry.pendingCount, 1, 'the handshake still waits for its token');
   idp.release();
   await eventually(() => gw.gateway.registry.pendingCount === 0, 'no pending handshake');
   assert.equal(await gw.metric('wsgate_upgrades_total', { code: 'CLIENT_GONE' }), 1);

@@ -5,15 +5,17 @@
  * uncaught error.
  */
 import assert from 'node:assert/strict';
-import { type AddressInfo, createServer } from 'node:net';
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { test } from 'node:test';
 import { createBackend } from '../../../src/upstream/backend.ts';
 import { attemptUpgrade } from '../../../src/upstream/connect.ts';
+import { eventually } from '../../helpers/eventually.ts';
 
 test('regression: a request head that cannot be written opens no backend connection', async (t) => {
-  let connections = 0;
+  const accepted: number[] = [];
   const server = createServer((socket) => {
-    connections++;
+    accepted.push(socket.remotePort ?? 0);
     socket.destroy();
   });
   await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
@@ -33,6 +35,11 @@ test('regression: a request head that cannot be written opens no backend connect
       }),
     TypeError,
   );
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.equal(connections, 0, 'no connection to the backend');
+  // A connection opened by the attempt would be accepted before this later one.
+  const probe = connect(port, '127.0.0.1');
+  probe.on('error', () => {});
+  await once(probe, 'connect');
+  await eventually(() => accepted.length > 0, 'the probe accepted');
+  assert.deepEqual(accepted, [probe.localPort], 'the probe is the first connection the backend saw');
+  probe.destroy();
 });
